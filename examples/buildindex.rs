@@ -1,0 +1,77 @@
+//! Builds a title index and times opening it: the library behind
+//! `percore index`, without the rest of percore.
+//!
+//! ```text
+//! cargo run --release -p percore-examples --example buildindex -- DUMP.xml --out DIR
+//! cargo run --release -p percore-examples --example buildindex -- --open DIR [TITLE...]
+//! ```
+//!
+//! The first form is what `percore index DUMP.xml --out DIR` does: call
+//! [`percore_index::build_index`], with a progress bar only when standard
+//! error is a terminal, and print the [`percore_index::BuildReport`].
+//!
+//! The second form opens an existing index the way a worker would, prints
+//! how long that took (the median of 20 opens, after a first one that may
+//! fault pages in), and looks up any titles given.
+
+#![deny(warnings)]
+
+use std::io::IsTerminal;
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use percore_index::{BuildOptions, TitleIndex, build_index};
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.as_slice() {
+        [open, dir, titles @ ..] if open == "--open" => open_index(Path::new(dir), titles),
+        [dump, out, dir] if out == "--out" => {
+            let opts = BuildOptions {
+                progress: std::io::stderr().is_terminal(),
+            };
+            build_index(Path::new(dump), Path::new(dir), opts).map(|report| println!("{report}"))
+        }
+        _ => {
+            eprintln!("usage: buildindex DUMP.xml --out DIR | buildindex --open DIR [TITLE...]");
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("buildindex: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn open_index(dir: &Path, titles: &[String]) -> Result<(), percore_index::IndexError> {
+    let first = Instant::now();
+    let index = TitleIndex::open(dir)?;
+    let first = first.elapsed();
+    let mut times: Vec<_> = (0..20)
+        .map(|_| {
+            let t = Instant::now();
+            TitleIndex::open(dir).map(|_| t.elapsed())
+        })
+        .collect::<Result<_, _>>()?;
+    times.sort();
+    println!(
+        "opened {} ({} titles, {} pages, dump {}): first open {:.2} ms, median {:.2} ms",
+        dir.display(),
+        index.len(),
+        index.page_count(),
+        index.dump_path().display(),
+        first.as_secs_f64() * 1e3,
+        times[times.len() / 2].as_secs_f64() * 1e3
+    );
+    for title in titles {
+        match index.lookup_normalized(title) {
+            Some(page) => println!("{title:?} -> {page:?}"),
+            None => println!("{title:?} -> not found"),
+        }
+    }
+    Ok(())
+}

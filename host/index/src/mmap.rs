@@ -1,0 +1,95 @@
+//! Read-only memory maps of files: the crate's one `unsafe` call.
+//!
+//! Everything else sees a [`Mapped`] as a `&[u8]`. An empty file is not
+//! mapped at all (a zero-length map is an error on some systems).
+
+use std::fs::File;
+use std::ops::Deref;
+use std::path::Path;
+
+use memmap2::{Advice, Mmap};
+
+use crate::IndexError;
+
+/// The bytes of a file, mapped read-only.
+#[derive(Debug)]
+pub(crate) enum Mapped {
+    /// A non-empty file.
+    Map(Mmap),
+    /// An empty file.
+    Empty,
+}
+
+/// How the mapping will be read, passed on to the kernel as `madvise`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Access {
+    /// Front to back once (building): read ahead aggressively.
+    Sequential,
+    /// Here and there (lookups): the kernel's default read-ahead.
+    Normal,
+}
+
+impl Mapped {
+    /// Maps `file` (opened from `path`, named in errors) read-only.
+    ///
+    /// # Safety (why this function is safe to call)
+    ///
+    /// Mapping a file is `unsafe` because the program's view of the bytes
+    /// changes if another process writes to or truncates the file while it
+    /// is mapped, which Rust's `&[u8]` promises cannot happen. We map dumps
+    /// and index files that percore treats as immutable: index files are
+    /// written under a temporary name and renamed into place (never written
+    /// again), and a dump is only read. If someone rewrites a dump in place
+    /// anyway, readers may see inconsistent bytes or get `SIGBUS`; the
+    /// dump's size and fingerprint are checked when an index is opened, so a
+    /// dump replaced *between* runs is caught.
+    pub(crate) fn file(file: &File, path: &Path, access: Access) -> Result<Mapped, IndexError> {
+        let len = file
+            .metadata()
+            .map_err(|e| IndexError::io("cannot stat", path, e))?
+            .len();
+        if len == 0 {
+            return Ok(Mapped::Empty);
+        }
+        #[expect(
+            unsafe_code,
+            reason = "memory-mapping a file is unsafe; see `# Safety` above"
+        )]
+        // SAFETY: the file is opened read-only and treated as immutable by
+        // percore (see the doc comment); concurrent modification by another
+        // process is outside what we can prevent and is documented.
+        let map = unsafe { Mmap::map(file) }.map_err(|e| IndexError::io("cannot map", path, e))?;
+        // Advice is only a hint; a kernel that refuses it changes nothing.
+        if let Access::Sequential = access {
+            let _ = map.advise(Advice::Sequential);
+        }
+        Ok(Mapped::Map(map))
+    }
+
+    /// Opens and maps the file at `path`.
+    pub(crate) fn open(
+        path: &Path,
+        access: Access,
+        action: &'static str,
+    ) -> Result<Mapped, IndexError> {
+        let file = File::open(path).map_err(|e| IndexError::io(action, path, e))?;
+        Mapped::file(&file, path, access)
+    }
+}
+
+impl Deref for Mapped {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        match self {
+            Mapped::Map(m) => m,
+            Mapped::Empty => &[],
+        }
+    }
+}
+
+impl AsRef<[u8]> for Mapped {
+    fn as_ref(&self) -> &[u8] {
+        self
+    }
+}

@@ -1,0 +1,211 @@
+//! The HTTP hop: turns a hyper request into the guest's [`Request`], routes
+//! it, calls the route's instance pool, and turns the guest's [`Response`]
+//! (or a [`RequestError`]) into a hyper response with `Server`, `Date` and
+//! `Content-Length`. hyper owns the wire protocol: keep-alive, pipelining,
+//! and 400/431 for requests it cannot parse.
+
+use std::convert::Infallible;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use hyper::body::{Body, Frame, Incoming, SizeHint};
+use hyper::header::{self, HeaderName, HeaderValue};
+use hyper::{HeaderMap, StatusCode};
+
+use crate::bindings::{self, Request, Response};
+use crate::error::RequestError;
+use crate::routes::{LocalRoute, LocalRoutes};
+
+/// The value of the `Server` header on every response.
+pub const SERVER: HeaderValue = HeaderValue::from_static("percore");
+
+/// A response body: bytes the guest returned (or an error message).
+#[derive(Debug)]
+pub enum ResponseBody {
+    /// A body held in memory; `None` once sent.
+    Full(Option<Bytes>),
+}
+
+impl ResponseBody {
+    fn full(bytes: impl Into<Bytes>) -> Self {
+        let bytes = bytes.into();
+        ResponseBody::Full((!bytes.is_empty()).then_some(bytes))
+    }
+}
+
+impl Body for ResponseBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        match self.get_mut() {
+            ResponseBody::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            ResponseBody::Full(bytes) => bytes.is_none(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            ResponseBody::Full(bytes) => {
+                SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64))
+            }
+        }
+    }
+}
+
+/// A response as sent to the client.
+pub type HttpResponse = hyper::Response<ResponseBody>;
+
+/// Serves one request on a worker.
+pub async fn serve(
+    routes: Rc<LocalRoutes>,
+    req: hyper::Request<Incoming>,
+) -> Result<HttpResponse, Infallible> {
+    Ok(handle(&routes, req).await.unwrap_or_else(error_response))
+}
+
+async fn handle(
+    routes: &LocalRoutes,
+    req: hyper::Request<Incoming>,
+) -> Result<HttpResponse, RequestError> {
+    let local = {
+        let table = routes.table();
+        match table.router.route(req.uri().path()) {
+            Some(local) => local.clone(),
+            None => {
+                return Err(RequestError::NoRoute {
+                    path: req.uri().path().to_owned(),
+                });
+            }
+        }
+    };
+    let (parts, body) = req.into_parts();
+    let body = read_body(&local, &parts.headers, body).await?;
+    let guest_request = Request {
+        method: parts.method.as_str().to_owned(),
+        path: parts.uri.path().to_owned(),
+        query: parts.uri.query().unwrap_or_default().to_owned(),
+        headers: parts
+            .headers
+            .iter()
+            .map(|(name, value)| {
+                (
+                    name.as_str().to_owned(),
+                    String::from_utf8_lossy(value.as_bytes()).into_owned(),
+                )
+            })
+            .collect(),
+        body,
+    };
+    let response = local.pool.call(&guest_request).await?;
+    into_http(&local, response)
+}
+
+/// Reads the whole request body, up to the route's limit.
+async fn read_body(
+    local: &LocalRoute,
+    headers: &HeaderMap,
+    body: Incoming,
+) -> Result<Vec<u8>, RequestError> {
+    if body.is_end_stream() {
+        return Ok(Vec::new());
+    }
+    let limit = local.route.limits.max_request_body_bytes;
+    let too_large = || RequestError::BodyTooLarge {
+        route: local.route.prefix.clone(),
+        limit,
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > limit) {
+        return Err(too_large());
+    }
+    let limited = http_body_util::Limited::new(body, limit as usize);
+    match limited.collect().await {
+        Ok(collected) => Ok(collected.to_bytes().into()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
+        Err(e) => Err(RequestError::BadBody(e.to_string())),
+    }
+}
+
+/// Headers the host sets itself; a guest's values for them are dropped.
+fn is_host_header(name: &HeaderName) -> bool {
+    name == header::SERVER
+        || name == header::DATE
+        || name == header::CONTENT_LENGTH
+        || name == header::TRANSFER_ENCODING
+        || name == header::CONNECTION
+}
+
+/// Turns the guest's response into an HTTP response, rejecting what cannot
+/// be sent.
+fn into_http(local: &LocalRoute, response: Response) -> Result<HttpResponse, RequestError> {
+    let route = &local.route;
+    let bad = |why: String| RequestError::BadResponse {
+        route: route.prefix.clone(),
+        why,
+    };
+    let status = StatusCode::from_u16(response.status)
+        .map_err(|_| bad(format!("status {} is not a valid HTTP status", response.status)))?;
+    let mut builder = hyper::Response::builder().status(status);
+    let headers = builder.headers_mut().expect("builder has no error yet");
+    headers.reserve(response.headers.len() + 1);
+    for (name, value) in response.headers {
+        let name = HeaderName::from_bytes(name.as_bytes())
+            .map_err(|_| bad(format!("header name {name:?} is not valid")))?;
+        if is_host_header(&name) {
+            continue;
+        }
+        let value = HeaderValue::try_from(value)
+            .map_err(|e| bad(format!("header {name} has an invalid value: {e}")))?;
+        headers.append(name, value);
+    }
+    headers.insert(header::SERVER, SERVER);
+    let body = match response.body {
+        bindings::Body::Bytes(bytes) => {
+            if bytes.len() as u64 > route.limits.max_response_bytes {
+                return Err(bad(format!(
+                    "body of {} bytes exceeds the route's {}-byte limit",
+                    bytes.len(),
+                    route.limits.max_response_bytes
+                )));
+            }
+            ResponseBody::full(bytes)
+        }
+        bindings::Body::Dump(_) => {
+            return Err(bad("a dump-range body needs a host started with --index".into()));
+        }
+    };
+    Ok(builder.body(body).expect("status and headers were validated"))
+}
+
+/// The response for a request that failed before or inside the guest.
+pub fn error_response(error: RequestError) -> HttpResponse {
+    if error.is_server_side() {
+        tracing::warn!("{error}");
+    } else {
+        tracing::debug!("{error}");
+    }
+    let mut response = hyper::Response::new(ResponseBody::full(error.client_message()));
+    *response.status_mut() = error.status();
+    let headers = response.headers_mut();
+    headers.insert(header::SERVER, SERVER);
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
+}

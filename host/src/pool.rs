@@ -1,0 +1,125 @@
+//! A worker's instances of one route version, and the call into the guest.
+//!
+//! In `request` isolation every call gets a fresh store and instance (cheap:
+//! the pooling allocator hands out a pre-reserved slot whose memory is a
+//! copy-on-write image of the component's initial heap). In `core`
+//! isolation the worker keeps its instances and reuses them; one that failed
+//! is dropped. An instance never leaves the worker that created it.
+//!
+//! Every call runs under a deadline: the engine's epoch ticks every few
+//! milliseconds, and at each tick the running guest yields to the worker's
+//! other connections and is interrupted once its deadline has passed.
+
+use std::cell::RefCell;
+use std::sync::Arc;
+use std::time::Instant;
+
+use wasmtime::{Store, StoreLimitsBuilder, Trap, UpdateDeadline};
+
+use crate::bindings::{Handler as HandlerBindings, Request, Response};
+use crate::config::Isolation;
+use crate::error::RequestError;
+use crate::routes::Route;
+use crate::state::HostState;
+
+/// Most idle instances a worker keeps for one `core` route. Usually one is
+/// enough; more are only created while a call is suspended at a deadline
+/// check and another request for the same route arrives.
+const MAX_IDLE: usize = 4;
+
+/// A live instance: its store and the bindings to its exports.
+struct Live {
+    store: Store<HostState>,
+    bindings: HandlerBindings,
+}
+
+/// One worker's instances of one route version.
+pub struct InstancePool {
+    route: Arc<Route>,
+    /// Idle instances (only in `core` isolation).
+    idle: RefCell<Vec<Live>>,
+}
+
+impl InstancePool {
+    /// An empty pool for `route`.
+    pub fn new(route: Arc<Route>) -> Self {
+        InstancePool {
+            route,
+            idle: RefCell::new(Vec::new()),
+        }
+    }
+
+    /// Calls the guest's `handle` with `req`.
+    pub async fn call(&self, req: &Request) -> Result<Response, RequestError> {
+        let deadline = Instant::now() + self.route.limits.deadline();
+        let reuse = self.route.isolation == Isolation::Core;
+        let idle = if reuse { self.idle.borrow_mut().pop() } else { None };
+        let mut live = match idle {
+            Some(mut live) => {
+                live.store.data_mut().deadline = deadline;
+                live.store.set_epoch_deadline(1);
+                live
+            }
+            None => self.instantiate(deadline).await?,
+        };
+        let result = live.bindings.call_handle(&mut live.store, req).await;
+        match result {
+            Ok(response) => {
+                if reuse {
+                    let mut idle = self.idle.borrow_mut();
+                    if idle.len() < MAX_IDLE {
+                        idle.push(live);
+                    }
+                }
+                Ok(response)
+            }
+            // The instance is dropped here: after a trap its state is suspect.
+            Err(e) => Err(self.classify(e)),
+        }
+    }
+
+    async fn instantiate(&self, deadline: Instant) -> Result<Live, RequestError> {
+        let pre = &self.route.handler.pre;
+        let limits = StoreLimitsBuilder::new()
+            .memory_size(self.route.limits.max_memory_bytes as usize)
+            .instances(64)
+            .tables(64)
+            .memories(8)
+            .build();
+        let mut state = HostState::new(limits);
+        state.deadline = deadline;
+        let mut store = Store::new(pre.engine(), state);
+        store.limiter(|state| &mut state.limits);
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(|cx| {
+            if Instant::now() >= cx.data().deadline {
+                Ok(UpdateDeadline::Interrupt)
+            } else {
+                Ok(UpdateDeadline::Yield(1))
+            }
+        });
+        match pre.instantiate_async(&mut store).await {
+            Ok(bindings) => Ok(Live { store, bindings }),
+            Err(e) if e.downcast_ref::<Trap>().is_some() => Err(self.classify(e)),
+            Err(e) => Err(RequestError::Overloaded {
+                route: self.route.prefix.clone(),
+                detail: format!("{e:#}"),
+            }),
+        }
+    }
+
+    fn classify(&self, e: wasmtime::Error) -> RequestError {
+        let route = self.route.prefix.clone();
+        if e.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
+            RequestError::Deadline {
+                route,
+                deadline_ms: self.route.limits.deadline_ms,
+            }
+        } else {
+            RequestError::Trap {
+                route,
+                detail: format!("{e:?}"),
+            }
+        }
+    }
+}

@@ -1,0 +1,132 @@
+//! The router: longest-prefix matching of request paths to routes, at
+//! segment boundaries. Pure and unit-tested; it knows nothing of HTTP or wasm.
+
+/// Checks that `prefix` is a valid route prefix: it starts with `/`, has no
+/// trailing `/` (except `/` itself), and no query or fragment.
+pub fn validate_prefix(prefix: &str) -> Result<(), String> {
+    if !prefix.starts_with('/') {
+        return Err(format!("route prefix {prefix:?} must start with '/'"));
+    }
+    if prefix.len() > 1 && prefix.ends_with('/') {
+        return Err(format!("route prefix {prefix:?} must not end with '/'"));
+    }
+    if prefix.contains(['?', '#', ' ']) {
+        return Err(format!("route prefix {prefix:?} must not contain '?', '#' or spaces"));
+    }
+    Ok(())
+}
+
+/// Maps path prefixes to values of `T`.
+#[derive(Clone, Debug)]
+pub struct Router<T> {
+    /// Routes sorted by prefix length, longest first, so the first match is
+    /// the longest. A linear scan beats a trie for the handful of routes a
+    /// host serves.
+    routes: Vec<(String, T)>,
+}
+
+impl<T> Default for Router<T> {
+    fn default() -> Self {
+        Router { routes: Vec::new() }
+    }
+}
+
+impl<T> Router<T> {
+    /// An empty router.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a route, replacing one with the same prefix. The prefix must pass
+    /// [`validate_prefix`].
+    pub fn insert(&mut self, prefix: &str, value: T) -> Result<(), String> {
+        validate_prefix(prefix)?;
+        self.routes.retain(|(p, _)| p != prefix);
+        let at = self
+            .routes
+            .iter()
+            .position(|(p, _)| p.len() < prefix.len())
+            .unwrap_or(self.routes.len());
+        self.routes.insert(at, (prefix.to_owned(), value));
+        Ok(())
+    }
+
+    /// The value of the longest prefix that matches `path`.
+    pub fn route(&self, path: &str) -> Option<&T> {
+        self.routes
+            .iter()
+            .find(|(prefix, _)| matches(prefix, path))
+            .map(|(_, value)| value)
+    }
+
+    /// All routes, longest prefix first.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &T)> {
+        self.routes.iter().map(|(p, v)| (p.as_str(), v))
+    }
+
+    /// The number of routes.
+    pub fn len(&self) -> usize {
+        self.routes.len()
+    }
+
+    /// Whether there are no routes.
+    pub fn is_empty(&self) -> bool {
+        self.routes.is_empty()
+    }
+}
+
+/// Whether `prefix` matches `path` at a segment boundary.
+fn matches(prefix: &str, path: &str) -> bool {
+    if prefix == "/" {
+        return true;
+    }
+    match path.strip_prefix(prefix) {
+        Some(rest) => rest.is_empty() || rest.starts_with('/'),
+        None => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn router() -> Router<&'static str> {
+        let mut r = Router::new();
+        r.insert("/", "root").unwrap();
+        r.insert("/api", "api").unwrap();
+        r.insert("/api/v2", "v2").unwrap();
+        r
+    }
+
+    #[test]
+    fn longest_prefix_wins() {
+        let r = router();
+        assert_eq!(r.route("/api/v2/x"), Some(&"v2"));
+        assert_eq!(r.route("/api/v2"), Some(&"v2"));
+        assert_eq!(r.route("/api/v3"), Some(&"api"));
+        assert_eq!(r.route("/api"), Some(&"api"));
+        assert_eq!(r.route("/"), Some(&"root"));
+        assert_eq!(r.route("/other"), Some(&"root"));
+    }
+
+    #[test]
+    fn segment_boundaries() {
+        let mut r = Router::new();
+        r.insert("/api", 1).unwrap();
+        assert_eq!(r.route("/apix"), None);
+        assert_eq!(r.route("/ap"), None);
+        assert_eq!(r.route("/"), None);
+        assert_eq!(r.route("/api/"), Some(&1));
+    }
+
+    #[test]
+    fn insert_replaces_and_validates() {
+        let mut r = router();
+        r.insert("/api", "new").unwrap();
+        assert_eq!(r.len(), 3);
+        assert_eq!(r.route("/api/x"), Some(&"new"));
+        assert!(r.insert("api", "x").is_err());
+        assert!(r.insert("/api/", "x").is_err());
+        assert!(r.insert("/a?b", "x").is_err());
+    }
+}

@@ -1,0 +1,143 @@
+//! The route table: the shared, immutable [`RouteTable`] that every worker
+//! serves from, and each worker's [`LocalRoutes`] snapshot of it.
+//!
+//! Publishing a new table (hot deploy) swaps an `Arc` under a mutex and bumps
+//! a generation counter. On the request path a worker only reads that
+//! counter (one uncontended atomic load of a cache line nobody writes while
+//! the table is unchanged) and, when it moved, takes a new snapshot. Each
+//! worker wraps every route in its own `Rc<LocalRoute>` that owns the
+//! worker's instance pool, so requests clone no shared reference counts and
+//! requests that started on an old version finish on it.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use crate::config::{Isolation, Limits};
+use crate::engine::Handler;
+use crate::pool::InstancePool;
+use crate::router::Router;
+
+/// One route of the table: a prefix served by one version of a component.
+pub struct Route {
+    /// The path prefix.
+    pub prefix: String,
+    /// The compiled component.
+    pub handler: Arc<Handler>,
+    /// How requests are isolated from each other.
+    pub isolation: Isolation,
+    /// Limits of every call.
+    pub limits: Limits,
+    /// A number unique to this route version within the process; workers
+    /// use it to keep their warm instances across table changes that do not
+    /// touch this route.
+    pub version: u64,
+}
+
+/// An immutable route table.
+#[derive(Default)]
+pub struct RouteTable {
+    /// Prefix → route.
+    pub router: Router<Arc<Route>>,
+}
+
+/// The current route table, shared by every worker.
+pub struct SharedRoutes {
+    /// Bumped after every publish; workers compare it with their snapshot's.
+    generation: AtomicU64,
+    /// The current table. Locked only to publish and to take a snapshot.
+    table: Mutex<Arc<RouteTable>>,
+}
+
+impl SharedRoutes {
+    /// Shares `table` as the current table.
+    pub fn new(table: RouteTable) -> Self {
+        SharedRoutes {
+            generation: AtomicU64::new(0),
+            table: Mutex::new(Arc::new(table)),
+        }
+    }
+
+    /// Makes `table` the current table; every worker switches before its
+    /// next request.
+    pub fn publish(&self, table: RouteTable) {
+        *self.table.lock().expect("route table lock poisoned") = Arc::new(table);
+        self.generation.fetch_add(1, Ordering::Release);
+    }
+
+    /// The current table.
+    pub fn current(&self) -> Arc<RouteTable> {
+        self.table.lock().expect("route table lock poisoned").clone()
+    }
+
+    fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+}
+
+/// A route as one worker sees it: the shared route plus this worker's pool.
+pub struct LocalRoute {
+    /// The shared route.
+    pub route: Arc<Route>,
+    /// This worker's instances of the route's component.
+    pub pool: InstancePool,
+}
+
+/// One worker's snapshot of the route table.
+pub struct LocalTable {
+    generation: u64,
+    /// Prefix → this worker's route.
+    pub router: Router<Rc<LocalRoute>>,
+}
+
+/// A worker's view of the shared route table.
+pub struct LocalRoutes {
+    shared: Arc<SharedRoutes>,
+    current: RefCell<Rc<LocalTable>>,
+}
+
+impl LocalRoutes {
+    /// A worker-local view of `shared`.
+    pub fn new(shared: Arc<SharedRoutes>) -> Self {
+        let generation = shared.generation();
+        let table = build_local(generation, &shared.current(), None);
+        LocalRoutes {
+            shared,
+            current: RefCell::new(Rc::new(table)),
+        }
+    }
+
+    /// The current table, refreshed if a new one was published.
+    pub fn table(&self) -> Rc<LocalTable> {
+        let generation = self.shared.generation();
+        let mut current = self.current.borrow_mut();
+        if current.generation != generation {
+            let fresh = build_local(generation, &self.shared.current(), Some(&current));
+            *current = Rc::new(fresh);
+        }
+        current.clone()
+    }
+}
+
+fn build_local(generation: u64, table: &RouteTable, old: Option<&LocalTable>) -> LocalTable {
+    let mut router = Router::new();
+    for (prefix, route) in table.router.iter() {
+        let reuse = old.and_then(|old| {
+            old.router
+                .iter()
+                .find(|(_, local)| local.route.version == route.version)
+                .map(|(_, local)| local.clone())
+        });
+        let local = reuse.unwrap_or_else(|| {
+            Rc::new(LocalRoute {
+                route: route.clone(),
+                pool: InstancePool::new(route.clone()),
+            })
+        });
+        router
+            .insert(prefix, local)
+            .expect("prefixes of a published table are valid");
+    }
+    LocalTable { generation, router }
+}
