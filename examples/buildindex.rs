@@ -2,13 +2,15 @@
 //! `percore index`, without the rest of percore.
 //!
 //! ```text
-//! cargo run --release -p percore-examples --example buildindex -- DUMP.xml --out DIR
+//! cargo run --release -p percore-examples --example buildindex -- DUMP.xml --out DIR [--threads N]
 //! cargo run --release -p percore-examples --example buildindex -- --open DIR [TITLE...]
 //! ```
 //!
-//! The first form is what `percore index DUMP.xml --out DIR` does: call
-//! [`percore_index::build_index`], with a progress bar only when standard
-//! error is a terminal, and print the [`percore_index::BuildReport`].
+//! The first form is what `percore index DUMP.xml --out DIR` does: build
+//! the index (what [`percore_index::build_index`] does, here through
+//! [`IndexBuilder`] so that `--threads N` can pin the number of scanning
+//! threads), with a progress bar only when standard error is a terminal,
+//! and print the [`percore_index::BuildReport`].
 //!
 //! The second form opens an existing index the way a worker would, prints
 //! how long that took (the median of 20 opens, after a first one that may
@@ -21,20 +23,26 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::time::Instant;
 
-use percore_index::{BuildOptions, TitleIndex, build_index};
+use percore_index::{IndexBuilder, TitleIndex};
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.as_slice() {
         [open, dir, titles @ ..] if open == "--open" => open_index(Path::new(dir), titles),
-        [dump, out, dir] if out == "--out" => {
-            let opts = BuildOptions {
-                progress: std::io::stderr().is_terminal(),
-            };
-            build_index(Path::new(dump), Path::new(dir), opts).map(|report| println!("{report}"))
+        [dump, out, dir, rest @ ..] if out == "--out" => {
+            let mut builder =
+                IndexBuilder::new(dump, dir).progress(std::io::stderr().is_terminal());
+            if let [flag, n] = rest
+                && flag == "--threads"
+            {
+                builder = builder.threads(n.parse().unwrap_or(0));
+            }
+            builder.build().map(|report| println!("{report}"))
         }
         _ => {
-            eprintln!("usage: buildindex DUMP.xml --out DIR | buildindex --open DIR [TITLE...]");
+            eprintln!(
+                "usage: buildindex DUMP.xml --out DIR [--threads N] | buildindex --open DIR [TITLE...]"
+            );
             return ExitCode::from(2);
         }
     };

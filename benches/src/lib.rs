@@ -1,1 +1,36 @@
-//! Shared helpers for the benchmarks (none yet).
+//! Benchmarks of percore: the library behind the `native-hyper` baseline
+//! server and the `load` harness driver (both in `src/bin/`), so that the
+//! binaries stay thin and the pure parts are unit-tested. The criterion
+//! micro-benchmarks live beside it (`benches/index.rs`).
+//!
+//! # Layout
+//!
+//! ```text
+//! benches/load (bash: installs wrk, builds, runs target/release/load)
+//!   → load (plan: servers × loads × rounds, A/B/C alternation)
+//!     → load::servers (start a server on a free port, readiness, CPU, stop)
+//!     → load::wrk (run wrk within a time bound, parse its output)
+//!     → load::report (medians over rounds, ratio to native, the table)
+//!   load::cleanup (every child is killed on drop, error or signal)
+//! native (the baseline: hyper 1 with percore's per-core worker design)
+//! ```
+
+pub mod load;
+pub mod native;
+
+/// Blocks until SIGINT or SIGTERM arrives.
+pub fn wait_for_signal() -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate())?;
+        let mut int = signal(SignalKind::interrupt())?;
+        tokio::select! {
+            _ = int.recv() => {}
+            _ = term.recv() => {}
+        }
+        anyhow::Ok(())
+    })
+}

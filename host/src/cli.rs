@@ -88,6 +88,7 @@ fn init_logging() {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
 }
 
@@ -151,9 +152,9 @@ fn demo(args: DemoArgs) -> anyhow::Result<()> {
         routes: vec![hello("/json"), hello("/plaintext")],
         ..Config::default()
     };
-    let server = Server::new(config)
-        .start()
-        .context("starting the demo (is something else listening on that address? try --listen 127.0.0.1:0)")?;
+    let server = Server::new(config).start().context(
+        "starting the demo (is something else listening on that address? try --listen 127.0.0.1:0)",
+    )?;
     let base = format!("http://{}", server.local_addr());
     println!("percore demo is serving on {base}");
     println!("  TechEmpower JSON:      {base}/json");

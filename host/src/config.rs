@@ -186,7 +186,9 @@ impl RouteConfig {
                     route.isolation = Some(match value {
                         "request" => Isolation::Request,
                         "core" => Isolation::Core,
-                        _ => return Err(format!("isolation must be request or core, got {value:?}")),
+                        _ => {
+                            return Err(format!("isolation must be request or core, got {value:?}"));
+                        }
                     })
                 }
                 "deadline-ms" => route.limits.deadline_ms = Some(number()?),
@@ -252,6 +254,10 @@ pub struct Config {
     /// Directory of a title index built by `percore index`, shared read-only
     /// by every worker. Default: none (guests that import `wiki` are refused).
     pub index: Option<PathBuf>,
+    /// Most handler instances alive at once across all workers; the pooling
+    /// allocator reserves address space (not memory) for this many up front.
+    /// Requests beyond it get 503. Default: 1000.
+    pub max_instances: u32,
 }
 
 impl Default for Config {
@@ -264,6 +270,7 @@ impl Default for Config {
             limits: Limits::default(),
             http: HttpConfig::default(),
             index: None,
+            max_instances: 1000,
         }
     }
 }

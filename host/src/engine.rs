@@ -149,11 +149,10 @@ impl HostEngine {
         if is_core_module(bytes) {
             return Err(CompileError::CoreModule { name: name.into() });
         }
-        let component =
-            Component::new(&self.engine, bytes).map_err(|e| CompileError::Invalid {
-                name: name.into(),
-                detail: format!("{e:#}"),
-            })?;
+        let component = Component::new(&self.engine, bytes).map_err(|e| CompileError::Invalid {
+            name: name.into(),
+            detail: format!("{e:#}"),
+        })?;
         let imports_wiki = component
             .component_type()
             .imports(&self.engine)
@@ -165,7 +164,10 @@ impl HostEngine {
             name: name.into(),
             detail: format!("{e:#}"),
         };
-        let instance_pre = self.linker.instantiate_pre(&component).map_err(wrong_world)?;
+        let instance_pre = self
+            .linker
+            .instantiate_pre(&component)
+            .map_err(wrong_world)?;
         let pre = HandlerPre::new(instance_pre).map_err(wrong_world)?;
         Ok(Arc::new(Handler {
             name: name.into(),
@@ -200,7 +202,7 @@ fn base_config(options: &EngineOptions, pooling: bool) -> Config {
         let mut pool = PoolingAllocationConfig::new();
         pool.total_component_instances(instances)
             .total_core_instances(instances * 8)
-            .total_memories(instances * 2)
+            .total_memories(instances)
             .total_tables(instances * 8)
             .total_stacks(instances)
             .max_memory_size(options.max_memory_bytes as usize)

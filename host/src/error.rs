@@ -102,9 +102,30 @@ mod tests {
     fn statuses() {
         let route = || "/r".to_string();
         assert_eq!(RequestError::NoRoute { path: "/x".into() }.status(), 404);
-        assert_eq!(RequestError::BodyTooLarge { route: route(), limit: 1 }.status(), 413);
-        assert_eq!(RequestError::Deadline { route: route(), deadline_ms: 1 }.status(), 504);
-        assert_eq!(RequestError::Trap { route: route(), detail: String::new() }.status(), 500);
+        assert_eq!(
+            RequestError::BodyTooLarge {
+                route: route(),
+                limit: 1
+            }
+            .status(),
+            413
+        );
+        assert_eq!(
+            RequestError::Deadline {
+                route: route(),
+                deadline_ms: 1
+            }
+            .status(),
+            504
+        );
+        assert_eq!(
+            RequestError::Trap {
+                route: route(),
+                detail: String::new()
+            }
+            .status(),
+            500
+        );
         assert!(!RequestError::NoRoute { path: "/".into() }.is_server_side());
     }
 }

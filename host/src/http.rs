@@ -158,8 +158,12 @@ fn into_http(local: &LocalRoute, response: Response) -> Result<HttpResponse, Req
         route: route.prefix.clone(),
         why,
     };
-    let status = StatusCode::from_u16(response.status)
-        .map_err(|_| bad(format!("status {} is not a valid HTTP status", response.status)))?;
+    let status = StatusCode::from_u16(response.status).map_err(|_| {
+        bad(format!(
+            "status {} is not a valid HTTP status",
+            response.status
+        ))
+    })?;
     let mut builder = hyper::Response::builder().status(status);
     let headers = builder.headers_mut().expect("builder has no error yet");
     headers.reserve(response.headers.len() + 1);
@@ -186,10 +190,14 @@ fn into_http(local: &LocalRoute, response: Response) -> Result<HttpResponse, Req
             ResponseBody::full(bytes)
         }
         bindings::Body::Dump(_) => {
-            return Err(bad("a dump-range body needs a host started with --index".into()));
+            return Err(bad(
+                "a dump-range body needs a host started with --index".into()
+            ));
         }
     };
-    Ok(builder.body(body).expect("status and headers were validated"))
+    Ok(builder
+        .body(body)
+        .expect("status and headers were validated"))
 }
 
 /// The response for a request that failed before or inside the guest.
@@ -208,4 +216,19 @@ pub fn error_response(error: RequestError) -> HttpResponse {
         HeaderValue::from_static("text/plain; charset=utf-8"),
     );
     response
+}
+
+/// Answers a request hyper could not parse (400, or 431 when its head was
+/// too large) on a duplicate of the connection's socket, then closes it. The
+/// socket is non-blocking; a client that does not read gets nothing.
+pub fn reject_unparsable(socket: socket2::Socket, too_large: bool) {
+    use std::io::Write as _;
+    let response: &[u8] = if too_large {
+        b"HTTP/1.1 431 Request Header Fields Too Large\r\nserver: percore\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: 32\r\nconnection: close\r\n\r\nrequest header fields too large\n"
+    } else {
+        b"HTTP/1.1 400 Bad Request\r\nserver: percore\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: 12\r\nconnection: close\r\n\r\nbad request\n"
+    };
+    let mut socket = socket;
+    let _ = socket.write_all(response);
+    let _ = socket.shutdown(std::net::Shutdown::Write);
 }

@@ -53,7 +53,11 @@ impl InstancePool {
     pub async fn call(&self, req: &Request) -> Result<Response, RequestError> {
         let deadline = Instant::now() + self.route.limits.deadline();
         let reuse = self.route.isolation == Isolation::Core;
-        let idle = if reuse { self.idle.borrow_mut().pop() } else { None };
+        let idle = if reuse {
+            self.idle.borrow_mut().pop()
+        } else {
+            None
+        };
         let mut live = match idle {
             Some(mut live) => {
                 live.store.data_mut().deadline = deadline;

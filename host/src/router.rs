@@ -11,7 +11,9 @@ pub fn validate_prefix(prefix: &str) -> Result<(), String> {
         return Err(format!("route prefix {prefix:?} must not end with '/'"));
     }
     if prefix.contains(['?', '#', ' ']) {
-        return Err(format!("route prefix {prefix:?} must not contain '?', '#' or spaces"));
+        return Err(format!(
+            "route prefix {prefix:?} must not contain '?', '#' or spaces"
+        ));
     }
     Ok(())
 }

@@ -68,7 +68,10 @@ impl SharedRoutes {
 
     /// The current table.
     pub fn current(&self) -> Arc<RouteTable> {
-        self.table.lock().expect("route table lock poisoned").clone()
+        self.table
+            .lock()
+            .expect("route table lock poisoned")
+            .clone()
     }
 
     fn generation(&self) -> u64 {

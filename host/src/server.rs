@@ -41,7 +41,7 @@ impl Server {
         let engine = Arc::new(HostEngine::new(EngineOptions {
             max_memory_bytes: max_memory,
             has_index: config.index.is_some(),
-            ..EngineOptions::default()
+            max_instances: config.max_instances.max(1),
         })?);
 
         let mut router = Router::new();

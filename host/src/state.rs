@@ -70,7 +70,9 @@ impl wiki::Host for HostState {
         _limit: u32,
         _case_insensitive: bool,
     ) -> Result<Vec<wiki::Page>, wiki::Error> {
-        Err(wiki::Error::InvalidArgument("this host has no index".into()))
+        Err(wiki::Error::InvalidArgument(
+            "this host has no index".into(),
+        ))
     }
 
     fn info(&mut self) -> wiki::DumpInfo {
@@ -81,6 +83,8 @@ impl wiki::Host for HostState {
     }
 
     fn read(&mut self, _range: types::DumpRange) -> Result<Vec<u8>, wiki::Error> {
-        Err(wiki::Error::InvalidArgument("this host has no index".into()))
+        Err(wiki::Error::InvalidArgument(
+            "this host has no index".into(),
+        ))
     }
 }

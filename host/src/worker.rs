@@ -126,6 +126,10 @@ async fn serve_connection(
     http: Rc<crate::config::HttpConfig>,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    // hyper closes the connection on a request it cannot parse without
+    // sending the 400 (or 431) it prepares. A duplicate of the socket (one
+    // `dup` per connection, no reactor registration) lets us send it.
+    let spare = socket2::SockRef::from(&stream).try_clone().ok();
     let service = service_fn(move |req| http::serve(routes.clone(), req));
     let mut builder = http1::Builder::new();
     builder
@@ -135,12 +139,17 @@ async fn serve_connection(
         .max_headers(http.max_headers)
         .max_buf_size(http.max_header_bytes.max(8192))
         .header_read_timeout(Duration::from_millis(http.header_read_timeout_ms));
-    let conn = builder.serve_connection(TokioIo::new(stream), service);
+    let conn = builder.serve_connection(TokioIo::new(NoShutdown(stream)), service);
     tokio::pin!(conn);
     tokio::select! {
         result = conn.as_mut() => {
             if let Err(e) = result {
                 tracing::debug!("connection ended with an error: {e}");
+                if (e.is_parse() || e.is_parse_too_large())
+                    && let Some(spare) = spare
+                {
+                    http::reject_unparsable(spare, e.is_parse_too_large());
+                }
             }
         }
         _ = shutdown.wait_for(|stop| *stop) => {
@@ -149,5 +158,62 @@ async fn serve_connection(
                 tracing::debug!("connection ended with an error during shutdown: {e}");
             }
         }
+    }
+}
+
+/// A TCP stream whose `shutdown` does nothing; closing the socket on drop
+/// sends the FIN instead. hyper shuts the write side down before reporting
+/// a parse error, which would leave no way to send the client its 400.
+struct NoShutdown(tokio::net::TcpStream);
+
+impl tokio::io::AsyncRead for NoShutdown {
+    #[inline]
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for NoShutdown {
+    #[inline]
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.0).poll_write(cx, buf)
+    }
+
+    #[inline]
+    fn poll_write_vectored(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.0).poll_write_vectored(cx, bufs)
+    }
+
+    #[inline]
+    fn is_write_vectored(&self) -> bool {
+        self.0.is_write_vectored()
+    }
+
+    #[inline]
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_flush(cx)
+    }
+
+    #[inline]
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
     }
 }

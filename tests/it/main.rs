@@ -1,1 +1,16 @@
-//! Integration tests (placeholder).
+//! percore's integration tests: one binary that starts the real host on
+//! `127.0.0.1:0` and talks HTTP/1.1 to it over TCP.
+//!
+//! # Contents
+//!
+//! - [`support`]: starting a host, a raw HTTP/1.1 client, guest paths.
+//! - [`techempower`]: `/json` and `/plaintext` bodies and headers, `Date`,
+//!   pipelining, 404, 400.
+//! - [`isolation`]: traps give 500 and the next request succeeds; a global
+//!   counter in `request` and `core` isolation; no ambient authority.
+//! - [`lifecycle`]: config errors at start, graceful shutdown, SIGTERM.
+
+mod isolation;
+mod lifecycle;
+mod support;
+mod techempower;

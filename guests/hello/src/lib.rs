@@ -27,7 +27,11 @@ impl Guest for Hello {
         } else if path.ends_with("/plaintext") {
             text(200, "text/plain", "Hello, World!")
         } else {
-            text(404, "text/plain; charset=utf-8", "not found: try /json or /plaintext\n")
+            text(
+                404,
+                "text/plain; charset=utf-8",
+                "not found: try /json or /plaintext\n",
+            )
         }
     }
 }

@@ -15,7 +15,7 @@
 
 /// The generated bindings. They live in a module of their own because the
 /// exported macro cannot be generated at the crate root.
-#[allow(missing_docs)]
+#[allow(missing_docs, clippy::too_many_arguments, reason = "generated code")]
 pub mod bindings {
     wit_bindgen::generate!({
         path: "../../wit",

@@ -24,27 +24,77 @@ fn attempt<T: std::fmt::Debug, E: std::fmt::Display>(
 impl Guest for Escape {
     fn handle(_req: Request) -> Response {
         let mut out = String::new();
-        attempt(&mut out, "read /etc/passwd", std::fs::read_to_string("/etc/passwd"));
-        attempt(&mut out, "read ./Cargo.toml", std::fs::read_to_string("Cargo.toml"));
-        attempt(&mut out, "list /", std::fs::read_dir("/").map(|d| d.count()));
-        attempt(&mut out, "write /tmp/percore-escape", std::fs::write("/tmp/percore-escape", b"x"));
+        attempt(
+            &mut out,
+            "read /etc/passwd",
+            std::fs::read_to_string("/etc/passwd"),
+        );
+        attempt(
+            &mut out,
+            "read ./Cargo.toml",
+            std::fs::read_to_string("Cargo.toml"),
+        );
+        attempt(
+            &mut out,
+            "list /",
+            std::fs::read_dir("/").map(|d| d.count()),
+        );
+        attempt(
+            &mut out,
+            "write /tmp/percore-escape",
+            std::fs::write("/tmp/percore-escape", b"x"),
+        );
         let vars: Vec<(String, String)> = std::env::vars().collect();
         attempt(
             &mut out,
             "env vars",
-            if vars.is_empty() { Err("none") } else { Ok(vars) },
+            if vars.is_empty() {
+                Err("none")
+            } else {
+                Ok(vars)
+            },
         );
         attempt(&mut out, "env PATH", std::env::var("PATH"));
         let args: Vec<String> = std::env::args().collect();
         attempt(
             &mut out,
             "args",
-            if args.is_empty() { Err("none") } else { Ok(args) },
+            if args.is_empty() {
+                Err("none")
+            } else {
+                Ok(args)
+            },
         );
-        attempt(&mut out, "current dir", std::env::current_dir());
-        attempt(&mut out, "tcp connect", std::net::TcpStream::connect("127.0.0.1:22"));
-        attempt(&mut out, "tcp bind", std::net::TcpListener::bind("127.0.0.1:0"));
-        attempt(&mut out, "udp bind", std::net::UdpSocket::bind("127.0.0.1:0"));
+        // wasi-libc reports "/" when the host names no working directory;
+        // anything else would come from the host.
+        attempt(
+            &mut out,
+            "current dir",
+            std::env::current_dir()
+                .map_err(|e| e.to_string())
+                .and_then(|d| {
+                    if d == std::path::Path::new("/") {
+                        Err("only the synthetic root /".to_string())
+                    } else {
+                        Ok(d)
+                    }
+                }),
+        );
+        attempt(
+            &mut out,
+            "tcp connect",
+            std::net::TcpStream::connect("127.0.0.1:22"),
+        );
+        attempt(
+            &mut out,
+            "tcp bind",
+            std::net::TcpListener::bind("127.0.0.1:0"),
+        );
+        attempt(
+            &mut out,
+            "udp bind",
+            std::net::UdpSocket::bind("127.0.0.1:0"),
+        );
         text(200, "text/plain; charset=utf-8", &out)
     }
 }

@@ -2,11 +2,16 @@
 //! as we go, sort the titles, write the fst, and rename the finished
 //! directory into place.
 //!
-//! Memory: the scanner keeps nothing per page; the builder keeps 24 bytes
-//! per page (a sort key and the title's place in `strings.bin`) and reads
-//! titles back from the mapped `strings.bin` while sorting, so 15 million
-//! pages need about 400 MB plus whatever of `strings.bin` the kernel keeps
-//! cached. Nothing else grows with the dump.
+//! Scanning runs on one thread per core: each takes the next 32 MiB chunk
+//! of the dump (chunks start at a `<page>`), maps just that part, and hands
+//! back a batch that this thread writes out in dump order.
+//!
+//! Memory: the scanner keeps nothing per page, and each chunk is unmapped
+//! when done, so the dump's pages do not accumulate in resident memory. The
+//! builder keeps 24 bytes per page (a sort key and the title's place in
+//! `strings.bin`) and reads titles back from the mapped `strings.bin` while
+//! sorting and writing the fst: 15 million pages peak at about 870 MB
+//! resident (see `benches/RESULTS.md`). Nothing else grows with the dump.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -22,8 +27,8 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::IndexError;
 use crate::format::{
-    FST_FILE, Header, MAX_STRING_LEN, NO_REDIRECT, PAGES_FILE, RECORD_LEN, Record, STRINGS_FILE,
-    fingerprint,
+    Header, MAX_STRING_LEN, NO_REDIRECT, PAGES_FILE, RECORD_LEN, Record, STRINGS_FILE, fingerprint,
+    fst_file,
 };
 use crate::mmap::{Access, Mapped};
 use crate::scan::Scanner;
@@ -91,7 +96,7 @@ impl IndexBuilder {
     }
 
     /// Scans with `threads` threads (default 0: one per available core, at
-    /// most 8). Each takes 32 MiB of dump at a time.
+    /// most 8).
     pub fn threads(mut self, threads: usize) -> Self {
         self.threads = threads;
         self
@@ -141,36 +146,50 @@ impl IndexBuilder {
             0 => thread::available_parallelism().map_or(1, |n| n.get().min(8)),
             n => n,
         };
+        // One fst shard per thread, so that they can be built in parallel.
+        header.fst_lens = vec![0; threads];
         let scan = scan_into(
             scanner,
-            threads,
-            self.chunk_size,
+            &file,
+            (threads, self.chunk_size),
             &tmp.path,
             &dump_path,
             &mut header,
             &bar,
         )?;
         let scan_elapsed = started.elapsed();
+        let mut lap = Instant::now();
+        let mut phases = Vec::new();
+        let mut phase = |name| {
+            phases.push((name, lap.elapsed()));
+            lap = Instant::now();
+        };
 
         bar.set_message("sorting titles");
         let strings_path = tmp.path.join(STRINGS_FILE);
         let strings = Mapped::open(&strings_path, Access::Normal, "cannot read back")?;
-        let mut keys = scan.keys;
-        sort_titles(&mut keys, &scan.strings_at, &strings);
-
-        bar.set_message("writing titles.fst");
         let pages_path = tmp.path.join(PAGES_FILE);
         let pages = Mapped::open(&pages_path, Access::Normal, "cannot read back")?;
         let records = &pages[scan.header_len..];
-        let fst_path = tmp.path.join(FST_FILE);
-        let (titles, duplicates) =
-            write_fst(&fst_path, &keys, &scan.strings_at, &strings, records)?;
+        let mut keys = scan.keys;
+        let (titles, duplicates, fst_lens) = write_titles(
+            &tmp.path,
+            &mut keys,
+            header.fst_lens.len(),
+            &scan.strings_at,
+            &strings,
+            records,
+            |name| {
+                phase(name);
+                if name == "sort" {
+                    bar.set_message("writing fsts");
+                }
+            },
+        )?;
         drop(keys);
         header.titles = titles;
         header.duplicates = duplicates.count;
-        header.fst_len = fs::metadata(&fst_path)
-            .map_err(|e| IndexError::io("cannot stat", &fst_path, e))?
-            .len();
+        header.fst_lens = fst_lens;
 
         // The header last, with the final counts, then make it all durable.
         let mut file = scan.pages_file;
@@ -178,16 +197,18 @@ impl IndexBuilder {
             .and_then(|_| file.write_all(&header.encode()))
             .and_then(|_| file.sync_all())
             .map_err(|e| IndexError::io("cannot write", &pages_path, e))?;
-        for path in [&strings_path, &fst_path] {
-            File::open(path)
+        let fst_paths = (0..header.fst_lens.len()).map(|n| tmp.path.join(fst_file(n)));
+        for path in fst_paths.chain([strings_path]) {
+            File::open(&path)
                 .and_then(|f| f.sync_all())
-                .map_err(|e| IndexError::io("cannot sync", path, e))?;
+                .map_err(|e| IndexError::io("cannot sync", &path, e))?;
         }
         drop((pages, strings));
+        phase("sync");
         bar.finish_and_clear();
         let index_bytes = (pages_path.metadata().map(|m| m.len()).unwrap_or(0))
             + header.strings_len
-            + header.fst_len;
+            + header.fst_lens.iter().sum::<u64>();
         tmp.commit(&self.out)?;
 
         Ok(BuildReport {
@@ -201,6 +222,7 @@ impl IndexBuilder {
             duplicate_examples: duplicates.examples,
             index_bytes,
             scan_elapsed,
+            phases,
             elapsed: started.elapsed(),
         })
     }
@@ -276,11 +298,13 @@ fn scan_chunk(mut scanner: Scanner<'_>, dump_path: &Path) -> Result<Batch, Index
 /// Scans every page with `threads` workers, each taking the next chunk of
 /// about `chunk_size` bytes, while this thread writes their batches in dump order:
 /// records to `pages.bin`, titles and redirect targets to `strings.bin`.
-/// Counts go into `header`.
+/// Counts go into `header`. `scanner` has read the header and finds chunk
+/// starts; each worker maps its chunk of `file` itself and unmaps it when
+/// done, so resident memory does not grow with the dump.
 fn scan_into(
     scanner: Scanner<'_>,
-    threads: usize,
-    chunk_size: usize,
+    file: &File,
+    (threads, chunk_size): (usize, usize),
     dir: &Path,
     dump_path: &Path,
     header: &mut Header,
@@ -311,13 +335,18 @@ fn scan_into(
     let result = thread::scope(|scope| {
         for _ in 0..threads.clamp(1, starts.len()) {
             let tx = tx.clone();
-            let (scanner, starts, next_chunk, abort) = (&scanner, &starts, &next_chunk, &abort);
+            let (starts, next_chunk, abort) = (&starts, &next_chunk, &abort);
             scope.spawn(move || {
                 while !abort.load(Ordering::Relaxed) {
                     let i = next_chunk.fetch_add(1, Ordering::Relaxed);
                     let Some(&start) = starts.get(i) else { break };
-                    let chunk = scanner.chunk(start, starts.get(i + 1).copied());
-                    if tx.send((i, scan_chunk(chunk, dump_path))).is_err() {
+                    let stop = starts.get(i + 1).copied();
+                    let batch =
+                        Mapped::file_from(file, dump_path, start as u64, Access::Sequential)
+                            .and_then(|map| {
+                                scan_chunk(Scanner::chunk(&map, dump_path, start, stop), dump_path)
+                            });
+                    if tx.send((i, batch)).is_err() {
                         break;
                     }
                 }
@@ -399,21 +428,120 @@ fn title_of<'s>(strings: &'s [u8], strings_at: &[u64], number: u32) -> &'s [u8] 
     &strings[off..off + (at & 0xFFFF) as usize]
 }
 
-/// Sorts page numbers by title, then by page number (so the first page of a
+/// Orders sort keys by title, then by page number (so the first page of a
 /// duplicated title comes first).
-fn sort_titles(keys: &mut [(u64, u32)], strings_at: &[u64], strings: &[u8]) {
-    keys.sort_unstable_by(|a, b| {
-        a.0.cmp(&b.0)
-            .then_with(|| {
-                if a.0 & 0xFF == 0 {
-                    // The titles are at most 7 bytes and their prefixes are equal.
-                    std::cmp::Ordering::Equal
-                } else {
-                    title_of(strings, strings_at, a.1).cmp(title_of(strings, strings_at, b.1))
-                }
-            })
-            .then(a.1.cmp(&b.1))
+fn title_order(
+    a: &(u64, u32),
+    b: &(u64, u32),
+    strings_at: &[u64],
+    strings: &[u8],
+) -> std::cmp::Ordering {
+    a.0.cmp(&b.0)
+        .then_with(|| {
+            if a.0 & 0xFF == 0 {
+                // The titles are at most 7 bytes and their prefixes are equal.
+                std::cmp::Ordering::Equal
+            } else {
+                title_of(strings, strings_at, a.1).cmp(title_of(strings, strings_at, b.1))
+            }
+        })
+        .then(a.1.cmp(&b.1))
+}
+
+/// Splits `keys` into `parts` slices such that every key of a slice orders
+/// before every key of the next (quickselect, no full sort).
+fn partition<'k>(
+    keys: &'k mut [(u64, u32)],
+    parts: usize,
+    order: &(impl Fn(&(u64, u32), &(u64, u32)) -> std::cmp::Ordering + Sync),
+) -> Vec<&'k mut [(u64, u32)]> {
+    if parts <= 1 || keys.len() < 2 {
+        let mut out = vec![keys];
+        out.resize_with(parts.max(1), Default::default);
+        return out;
+    }
+    let left_parts = parts / 2;
+    let mid = keys.len() * left_parts / parts;
+    keys.select_nth_unstable_by(mid, order);
+    let (left, right) = keys.split_at_mut(mid);
+    let mut out = partition(left, left_parts, order);
+    out.extend(partition(right, parts - left_parts, order));
+    out
+}
+
+/// Sorts the titles and writes one fst per shard, all in parallel; returns
+/// the number of distinct titles, the duplicates, and each fst's length.
+fn write_titles(
+    dir: &Path,
+    keys: &mut [(u64, u32)],
+    shards: usize,
+    strings_at: &[u64],
+    strings: &[u8],
+    records: &[u8],
+    mut phase: impl FnMut(&'static str),
+) -> Result<(u64, Duplicates, Vec<u64>), IndexError> {
+    let order = |a: &(u64, u32), b: &(u64, u32)| title_order(a, b, strings_at, strings);
+    let mut parts = partition(keys, shards, &order);
+    thread::scope(|scope| {
+        for part in parts.iter_mut() {
+            scope.spawn(|| part.sort_unstable_by(order));
+        }
     });
+    phase("sort");
+    // A shard's first keys may repeat the title that ends the shard
+    // before it: tell each shard the last title before it, with the page
+    // that keeps it.
+    let mut before = Vec::with_capacity(parts.len());
+    let mut last: Option<(&[u8], u32)> = None;
+    for part in &parts {
+        before.push(last);
+        if let Some(&(_, number)) = part.last() {
+            let title = title_of(strings, strings_at, number);
+            let first = part
+                .iter()
+                .map(|&(_, n)| n)
+                .find(|&n| title_of(strings, strings_at, n) == title)
+                .unwrap_or(number);
+            last = match last {
+                Some((t, kept)) if t == title => Some((t, kept)),
+                _ => Some((title, first)),
+            };
+        }
+    }
+    let results: Vec<_> = thread::scope(|scope| {
+        let handles: Vec<_> = parts
+            .iter()
+            .zip(before)
+            .enumerate()
+            .map(|(n, (part, before))| {
+                scope.spawn(move || {
+                    let path = dir.join(fst_file(n));
+                    write_fst(&path, part, before, strings_at, strings, records)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
+            .collect()
+    });
+    let mut titles = 0;
+    let mut dups = Duplicates::default();
+    let mut lens = Vec::with_capacity(shards);
+    for result in results {
+        let (t, d, len) = result?;
+        titles += t;
+        dups.count += d.count;
+        dups.examples.extend(d.examples);
+        lens.push(len);
+    }
+    dups.examples.sort_by_key(|d| d.ignored_offset);
+    dups.examples.truncate(DUPLICATE_EXAMPLES);
+    phase("fst");
+    Ok((titles, dups, lens))
 }
 
 /// Duplicate titles seen while writing the fst.
@@ -423,15 +551,17 @@ struct Duplicates {
     examples: Vec<DuplicateTitle>,
 }
 
-/// Writes `titles.fst` from sorted keys; returns the number of distinct
-/// titles and the duplicates skipped.
+/// Writes one fst from sorted keys, skipping duplicates (including those of
+/// `before`, the last title of the previous shard and its page); returns
+/// the number of titles written, the duplicates, and the file's length.
 fn write_fst(
     path: &Path,
     keys: &[(u64, u32)],
+    before: Option<(&[u8], u32)>,
     strings_at: &[u64],
     strings: &[u8],
     records: &[u8],
-) -> Result<(u64, Duplicates), IndexError> {
+) -> Result<(u64, Duplicates, u64), IndexError> {
     let io = |e: fst::Error| match e {
         fst::Error::Io(e) => IndexError::io("cannot write", path, e),
         other => IndexError::io("cannot write", path, std::io::Error::other(other)),
@@ -441,7 +571,7 @@ fn write_fst(
     let record = |n: u32| Record::decode(&records[n as usize * RECORD_LEN..][..RECORD_LEN]);
     let mut dups = Duplicates::default();
     let mut titles = 0u64;
-    let mut prev: Option<(&[u8], u32)> = None;
+    let mut prev = before;
     for &(_, number) in keys {
         let title = title_of(strings, strings_at, number);
         if let Some((prev_title, kept)) = prev
@@ -467,8 +597,12 @@ fn write_fst(
     let mut out = builder.into_inner().map_err(io)?;
     out.flush()
         .map_err(|e| IndexError::io("cannot write", path, e))?;
-    dups.examples.sort_by_key(|d| d.ignored_offset);
-    Ok((titles, dups))
+    let len = out
+        .get_ref()
+        .metadata()
+        .map_err(|e| IndexError::io("cannot stat", path, e))?
+        .len();
+    Ok((titles, dups, len))
 }
 
 /// Refuses to replace `out` unless it is absent, empty, or an index.
@@ -600,8 +734,12 @@ pub struct BuildReport {
     pub duplicate_examples: Vec<DuplicateTitle>,
     /// Total size of the index files in bytes.
     pub index_bytes: u64,
-    /// Time spent scanning the dump (and writing the page table).
+    /// Time spent scanning the dump (and writing the page table), from the
+    /// start of the build.
     pub scan_elapsed: Duration,
+    /// Time spent in each later phase: "sort" (titles), "fst" (writing
+    /// the fst shards), "sync" (header and `fsync`).
+    pub phases: Vec<(&'static str, Duration)>,
     /// Total build time.
     pub elapsed: Duration,
 }
@@ -655,9 +793,13 @@ impl fmt::Display for BuildReport {
         )?;
         write!(
             f,
-            "  elapsed:    {secs:.2} s (scan {scan:.2} s, {:.2} GB/s)",
+            "  elapsed:    {secs:.2} s (scan {scan:.2} s, {:.2} GB/s",
             self.dump_len as f64 / scan.max(1e-9) / 1e9
-        )
+        )?;
+        for (name, took) in &self.phases {
+            write!(f, "; {name} {:.2} s", took.as_secs_f64())?;
+        }
+        write!(f, ")")
     }
 }
 
@@ -701,13 +843,33 @@ mod tests {
     #[test]
     fn sorts_and_keeps_first_duplicate() {
         let strings = b"bananaapplebananacherry";
-        let strings_at = [0 << 16 | 6, 6 << 16 | 5, 11 << 16 | 6, 17 << 16 | 6];
+        let strings_at = [6, 6 << 16 | 5, 11 << 16 | 6, 17 << 16 | 6];
         let mut keys: Vec<(u64, u32)> = (0..4u32)
             .rev()
             .map(|n| (title_prefix(title_of(strings, &strings_at, n)), n))
             .collect();
-        sort_titles(&mut keys, &strings_at, strings);
+        keys.sort_unstable_by(|a, b| title_order(a, b, &strings_at, strings));
         assert_eq!(keys.iter().map(|k| k.1).collect::<Vec<_>>(), [1, 0, 2, 3]);
+    }
+
+    #[test]
+    fn partitions_are_ordered() {
+        let order = |a: &(u64, u32), b: &(u64, u32)| a.cmp(b);
+        for parts in 1..6 {
+            for len in [0, 1, 2, 7, 100] {
+                let mut keys: Vec<(u64, u32)> =
+                    (0..len).map(|n| ((n * 7919 % 101) as u64, n)).collect();
+                let mut split = partition(&mut keys, parts, &order);
+                assert_eq!(split.len(), parts);
+                for part in &mut split {
+                    part.sort();
+                }
+                let joined: Vec<_> = split.iter().flat_map(|p| p.iter().copied()).collect();
+                let mut sorted = joined.clone();
+                sorted.sort();
+                assert_eq!(joined, sorted, "parts {parts}, len {len}");
+            }
+        }
     }
 
     #[test]

@@ -102,7 +102,7 @@ pub enum IndexError {
         offset: u64,
         /// The dump's size in bytes.
         len: u64,
-        /// What is missing, e.g. "the <page> at byte 123 is never closed".
+        /// What is missing, e.g. "the `<page>` at byte 123 is never closed".
         what: String,
     },
 
@@ -146,6 +146,22 @@ pub enum IndexError {
         dump: PathBuf,
         /// What is wrong, e.g. "format version 1, this build reads version 2".
         why: String,
+    },
+
+    /// The dump the index was built from cannot be opened.
+    #[error(
+        "the title index at {dir} was built from {dump}, which cannot be opened ({source}): \
+         if the dump moved, open the index with its new path (`TitleIndex::open_with_dump`); \
+         otherwise rebuild it with `percore index DUMP.xml --out {dir}`"
+    )]
+    DumpMissing {
+        /// The index directory.
+        dir: PathBuf,
+        /// The dump path the index recorded (or the override given).
+        dump: PathBuf,
+        /// The operating system's error.
+        #[source]
+        source: io::Error,
     },
 
     /// The index was built from a dump of another size or content.

@@ -1,12 +1,18 @@
 //! The on-disk format of a title index, and the dump fingerprint.
 //!
-//! An index is a directory of three files, all little-endian:
+//! An index is a directory of these files, all little-endian:
 //!
 //! | file | contents |
 //! | --- | --- |
 //! | `pages.bin` | a [`Header`], then one fixed-width [`Record`] per `<page>` in dump order; the record number is the page number |
 //! | `strings.bin` | for each page, its title then its redirect target, UTF-8, back to back; records point into it |
-//! | `titles.fst` | an `fst::Map` from title bytes to page number; for duplicate titles, the first page |
+//! | `titles.0.fst`, `titles.1.fst` … | `fst::Map`s from title bytes to page number (for duplicate titles, the first page), one per shard |
+//!
+//! The titles are split into shards of consecutive titles (one per build
+//! thread) so that the fsts can be built in parallel: shard `n + 1` holds
+//! only titles greater than every title of shard `n`, so a title belongs to
+//! the last shard whose first title is not greater than it, and walking the
+//! shards in order lists all titles in byte order.
 //!
 //! `pages.bin` starts with:
 //!
@@ -20,15 +26,15 @@
 //! | 32 | 8 | dump fingerprint ([`fingerprint`]) |
 //! | 40 | 8 | dump modification time when indexed, Unix seconds (informational) |
 //! | 48 | 8 | pages (records) |
-//! | 56 | 8 | distinct titles (keys in `titles.fst`) |
+//! | 56 | 8 | distinct titles (keys in all the fsts) |
 //! | 64 | 8 | redirects |
 //! | 72 | 8 | duplicate titles (pages whose title an earlier page has) |
 //! | 80 | 8 | length of `strings.bin` |
-//! | 88 | 8 | length of `titles.fst` |
+//! | 88 | 8 | total length of the fst files |
 //! | 96 | 4 | length of the dump path |
 //! | 100 | 4 | number of namespaces |
 //! | 104 | 8 | export schema version, e.g. `0.11`, NUL-padded |
-//! | 112 | … | absolute dump path (UTF-8 where the OS allows), then for each namespace: key `i32`, name length `u16`, name |
+//! | 112 | … | absolute dump path (UTF-8 where the OS allows); for each namespace: key `i32`, name length `u16`, name; the number of fst shards `u32`, then the length of each fst file `u64` |
 //!
 //! and a [`Record`] is 40 bytes:
 //!
@@ -60,8 +66,11 @@ pub(crate) const MAX_STRING_LEN: usize = NO_REDIRECT as usize - 1;
 pub(crate) const PAGES_FILE: &str = "pages.bin";
 /// See [`PAGES_FILE`].
 pub(crate) const STRINGS_FILE: &str = "strings.bin";
-/// See [`PAGES_FILE`].
-pub(crate) const FST_FILE: &str = "titles.fst";
+
+/// The file name of fst shard `n`.
+pub(crate) fn fst_file(n: usize) -> String {
+    format!("titles.{n}.fst")
+}
 
 /// The header of `pages.bin`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -74,7 +83,8 @@ pub(crate) struct Header {
     pub redirects: u64,
     pub duplicates: u64,
     pub strings_len: u64,
-    pub fst_len: u64,
+    /// Length of each fst shard's file.
+    pub fst_lens: Vec<u64>,
     pub schema: String,
     pub dump_path: String,
     pub namespaces: Vec<(i32, String)>,
@@ -111,7 +121,7 @@ impl Header {
             self.redirects,
             self.duplicates,
             self.strings_len,
-            self.fst_len,
+            self.fst_lens.iter().sum(),
         ]) {
             out.extend_from_slice(&v.to_le_bytes());
         }
@@ -128,6 +138,10 @@ impl Header {
             out.extend_from_slice(&key.to_le_bytes());
             out.extend_from_slice(&(name.len() as u16).to_le_bytes());
             out.extend_from_slice(name);
+        }
+        out.extend_from_slice(&(self.fst_lens.len() as u32).to_le_bytes());
+        for len in &self.fst_lens {
+            out.extend_from_slice(&len.to_le_bytes());
         }
         out.resize(out.len().next_multiple_of(8), 0);
         let len = out.len() as u64;
@@ -175,6 +189,14 @@ impl Header {
             let name = String::from_utf8_lossy(take(&mut at, len as usize)?).into_owned();
             namespaces.push((key, name));
         }
+        let shards = u32::from_le_bytes(take(&mut at, 4)?.try_into().unwrap_or_default());
+        let mut fst_lens = Vec::with_capacity((shards as usize).min(1024));
+        for _ in 0..shards {
+            fst_lens.push(u64_at(take(&mut at, 8)?, 0));
+        }
+        if fst_lens.iter().sum::<u64>() != u64_at(bytes, 88) {
+            return Err(HeaderError::Corrupt("the fst lengths do not add up"));
+        }
         let header = Header {
             dump_len: u64_at(bytes, 24),
             fingerprint: u64_at(bytes, 32),
@@ -184,7 +206,7 @@ impl Header {
             redirects: u64_at(bytes, 64),
             duplicates: u64_at(bytes, 72),
             strings_len: u64_at(bytes, 80),
-            fst_len: u64_at(bytes, 88),
+            fst_lens,
             schema: String::from_utf8_lossy(schema).into_owned(),
             dump_path,
             namespaces,
@@ -314,7 +336,7 @@ mod tests {
             redirects: 2,
             duplicates: 1,
             strings_len: 99,
-            fst_len: 77,
+            fst_lens: vec![77, 0, 5],
             schema: "0.11".into(),
             dump_path: "/data/enwiki.xml".into(),
             namespaces: vec![

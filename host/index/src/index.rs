@@ -6,6 +6,7 @@
 //! immutable memory: a `TitleIndex` is `Send + Sync` and meant to live in
 //! an `Arc` shared by every worker.
 
+use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
@@ -14,8 +15,8 @@ use fst::{IntoStreamer, Streamer};
 
 use crate::IndexError;
 use crate::format::{
-    FST_FILE, Header, HeaderError, NO_REDIRECT, PAGES_FILE, RECORD_LEN, Record, STRINGS_FILE,
-    fingerprint,
+    Header, HeaderError, NO_REDIRECT, PAGES_FILE, RECORD_LEN, Record, STRINGS_FILE, fingerprint,
+    fst_file,
 };
 use crate::mmap::{Access, Mapped};
 use crate::normalize::{CaseInsensitivePrefix, normalize_title, upper_first};
@@ -41,14 +42,9 @@ pub struct Page {
 }
 
 impl Page {
-    /// Length of the page's XML in bytes.
-    pub fn len(&self) -> u64 {
+    /// Length of the page's `<page>…</page>` element in bytes.
+    pub fn byte_len(&self) -> u64 {
         self.last - self.first + 1
-    }
-
-    /// Always false: a `<page>` element has at least 13 bytes.
-    pub fn is_empty(&self) -> bool {
-        false
     }
 }
 
@@ -68,8 +64,10 @@ pub struct TitleIndex {
     records_at: usize,
     /// `strings.bin`, mapped.
     strings: Mapped,
-    /// `titles.fst`.
-    titles: fst::Map<Mapped>,
+    /// The fst shards (`titles.N.fst`) that hold any titles, in order, each
+    /// with its first title: a title belongs to the last shard whose first
+    /// title is not greater.
+    shards: Vec<(Vec<u8>, fst::Map<Mapped>)>,
     /// The header of `pages.bin`.
     header: Header,
 }
@@ -128,8 +126,8 @@ impl TitleIndex {
         })?;
         let recorded_dump = PathBuf::from(&header.dump_path);
         let dump_path = dump_override.map_or_else(|| recorded_dump.clone(), Path::to_path_buf);
-        let expected_records = (pages.len() - records_at) as u64;
-        if expected_records != header.pages * RECORD_LEN as u64 {
+        let records_len = (pages.len() - records_at) as u64;
+        if header.pages.checked_mul(RECORD_LEN as u64) != Some(records_len) {
             return Err(unusable(
                 &dump_path,
                 format!("{} is cut short or damaged", pages_path.display()),
@@ -137,34 +135,45 @@ impl TitleIndex {
         }
         let strings_path = dir.join(STRINGS_FILE);
         let strings = Mapped::open(&strings_path, Access::Normal, "cannot open index file")?;
-        let fst_path = dir.join(FST_FILE);
-        let fst_bytes = Mapped::open(&fst_path, Access::Normal, "cannot open index file")?;
-        if strings.len() as u64 != header.strings_len || fst_bytes.len() as u64 != header.fst_len {
+        if strings.len() as u64 != header.strings_len {
+            return Err(unusable(
+                &dump_path,
+                format!("{} has the wrong size", strings_path.display()),
+            ));
+        }
+        let mut shards = Vec::with_capacity(header.fst_lens.len());
+        let mut titles = 0u64;
+        for (n, &len) in header.fst_lens.iter().enumerate() {
+            let path = dir.join(fst_file(n));
+            let bytes = Mapped::open(&path, Access::Normal, "cannot open index file")?;
+            if bytes.len() as u64 != len {
+                return Err(unusable(
+                    &dump_path,
+                    format!("{} has the wrong size", path.display()),
+                ));
+            }
+            let map = fst::Map::new(bytes)
+                .map_err(|e| unusable(&dump_path, format!("{}: {e}", path.display())))?;
+            titles += map.len() as u64;
+            let first = map.stream().next().map(|(key, _)| key.to_vec());
+            if let Some(first) = first {
+                shards.push((first, map));
+            }
+        }
+        if titles != header.titles {
             return Err(unusable(
                 &dump_path,
                 format!(
-                    "{} or {} has the wrong size",
-                    strings_path.display(),
-                    fst_path.display()
+                    "the fsts in {} have the wrong number of titles",
+                    dir.display()
                 ),
             ));
         }
-        let titles = fst::Map::new(fst_bytes)
-            .map_err(|e| unusable(&dump_path, format!("{}: {e}", fst_path.display())))?;
-        if titles.len() as u64 != header.titles {
-            return Err(unusable(
-                &dump_path,
-                format!("{} has the wrong number of titles", fst_path.display()),
-            ));
-        }
 
-        let file = std::fs::File::open(&dump_path).map_err(|e| match dump_override {
-            None => IndexError::io(
-                "cannot open the dump recorded in the index (if it moved, open the index with the dump's new path)",
-                &dump_path,
-                e,
-            ),
-            Some(_) => IndexError::io("cannot open dump", &dump_path, e),
+        let file = std::fs::File::open(&dump_path).map_err(|source| IndexError::DumpMissing {
+            dir: dir.into(),
+            dump: dump_path.clone(),
+            source,
         })?;
         let meta = file
             .metadata()
@@ -197,14 +206,19 @@ impl TitleIndex {
             pages,
             records_at,
             strings,
-            titles,
+            shards,
             header,
         })
     }
 
     /// The page with exactly this title (byte for byte), if any.
     pub fn lookup(&self, title: &str) -> Option<Page> {
-        let number = self.titles.get(title)?;
+        let (_, shard) = self
+            .shards
+            .iter()
+            .rev()
+            .find(|(first, _)| first.as_slice() <= title.as_bytes())?;
+        let number = shard.get(title)?;
         self.page_with_title(number, title)
     }
 
@@ -263,20 +277,22 @@ impl TitleIndex {
         if limit == 0 {
             return out;
         }
-        let mut search = self.titles.search(automaton);
-        if let Some(after) = after {
-            search = search.gt(after);
-        }
-        let mut stream = search.into_stream();
-        while let Some((title, number)) = stream.next() {
-            let Ok(title) = std::str::from_utf8(title) else {
-                continue;
-            };
-            if let Some(page) = self.page_with_title(number, title) {
-                out.push(page);
+        for (_, shard) in &self.shards {
+            let mut search = shard.search(&automaton);
+            if let Some(after) = after {
+                search = search.gt(after);
             }
-            if out.len() >= limit {
-                break;
+            let mut stream = search.into_stream();
+            while let Some((title, number)) = stream.next() {
+                let Ok(title) = std::str::from_utf8(title) else {
+                    continue;
+                };
+                if let Some(page) = self.page_with_title(number, title) {
+                    out.push(page);
+                }
+                if out.len() >= limit {
+                    return out;
+                }
             }
         }
         out
@@ -337,6 +353,14 @@ impl TitleIndex {
         self.dump.get(first..=last).unwrap_or(&[])
     }
 
+    /// The wikitext of `page`'s (last) revision, entities decoded: what an
+    /// editor would see. `None` if the page has no `<text>` element or its
+    /// text is not valid UTF-8 with well-formed entities; empty for a
+    /// self-closing `<text/>` (deleted or empty revisions).
+    pub fn page_text(&self, page: &Page) -> Option<Cow<'_, str>> {
+        crate::scan::page_text(self.page_bytes(page))
+    }
+
     /// Size of the dump in bytes.
     pub fn dump_len(&self) -> u64 {
         self.header.dump_len
@@ -359,12 +383,12 @@ impl TitleIndex {
 
     /// Number of distinct titles.
     pub fn len(&self) -> usize {
-        self.titles.len()
+        self.header.titles as usize
     }
 
     /// Whether the index has no titles.
     pub fn is_empty(&self) -> bool {
-        self.titles.is_empty()
+        self.header.titles == 0
     }
 
     /// Number of `<page>` elements (including those with duplicate titles).

@@ -33,7 +33,7 @@
 //! | [`synth`] | a deterministic generator of realistic synthetic dumps, for benches and tests |
 //!
 //! The on-disk format is documented in `format.rs`; an index is a directory
-//! `pages.bin` + `strings.bin` + `titles.fst` that records the dump's
+//! `pages.bin` + `strings.bin` + `titles.N.fst` that records the dump's
 //! absolute path, size and fingerprint, so it is never used with another
 //! dump.
 

@@ -1,13 +1,14 @@
 //! Read-only memory maps of files: the crate's one `unsafe` call.
 //!
-//! Everything else sees a [`Mapped`] as a `&[u8]`. An empty file is not
-//! mapped at all (a zero-length map is an error on some systems).
+//! Everything else sees a [`Mapped`] as a `&[u8]`. An empty file (or an
+//! empty tail of one) is not mapped at all: a zero-length map is an error
+//! on some systems.
 
 use std::fs::File;
 use std::ops::Deref;
 use std::path::Path;
 
-use memmap2::{Advice, Mmap};
+use memmap2::{Advice, Mmap, MmapOptions};
 
 use crate::IndexError;
 
@@ -30,7 +31,24 @@ pub(crate) enum Access {
 }
 
 impl Mapped {
-    /// Maps `file` (opened from `path`, named in errors) read-only.
+    /// Opens and maps the whole file at `path`.
+    pub(crate) fn open(
+        path: &Path,
+        access: Access,
+        action: &'static str,
+    ) -> Result<Mapped, IndexError> {
+        let file = File::open(path).map_err(|e| IndexError::io(action, path, e))?;
+        Mapped::file(&file, path, access)
+    }
+
+    /// Maps the whole of `file` (opened from `path`, named in errors).
+    pub(crate) fn file(file: &File, path: &Path, access: Access) -> Result<Mapped, IndexError> {
+        Mapped::file_from(file, path, 0, access)
+    }
+
+    /// Maps `file` from byte `offset` to its end. The builder maps each
+    /// chunk of a dump separately and drops the map when done, so the pages
+    /// it touched stop counting towards its resident memory.
     ///
     /// # Safety (why this function is safe to call)
     ///
@@ -43,37 +61,33 @@ impl Mapped {
     /// anyway, readers may see inconsistent bytes or get `SIGBUS`; the
     /// dump's size and fingerprint are checked when an index is opened, so a
     /// dump replaced *between* runs is caught.
-    pub(crate) fn file(file: &File, path: &Path, access: Access) -> Result<Mapped, IndexError> {
+    pub(crate) fn file_from(
+        file: &File,
+        path: &Path,
+        offset: u64,
+        access: Access,
+    ) -> Result<Mapped, IndexError> {
         let len = file
             .metadata()
             .map_err(|e| IndexError::io("cannot stat", path, e))?
             .len();
-        if len == 0 {
+        if len <= offset {
             return Ok(Mapped::Empty);
         }
         #[expect(
             unsafe_code,
             reason = "memory-mapping a file is unsafe; see `# Safety` above"
         )]
-        // SAFETY: the file is opened read-only and treated as immutable by
-        // percore (see the doc comment); concurrent modification by another
-        // process is outside what we can prevent and is documented.
-        let map = unsafe { Mmap::map(file) }.map_err(|e| IndexError::io("cannot map", path, e))?;
+        // SAFETY: the map is read-only and percore never writes to a mapped
+        // file; modification by another process is outside our control and
+        // documented above.
+        let map = unsafe { MmapOptions::new().offset(offset).map(file) }
+            .map_err(|e| IndexError::io("cannot map", path, e))?;
         // Advice is only a hint; a kernel that refuses it changes nothing.
         if let Access::Sequential = access {
             let _ = map.advise(Advice::Sequential);
         }
         Ok(Mapped::Map(map))
-    }
-
-    /// Opens and maps the file at `path`.
-    pub(crate) fn open(
-        path: &Path,
-        access: Access,
-        action: &'static str,
-    ) -> Result<Mapped, IndexError> {
-        let file = File::open(path).map_err(|e| IndexError::io(action, path, e))?;
-        Mapped::file(&file, path, access)
     }
 }
 

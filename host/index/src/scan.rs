@@ -49,19 +49,26 @@ pub(crate) struct SiteInfo {
 
 /// Iterates over the pages of a dump held in memory (normally mapped).
 pub(crate) struct Scanner<'a> {
-    /// The whole dump.
+    /// The dump from offset `base` to its end.
     buf: &'a [u8],
-    /// The next byte to look at.
+    /// The dump offset of `buf[0]`: offsets in `buf` are local, offsets
+    /// reported (pages, errors) are `base +` local.
+    base: usize,
+    /// The next byte to look at (local).
     pos: usize,
     /// The dump's path, for error messages.
     path: &'a Path,
     /// Set once `</mediawiki>` has been seen, or `stop` reached.
     finished: bool,
-    /// For a scanner over one chunk of the dump: the offset of the `<page>`
-    /// that starts the next chunk. `None` scans to `</mediawiki>`.
+    /// For a scanner over one chunk of the dump: the (local) offset of the
+    /// `<page>` that starts the next chunk. `None` scans to `</mediawiki>`.
     stop: Option<usize>,
-    /// Finds the end of comments and CDATA sections (rare; kept for speed).
+    /// Finds the end of comments (rare; kept for speed).
     comment_end: memmem::Finder<'static>,
+    /// Finds `<text` after `<revision>`.
+    text_tag: memmem::Finder<'static>,
+    /// Finds `<page>` or `</page>` (checks a `<revision>` skip).
+    page_tag: memmem::Finder<'static>,
 }
 
 /// Schema versions whose `<page>` layout the scanner knows.
@@ -73,28 +80,36 @@ impl<'a> Scanner<'a> {
     pub(crate) fn new(buf: &'a [u8], path: &'a Path) -> Result<(Self, SiteInfo), IndexError> {
         let mut scanner = Scanner {
             buf,
+            base: 0,
             pos: 0,
             path,
             finished: false,
             stop: None,
             comment_end: memmem::Finder::new(b"-->"),
+            text_tag: memmem::Finder::new(b"<text"),
+            page_tag: memmem::Finder::new(b"page>"),
         };
         let site = scanner.header()?;
         Ok((scanner, site))
     }
 
-    /// A scanner for the pages that start in `start..stop`, where `start`
-    /// is the offset of a `<page>` (or the end of the header) and `stop` is
-    /// the offset of a `<page>`, or `None` for the last chunk, which runs to
-    /// `</mediawiki>`. Pages may end past `stop`.
-    pub(crate) fn chunk(&self, start: usize, stop: Option<usize>) -> Self {
+    /// A scanner for the pages that start in `start..stop` of the dump,
+    /// given `buf`, the dump from offset `start` to its end (typically a
+    /// mapping of just that part). `start` is the offset of a `<page>` (or
+    /// the end of the header) and `stop` that of a `<page>`, or `None` for
+    /// the last chunk, which runs to `</mediawiki>`. Pages may end past
+    /// `stop`.
+    pub(crate) fn chunk(buf: &'a [u8], path: &'a Path, start: usize, stop: Option<usize>) -> Self {
         Scanner {
-            buf: self.buf,
-            pos: start,
-            path: self.path,
+            buf,
+            base: start,
+            pos: 0,
+            path,
             finished: false,
-            stop,
+            stop: stop.map(|s| s - start),
             comment_end: memmem::Finder::new(b"-->"),
+            text_tag: memmem::Finder::new(b"<text"),
+            page_tag: memmem::Finder::new(b"page>"),
         }
     }
 
@@ -117,7 +132,7 @@ impl<'a> Scanner<'a> {
 
     /// How far the scanner has got, in bytes.
     pub(crate) fn position(&self) -> u64 {
-        self.pos as u64
+        (self.base + self.pos) as u64
     }
 
     /// The next page, or `None` after `</mediawiki>`.
@@ -269,23 +284,40 @@ impl<'a> Scanner<'a> {
     }
 
     /// Scans the `<page>` element that starts at `first`.
+    ///
+    /// Hops from `<` to `<`. An element whose next `<` is its own end tag
+    /// is a leaf (`<title>`, `<text>`, `<sha1>` …) and costs one hop; a
+    /// `<revision>` jumps straight to its `<text`, skipping the contributor
+    /// and timestamp tags, unless that would skip a `<page>` or `</page>`.
     fn page(&mut self, first: usize) -> Result<ScannedPage<'a>, IndexError> {
         let buf = self.buf;
+        let base = self.base;
+        let at = first + base;
         let mut i = first + b"<page>".len();
+        // A `<` already found, to start the next hop from.
+        let mut next_lt = None;
         // Elements open inside this page, counting the page itself.
         let mut depth = 1usize;
         let mut title = None;
         let mut ns = None;
         let mut id = None;
         let mut redirect = None;
-        let unclosed = |this: &Self| {
-            this.truncated(first, format!("the <page> at byte {first} is never closed"))
+        let unclosed =
+            |this: &Self| this.truncated(first, format!("the <page> at byte {at} is never closed"));
+        let nested = |this: &Self, lt: usize| {
+            this.truncated(
+                first,
+                format!(
+                    "the <page> at byte {at} is not closed before the <page> at byte {}",
+                    base + lt
+                ),
+            )
         };
         let last = loop {
-            let Some(found) = memchr(b'<', &buf[i..]) else {
-                return Err(unclosed(self));
+            let lt = match next_lt.take() {
+                Some(lt) => lt,
+                None => i + memchr(b'<', &buf[i..]).ok_or_else(|| unclosed(self))?,
             };
-            let lt = i + found;
             match buf.get(lt + 1) {
                 None => return Err(unclosed(self)),
                 Some(b'/') => {
@@ -298,7 +330,7 @@ impl<'a> Scanner<'a> {
                             return Err(self.malformed(
                                 lt,
                                 format!(
-                                    "{} closes the <page> at byte {first}",
+                                    "{} closes the <page> at byte {at}",
                                     snippet(&buf[lt..], 16)
                                 ),
                             ));
@@ -331,57 +363,7 @@ impl<'a> Scanner<'a> {
                     let empty = buf[gt - 1] == b'/';
                     i = gt + 1;
                     match name {
-                        b"page" => {
-                            return Err(self.truncated(
-                                first,
-                                format!(
-                                    "the <page> at byte {first} is not closed before the <page> at byte {lt}"
-                                ),
-                            ));
-                        }
-                        b"text" | b"title" | b"ns" | b"id" if !empty => {
-                            // Character data: runs to the next `<`, which must
-                            // be this element's end tag.
-                            let close =
-                                i + memchr(b'<', &buf[i..]).ok_or_else(|| unclosed(self))?;
-                            let end_tag_len = name.len() + 3;
-                            let end_tag = buf.get(close..close + end_tag_len);
-                            if buf[close..].starts_with(b"<page>") {
-                                return Err(self.truncated(
-                                    first,
-                                    format!(
-                                        "the <page> at byte {first} is not closed before the <page> at byte {close}"
-                                    ),
-                                ));
-                            }
-                            if end_tag.is_none_or(|t| {
-                                &t[2..t.len() - 1] != name || t[1] != b'/' || t[t.len() - 1] != b'>'
-                            }) {
-                                return Err(self.malformed(
-                                    close,
-                                    format!(
-                                        "expected </{}> but found {}",
-                                        String::from_utf8_lossy(name),
-                                        snippet(&buf[close..], 16)
-                                    ),
-                                ));
-                            }
-                            let content = i..close;
-                            i = close + end_tag_len;
-                            if depth != 1 {
-                                continue;
-                            }
-                            match name {
-                                b"title" if title.is_none() => title = Some(content),
-                                b"ns" if ns.is_none() => {
-                                    ns = Some(self.number::<i32>(content, "<ns>")?);
-                                }
-                                b"id" if id.is_none() => {
-                                    id = Some(self.number::<u64>(content, "<id>")?);
-                                }
-                                _ => {}
-                            }
-                        }
+                        b"page" => return Err(nested(self, lt)),
                         b"redirect" if depth == 1 => {
                             let tag = &buf[lt..gt];
                             let value = attribute(tag, b"title").ok_or_else(|| {
@@ -389,14 +371,44 @@ impl<'a> Scanner<'a> {
                             })?;
                             let at = value.as_ptr() as usize - buf.as_ptr() as usize;
                             redirect = Some(at..at + value.len());
-                            if !empty {
-                                depth += 1;
-                            }
                         }
-                        _ => {
-                            if !empty {
-                                depth += 1;
+                        b"revision" if !empty => {
+                            depth += 1;
+                            if let Some(text) = self.text_tag.find(&buf[i..])
+                                && self.page_tag.find(&buf[i..i + text]).is_none()
+                            {
+                                next_lt = Some(i + text);
                             }
+                            continue;
+                        }
+                        _ => {}
+                    }
+                    if empty {
+                        continue;
+                    }
+                    // The next `<`: this element's end tag (a leaf), or a child.
+                    let close = i + memchr(b'<', &buf[i..]).ok_or_else(|| unclosed(self))?;
+                    let end = close + 2 + name.len();
+                    let is_end_tag = buf.get(close + 1) == Some(&b'/')
+                        && buf.get(close + 2..end) == Some(name)
+                        && buf.get(end) == Some(&b'>');
+                    if !is_end_tag {
+                        depth += 1;
+                        next_lt = Some(close);
+                        continue;
+                    }
+                    let content = i..close;
+                    i = end + 1;
+                    if depth == 1 {
+                        match name {
+                            b"title" if title.is_none() => title = Some(content),
+                            b"ns" if ns.is_none() => {
+                                ns = Some(self.number::<i32>(content, "<ns>")?);
+                            }
+                            b"id" if id.is_none() => {
+                                id = Some(self.number::<u64>(content, "<id>")?);
+                            }
+                            _ => {}
                         }
                     }
                 }
@@ -404,13 +416,13 @@ impl<'a> Scanner<'a> {
         };
         self.pos = last + 1;
         let missing =
-            |what: &str| self.malformed(first, format!("the <page> at byte {first} has no {what}"));
+            |what: &str| self.malformed(first, format!("the <page> at byte {at} has no {what}"));
         let title = title.ok_or_else(|| missing("<title>"))?;
         let title = self.unescape(title)?;
         let redirect = redirect.map(|r| self.unescape(r)).transpose()?;
         Ok(ScannedPage {
-            first: first as u64,
-            last: last as u64,
+            first: (base + first) as u64,
+            last: (base + last) as u64,
             id: id.ok_or_else(|| missing("<id>"))?,
             ns: ns.ok_or_else(|| missing("<ns>"))?,
             title,
@@ -471,15 +483,18 @@ impl<'a> Scanner<'a> {
                 self.pos = from + n + end.len();
                 Ok(self.pos)
             }
-            None => Err(self.truncated(from, format!("the {what} at byte {from} is never closed"))),
+            None => Err(self.truncated(
+                from,
+                format!("the {what} at byte {} is never closed", self.base + from),
+            )),
         }
     }
 
     fn truncated(&self, offset: usize, what: String) -> IndexError {
         IndexError::Truncated {
             path: self.path.into(),
-            offset: offset as u64,
-            len: self.buf.len() as u64,
+            offset: (self.base + offset) as u64,
+            len: (self.base + self.buf.len()) as u64,
             what,
         }
     }
@@ -487,7 +502,7 @@ impl<'a> Scanner<'a> {
     fn malformed(&self, offset: usize, what: String) -> IndexError {
         IndexError::Malformed {
             path: self.path.into(),
-            offset: offset as u64,
+            offset: (self.base + offset) as u64,
             what,
         }
     }
@@ -617,6 +632,21 @@ pub(crate) fn unescape(text: &str) -> Result<Cow<'_, str>, usize> {
             }
         }
     }
+}
+
+/// The decoded content of the last `<text>` element in a `<page>` element.
+pub(crate) fn page_text(page: &[u8]) -> Option<Cow<'_, str>> {
+    let open = memmem::rfind(page, b"<text")?;
+    let gt = tag_end(page, open + 5)?;
+    if page[gt - 1] == b'/' {
+        return Some(Cow::Borrowed(""));
+    }
+    let close = gt + 1 + memchr(b'<', &page[gt + 1..])?;
+    if !page[close..].starts_with(b"</text>") {
+        return None;
+    }
+    let text = std::str::from_utf8(&page[gt + 1..close]).ok()?;
+    unescape(text).ok()
 }
 
 /// Up to `max` bytes from `bytes`, lossily decoded, for error messages.

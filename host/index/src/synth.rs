@@ -61,7 +61,10 @@ pub fn write_dump(out: impl Write, opts: &SynthOptions) -> io::Result<SynthStats
     out.write_all(HEADER.as_bytes())?;
     stats.bytes += HEADER.len() as u64;
     let footer = b"</mediawiki>\n";
-    let bits = 64 - opts.pages.max(2).leading_zeros();
+    // Unique words need as many bits as there can be pages; a page takes
+    // well over 256 bytes, which bounds the count when only a size is given.
+    let most_pages = opts.pages.min(opts.max_bytes.map_or(u64::MAX, |b| b / 256));
+    let bits = 64 - most_pages.max(2).leading_zeros();
     let mut recent: Vec<String> = Vec::with_capacity(64);
     let mut page = Vec::with_capacity(64 << 10);
     let mut page_id = 10u64;
@@ -105,9 +108,9 @@ pub fn write_dump(out: impl Write, opts: &SynthOptions) -> io::Result<SynthStats
             rng.below(60),
         )?;
         if rng.below(10) == 0 {
-            write!(
+            writeln!(
                 page,
-                "        <ip>10.{}.{}.{}</ip>\n",
+                "        <ip>10.{}.{}.{}</ip>",
                 rng.below(256),
                 rng.below(256),
                 rng.below(256)
@@ -222,27 +225,31 @@ fn ns_of(title: &str) -> i32 {
         .map_or(0, |&(_, ns, _)| ns)
 }
 
-const LATIN: [&str; 64] = [
-    "ka", "lo", "mi", "ra", "ven", "tor", "sel", "an", "dru", "phi", "is", "on", "el", "ber",
-    "gar", "ton", "ia", "ex", "qua", "zo", "mar", "li", "nu", "sta", "cor", "de", "vi", "ha", "ro",
-    "be", "tin", "gu", "al", "mo", "ne", "ri", "sa", "te", "ul", "yo", "wen", "fa", "po", "ce",
-    "du", "gi", "ja", "ko", "lu", "ma", "ni", "or", "pe", "que", "ru", "si", "ta", "um", "va",
-    "xe", "ya", "ze", "bro", "cla",
-];
-const CYRILLIC: [&str; 64] = [
-    "ка", "ло", "ми", "ра", "вен", "тор", "сел", "ан", "дру", "фи", "ис", "он", "ель", "бер",
-    "гар", "тон", "я", "екс", "ква", "зо", "мар", "ли", "ну", "ста", "кор", "де", "ви", "ха", "ро",
-    "бе", "тин", "гу", "ал", "мо", "не", "ри", "са", "те", "ул", "ё", "щен", "фа", "по", "це",
-    "ду", "жи", "ча", "ко", "лу", "ма", "ни", "ор", "пе", "шу", "ру", "си", "та", "ум", "ва", "ю",
-    "ы", "зе", "бро", "кла",
-];
-const GREEK: [&str; 64] = [
-    "κα", "λο", "μι", "ρα", "βεν", "τορ", "σελ", "αν", "δρυ", "φι", "ις", "ον", "ελ", "βερ", "γαρ",
-    "τον", "ια", "εξ", "κυα", "ζο", "μαρ", "λι", "νυ", "στα", "κορ", "δε", "βι", "χα", "ρο", "βη",
-    "τιν", "γυ", "αλ", "μω", "νε", "ρι", "σα", "τε", "υλ", "ψο", "ωεν", "φα", "πο", "θε", "δυ",
-    "γι", "ξα", "κω", "λυ", "μα", "νι", "ορ", "πε", "θυ", "ρυ", "σι", "τα", "ουμ", "βα", "ξε",
-    "ηα", "ζε", "βρο", "κλα",
-];
+/// A script for unique words: 16 consonants × 4 vowels make 64 syllables
+/// of two characters each, so a word decodes one way only.
+struct Script {
+    consonants: [char; 16],
+    vowels: [char; 4],
+}
+
+const LATIN: Script = Script {
+    consonants: [
+        'b', 'c', 'd', 'f', 'g', 'k', 'l', 'm', 'n', 'p', 'r', 's', 't', 'v', 'z', 'h',
+    ],
+    vowels: ['a', 'e', 'i', 'o'],
+};
+const CYRILLIC: Script = Script {
+    consonants: [
+        'б', 'в', 'г', 'д', 'з', 'к', 'л', 'м', 'н', 'п', 'р', 'с', 'т', 'ф', 'х', 'ш',
+    ],
+    vowels: ['а', 'е', 'и', 'о'],
+};
+const GREEK: Script = Script {
+    consonants: [
+        'β', 'γ', 'δ', 'ζ', 'θ', 'κ', 'λ', 'μ', 'ν', 'π', 'ρ', 'σ', 'τ', 'φ', 'χ', 'ψ',
+    ],
+    vowels: ['α', 'ε', 'ο', 'ι'],
+};
 /// Dictionary words for the non-unique part of titles and for article text.
 const WORDS: [&str; 48] = [
     "history",
@@ -322,11 +329,12 @@ fn scramble(n: u64, bits: u32) -> u64 {
     x
 }
 
-/// The unique word for a code, in the given syllable table (6 bits each).
-fn word(mut code: u64, table: &[&str; 64]) -> String {
+/// The unique word for a code: one syllable per 6 bits.
+fn word(mut code: u64, script: &Script) -> String {
     let mut w = String::new();
     loop {
-        w.push_str(table[(code & 63) as usize]);
+        w.push(script.consonants[(code & 15) as usize]);
+        w.push(script.vowels[((code >> 4) & 3) as usize]);
         code >>= 6;
         if code == 0 {
             break;
@@ -345,12 +353,11 @@ fn capitalize(s: &str) -> String {
 /// A title and its namespace; `code` makes it unique.
 fn make_title(rng: &mut Rng, code: u64) -> (i32, String) {
     let mut ns = 0;
-    let mut title = String::new();
+    let mut prefix = "";
     let mut roll = rng.below(100);
-    for &(prefix, n, weight) in &NAMESPACES {
+    for &(p, n, weight) in &NAMESPACES {
         if roll < weight {
-            ns = n;
-            title.push_str(prefix);
+            (ns, prefix) = (n, p);
             break;
         }
         roll -= weight;
@@ -371,7 +378,7 @@ fn make_title(rng: &mut Rng, code: u64) -> (i32, String) {
             words.insert(0, capitalize(w))
         }
     }
-    title.push_str(&words.join(" "));
+    let mut title = words.join(" ");
     match rng.below(100) {
         0..=7 => {
             let d = DISAMBIGUATION[rng.below(DISAMBIGUATION.len() as u64) as usize];
@@ -383,7 +390,7 @@ fn make_title(rng: &mut Rng, code: u64) -> (i32, String) {
         12 => title.push_str("'s Law"),
         _ => {}
     }
-    (ns, title)
+    (ns, format!("{prefix}{title}"))
 }
 
 /// CJK characters, 6 bits each.

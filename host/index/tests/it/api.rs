@@ -184,7 +184,8 @@ fn open_rejects_a_changed_dump() {
     let moved = dir.path().join("moved.xml");
     std::fs::rename(&dump, &moved).unwrap();
     let err = TitleIndex::open(&out).unwrap_err();
-    assert!(err.to_string().contains("if it moved"), "{err}");
+    assert!(matches!(err, IndexError::DumpMissing { .. }), "{err:?}");
+    assert!(err.to_string().contains("if the dump moved"), "{err}");
     let index = TitleIndex::open_with_dump(&out, &moved).unwrap();
     assert_eq!(index.lookup("Москва").unwrap().id, 19004);
 }
@@ -213,9 +214,41 @@ fn open_rejects_other_versions_and_damage() {
     assert!(err.to_string().contains("cut short or damaged"), "{err}");
 
     std::fs::write(&pages, &good).unwrap();
-    std::fs::write(out.join("titles.fst"), b"garbage").unwrap();
+    std::fs::write(out.join("titles.0.fst"), b"garbage").unwrap();
     assert!(matches!(
         TitleIndex::open(&out).unwrap_err(),
         IndexError::IndexUnusable { .. }
     ));
+}
+
+#[test]
+fn export_without_pages_gives_an_empty_index() {
+    let dir = tempdir();
+    let src = std::fs::read_to_string(fixture("tricky.xml")).unwrap();
+    let first = src.find("  <page>").unwrap();
+    let path = dir.path().join("nopages.xml");
+    std::fs::write(&path, format!("{}</mediawiki>\n", &src[..first])).unwrap();
+    let (report, index) = build(&path, dir.path());
+    assert_eq!((report.pages, report.titles), (0, 0));
+    assert!(index.is_empty());
+    assert!(index.lookup("AT&T").is_none());
+    assert!(index.prefix("", None, 10).is_empty());
+    assert!(index.prefix_ci("", None, 10).is_empty());
+}
+
+#[test]
+fn page_text_is_decoded_wikitext() {
+    let dir = tempdir();
+    let (_, index) = build(&fixture("tricky.xml"), dir.path());
+    let att = index.lookup("AT&T").unwrap();
+    let text = index.page_text(&att).unwrap();
+    assert!(text.starts_with("'''AT&T Inc.''' is an American"), "{text}");
+    assert!(text.contains("A dump is made of <page> elements"), "{text}");
+    let deleted = index.lookup("Less <than> more été 😀").unwrap();
+    assert_eq!(index.page_text(&deleted).as_deref(), Some(""));
+    let redirect = index.lookup("O'Brien").unwrap();
+    assert_eq!(
+        index.page_text(&redirect).as_deref(),
+        Some("#REDIRECT [[O'Brien (surname)]]")
+    );
 }

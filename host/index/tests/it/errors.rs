@@ -182,3 +182,21 @@ fn refuses_to_overwrite_other_directories() {
     );
     assert!(dir.path().join("precious.txt").exists());
 }
+
+#[test]
+fn rebuild_replaces_an_index() {
+    let dir = tempdir();
+    let out = dir.path().join("index");
+    build_index(&fixture("noindent.xml"), &out, BuildOptions::default()).unwrap();
+    let first = percore_index::TitleIndex::open(&out).unwrap();
+    assert!(first.dump_path().ends_with("noindent.xml"));
+    drop(first);
+    build_index(&fixture("tricky.xml"), &out, BuildOptions::default()).unwrap();
+    let second = percore_index::TitleIndex::open(&out).unwrap();
+    assert!(second.dump_path().ends_with("tricky.xml"));
+    let names: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names, ["index"], "no temp or old dirs left");
+}

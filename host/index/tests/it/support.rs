@@ -52,15 +52,16 @@ pub fn reference_pages(xml: &[u8]) -> Vec<RefPage> {
                 stack.push(name);
                 text.clear();
             }
-            Event::Empty(e) => {
-                if e.name().as_ref() == b"redirect" && stack.last().is_some_and(|n| n == b"page") {
-                    let title = e
-                        .try_get_attribute("title")
-                        .unwrap()
-                        .expect("redirect has a title");
-                    current.as_mut().unwrap().redirect =
-                        Some(title.unescape_value().unwrap().into_owned());
-                }
+            Event::Empty(e)
+                if e.name().as_ref() == b"redirect"
+                    && stack.last().is_some_and(|n| n == b"page") =>
+            {
+                let title = e
+                    .try_get_attribute("title")
+                    .unwrap()
+                    .expect("redirect has a title");
+                current.as_mut().unwrap().redirect =
+                    Some(title.unescape_value().unwrap().into_owned());
             }
             Event::Text(e) => text.push_str(&e.decode().unwrap()),
             Event::GeneralRef(e) => {

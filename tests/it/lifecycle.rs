@@ -1,0 +1,118 @@
+//! Starting and stopping: invalid components are refused at start with a
+//! message naming them, shutdown lets an in-flight request finish, and the
+//! binary exits 0 on SIGTERM.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use percore::Server;
+use percore::config::{Isolation, RouteConfig};
+
+use crate::support::{Client, TestHost, config, guest};
+
+#[test]
+fn invalid_components_are_refused_at_start() {
+    let dir = std::env::temp_dir().join(format!("percore-it-invalid-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let random = dir.join("random.wasm");
+    std::fs::write(&random, b"this is not wasm at all").unwrap();
+    let core = dir.join("core.wasm");
+    std::fs::write(&core, b"\0asm\x01\0\0\0").unwrap();
+    let missing = dir.join("missing.wasm");
+
+    for (file, expect) in [
+        (&random, "random.wasm is not a valid WebAssembly component"),
+        (&core, "core WebAssembly module, not a component"),
+        (&missing, "missing.wasm"),
+    ] {
+        let cfg = config(vec![RouteConfig::file("/", file)], 1, Isolation::Request);
+        let err = match Server::new(cfg).start() {
+            Ok(_) => panic!("{} was accepted", file.display()),
+            Err(e) => format!("{e:#}"),
+        };
+        assert!(err.contains(expect), "error for {}: {err}", file.display());
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn shutdown_finishes_an_in_flight_request() {
+    let host = TestHost::guest("test-slow", 1, Isolation::Request);
+    let addr = host.addr;
+    let mut client = Client::connect(addr);
+    client.send(&Client::get_request("/?ms=700"));
+    // Let the request reach the guest, then shut down while it sleeps.
+    std::thread::sleep(Duration::from_millis(200));
+    let server = host.into_server();
+    let stopper = std::thread::spawn(move || server.shutdown());
+    let response = client.read_response(false);
+    assert_eq!(response.status, 200);
+    assert_eq!(response.text(), "slept 700 ms");
+    stopper.join().unwrap();
+    // The listener is gone.
+    assert!(std::net::TcpStream::connect(addr).is_err());
+}
+
+#[test]
+fn sigterm_stops_the_binary_with_exit_code_0() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_percore-under-test"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--workers",
+            "1",
+            "--route",
+        ])
+        .arg(format!("/={}", guest("hello")))
+        .env("PERCORE_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start percore");
+    // The startup log line names the address. Read stderr on a thread so
+    // that a silent child cannot hang the test.
+    let stderr = child.stderr.take().unwrap();
+    let (lines_tx, lines_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufRead::lines(std::io::BufReader::new(stderr)) {
+            let Ok(line) = line else { break };
+            if lines_tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let started = Instant::now();
+    let addr = loop {
+        let remaining = Duration::from_secs(60).saturating_sub(started.elapsed());
+        let line = lines_rx
+            .recv_timeout(remaining)
+            .expect("percore printed its startup line within 60 s");
+        if let Some(at) = line.find("listen=") {
+            let rest = &line[at + "listen=".len()..];
+            let end = rest.find(char::is_whitespace).unwrap_or(rest.len());
+            break rest[..end]
+                .parse::<std::net::SocketAddr>()
+                .unwrap_or_else(|e| panic!("bad address in startup line {line:?}: {e}"));
+        }
+    };
+    let mut client = Client::connect(addr);
+    assert_eq!(client.get("/plaintext").status, 200);
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let exit = loop {
+        if let Some(exit) = child.try_wait().unwrap() {
+            break exit;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "percore did not exit after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(exit.code(), Some(0), "exit status {exit:?}");
+}

@@ -1,0 +1,206 @@
+//! Test support: [`TestHost`] starts the real host in-process on an
+//! ephemeral loopback port and shuts it down on drop; [`Client`] is a small
+//! HTTP/1.1 client over a raw `TcpStream` (so tests control every byte and
+//! can pipeline), with read timeouts so that no test can hang.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
+
+use percore::config::{Config, Isolation, RouteConfig};
+use percore::{RunningServer, Server};
+
+/// How long a test waits for any one read before failing.
+pub const READ_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// A guest's component path by crate name (from `percore::guests::ALL`).
+pub fn guest(name: &str) -> &'static str {
+    percore::guests::ALL
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, path)| *path)
+        .unwrap_or_else(|| panic!("no guest called {name}"))
+}
+
+/// A test configuration: loopback, ephemeral port, few instances.
+pub fn config(routes: Vec<RouteConfig>, workers: usize, isolation: Isolation) -> Config {
+    Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        workers: Some(workers),
+        isolation,
+        routes,
+        max_instances: 64,
+        ..Config::default()
+    }
+}
+
+/// A host running in this process; shut down gracefully on drop.
+pub struct TestHost {
+    server: Option<RunningServer>,
+    /// The bound address.
+    pub addr: SocketAddr,
+}
+
+impl TestHost {
+    /// Starts a host with `config`.
+    pub fn start(config: Config) -> TestHost {
+        let server = Server::new(config).start().expect("host starts");
+        let addr = server.local_addr();
+        TestHost {
+            server: Some(server),
+            addr,
+        }
+    }
+
+    /// Starts a host serving `guest` (crate name) at `/`.
+    pub fn guest(name: &str, workers: usize, isolation: Isolation) -> TestHost {
+        TestHost::start(config(
+            vec![RouteConfig::file("/", guest(name))],
+            workers,
+            isolation,
+        ))
+    }
+
+    /// A new connection to the host.
+    pub fn client(&self) -> Client {
+        Client::connect(self.addr)
+    }
+
+    /// One GET on a new connection.
+    pub fn get(&self, path: &str) -> Response {
+        self.client().get(path)
+    }
+
+    /// Shuts the host down and waits for it.
+    pub fn shutdown(mut self) {
+        self.server.take().unwrap().shutdown();
+    }
+
+    /// Takes the server out (for tests that shut it down from elsewhere).
+    pub fn into_server(mut self) -> RunningServer {
+        self.server.take().unwrap()
+    }
+}
+
+impl Drop for TestHost {
+    fn drop(&mut self) {
+        if let Some(server) = self.server.take() {
+            server.shutdown();
+        }
+    }
+}
+
+/// A parsed HTTP/1.1 response.
+#[derive(Debug, Clone)]
+pub struct Response {
+    /// Status code.
+    pub status: u16,
+    /// Header fields, names lower-cased.
+    pub headers: Vec<(String, String)>,
+    /// The body.
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    /// The first header called `name` (lower-case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The body as UTF-8.
+    pub fn text(&self) -> String {
+        String::from_utf8(self.body.clone()).expect("body is UTF-8")
+    }
+}
+
+/// A raw HTTP/1.1 client on one connection.
+pub struct Client {
+    stream: TcpStream,
+    buf: Vec<u8>,
+}
+
+impl Client {
+    /// Connects to `addr`.
+    pub fn connect(addr: SocketAddr) -> Client {
+        let stream = TcpStream::connect(addr).expect("connect to the host");
+        stream.set_read_timeout(Some(READ_TIMEOUT)).unwrap();
+        stream.set_nodelay(true).unwrap();
+        Client {
+            stream,
+            buf: Vec::new(),
+        }
+    }
+
+    /// Writes raw bytes.
+    pub fn send(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).expect("write to the host");
+    }
+
+    /// A GET request's bytes.
+    pub fn get_request(path: &str) -> Vec<u8> {
+        format!("GET {path} HTTP/1.1\r\nHost: test\r\n\r\n").into_bytes()
+    }
+
+    /// Sends a GET and reads its response.
+    pub fn get(&mut self, path: &str) -> Response {
+        self.send(&Client::get_request(path));
+        self.read_response(false)
+    }
+
+    /// Reads one response (of a HEAD request when `head`).
+    pub fn read_response(&mut self, head: bool) -> Response {
+        let header_end = loop {
+            if let Some(at) = find(&self.buf, b"\r\n\r\n") {
+                break at;
+            }
+            self.fill();
+        };
+        let head_text = String::from_utf8(self.buf[..header_end].to_vec()).expect("ASCII head");
+        let mut lines = head_text.split("\r\n");
+        let status_line = lines.next().unwrap();
+        let status: u16 = status_line
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("bad status line {status_line:?}"));
+        let headers: Vec<(String, String)> = lines
+            .map(|line| {
+                let (n, v) = line.split_once(':').expect("header line has a colon");
+                (n.trim().to_ascii_lowercase(), v.trim().to_string())
+            })
+            .collect();
+        self.buf.drain(..header_end + 4);
+        let length: usize = if head {
+            0
+        } else {
+            headers
+                .iter()
+                .find(|(n, _)| n == "content-length")
+                .map(|(_, v)| v.parse().expect("numeric content-length"))
+                .unwrap_or_else(|| panic!("response has no content-length: {headers:?}"))
+        };
+        while self.buf.len() < length {
+            self.fill();
+        }
+        let body = self.buf.drain(..length).collect();
+        Response {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    fn fill(&mut self) {
+        let mut chunk = [0u8; 16 << 10];
+        let n = self.stream.read(&mut chunk).expect("read from the host");
+        assert!(n > 0, "the host closed the connection mid-response");
+        self.buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
