@@ -26,8 +26,21 @@ pub struct Cli {
 pub enum Command {
     /// Serve handlers over HTTP, one worker per core.
     Serve(ServeArgs),
-    /// Serve the built-in demo guests on 127.0.0.1:8080 and print the URLs to try.
+    /// Index a sample (or your) Wikipedia dump and serve the demo guests on
+    /// 127.0.0.1:8080, printing the URLs to try.
     Demo(DemoArgs),
+    /// Build the title index of a MediaWiki XML dump.
+    Index(IndexArgs),
+}
+
+/// Flags of `percore index`.
+#[derive(Debug, Args)]
+pub struct IndexArgs {
+    /// The uncompressed MediaWiki XML export (`pages-articles.xml`).
+    pub dump: PathBuf,
+    /// Directory to write the index to (replaced atomically when complete).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
 }
 
 /// Flags of `percore serve`; each overrides the config file.
@@ -53,6 +66,10 @@ pub struct ServeArgs {
     /// Per-request deadline of every route, in milliseconds [default: 10000].
     #[arg(long, value_name = "MS")]
     pub deadline_ms: Option<u64>,
+    /// A title index built by `percore index`, shared read-only by every
+    /// worker through the `wiki` interface.
+    #[arg(long, value_name = "DIR")]
+    pub index: Option<PathBuf>,
 }
 
 /// Flags of `percore demo`.
@@ -67,6 +84,13 @@ pub struct DemoArgs {
     /// Isolation of the demo routes.
     #[arg(long, value_enum, default_value_t = Isolation::Request)]
     pub isolation: Isolation,
+    /// A MediaWiki XML dump to serve instead of the built-in sample.
+    #[arg(long, value_name = "FILE")]
+    pub dump: Option<PathBuf>,
+    /// Where the demo keeps the sample dump and the indexes it builds
+    /// [default: percore-demo in the system's temporary directory].
+    #[arg(long, value_name = "DIR")]
+    pub data: Option<PathBuf>,
 }
 
 /// Runs the command line; the `percore` binary's `main`.
@@ -97,6 +121,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => serve(args),
         Command::Demo(args) => demo(args),
+        Command::Index(args) => index(args),
     }
 }
 
@@ -119,6 +144,9 @@ pub fn serve_config(args: ServeArgs) -> anyhow::Result<Config> {
     if let Some(ms) = args.deadline_ms {
         config.limits.deadline_ms = ms;
     }
+    if let Some(index) = args.index {
+        config.index = Some(index);
+    }
     for route in args.routes {
         config.set_route(route);
     }
@@ -135,28 +163,99 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     wait_for_signal(server)
 }
 
-fn demo(args: DemoArgs) -> anyhow::Result<()> {
-    let hello = |prefix: &str| RouteConfig {
-        prefix: prefix.into(),
-        source: Source::Embedded {
-            name: "hello",
-            bytes: crate::guests::HELLO,
+fn index(args: IndexArgs) -> anyhow::Result<()> {
+    let report = percore_index::build_index(
+        &args.dump,
+        &args.out,
+        percore_index::BuildOptions {
+            progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
         },
-        isolation: Some(args.isolation),
+    )?;
+    println!("{report}");
+    Ok(())
+}
+
+/// The sample dump shipped with the repo (a few hundred pages that exercise
+/// the tricky cases of real dumps).
+const SAMPLE_DUMP: &[u8] = include_bytes!("../index/testdata/sample.xml");
+
+/// Returns the index directory for `dump` under `data`, building the index
+/// unless a valid one for this very dump is already there.
+pub fn demo_index(dump: &std::path::Path, data: &std::path::Path) -> anyhow::Result<PathBuf> {
+    let stem = dump
+        .file_stem()
+        .map_or_else(|| "dump".into(), |s| s.to_string_lossy().into_owned());
+    let dir = data.join(format!("{stem}.index"));
+    match percore_index::TitleIndex::open_with_dump(&dir, dump) {
+        Ok(_) => tracing::info!(index = %dir.display(), "reusing the index"),
+        Err(_) => {
+            println!("indexing {} into {} ...", dump.display(), dir.display());
+            index(IndexArgs {
+                dump: dump.to_path_buf(),
+                out: dir.clone(),
+            })?;
+        }
+    }
+    Ok(dir)
+}
+
+/// The demo's configuration: the TechEmpower guest on `/json` and
+/// `/plaintext`, the wiki guest on everything else.
+pub fn demo_config(
+    listen: SocketAddr,
+    workers: Option<usize>,
+    isolation: Isolation,
+    index: PathBuf,
+) -> Config {
+    let route = |prefix: &str, name: &'static str, bytes: &'static [u8]| RouteConfig {
+        prefix: prefix.into(),
+        source: Source::Embedded { name, bytes },
+        isolation: Some(isolation),
         limits: Default::default(),
     };
-    let config = Config {
-        listen: args.listen,
-        workers: args.workers,
-        isolation: args.isolation,
-        routes: vec![hello("/json"), hello("/plaintext")],
+    Config {
+        listen,
+        workers,
+        isolation,
+        routes: vec![
+            route("/json", "hello", crate::guests::HELLO),
+            route("/plaintext", "hello", crate::guests::HELLO),
+            route("/", "wiki", crate::guests::WIKI),
+        ],
+        index: Some(index),
         ..Config::default()
+    }
+}
+
+fn demo(args: DemoArgs) -> anyhow::Result<()> {
+    let data = args
+        .data
+        .clone()
+        .unwrap_or_else(|| std::env::temp_dir().join("percore-demo"));
+    std::fs::create_dir_all(&data)
+        .with_context(|| format!("cannot create the demo directory {}", data.display()))?;
+    let dump = match &args.dump {
+        Some(dump) => std::path::absolute(dump)?,
+        None => {
+            let path = data.join("sample.xml");
+            if std::fs::read(&path).ok().as_deref() != Some(SAMPLE_DUMP) {
+                std::fs::write(&path, SAMPLE_DUMP)
+                    .with_context(|| format!("cannot write {}", path.display()))?;
+            }
+            path
+        }
     };
+    let index = demo_index(&dump, &data)?;
+    let config = demo_config(args.listen, args.workers, args.isolation, index);
     let server = Server::new(config).start().context(
         "starting the demo (is something else listening on that address? try --listen 127.0.0.1:0)",
     )?;
     let base = format!("http://{}", server.local_addr());
-    println!("percore demo is serving on {base}");
+    println!("percore demo is serving {} on {base}", dump.display());
+    println!("  Search page:           {base}/");
+    println!("  Titles by prefix:      {base}/offsets/Py");
+    println!("  A page:                {base}/wiki/Python_(programming_language)");
+    println!("  The dump (ranges too): {base}/xml");
     println!("  TechEmpower JSON:      {base}/json");
     println!("  TechEmpower plaintext: {base}/plaintext");
     println!("Press Ctrl-C to stop.");

@@ -187,7 +187,9 @@ impl RouteConfig {
                         "request" => Isolation::Request,
                         "core" => Isolation::Core,
                         _ => {
-                            return Err(format!("isolation must be request or core, got {value:?}"));
+                            return Err(format!(
+                                "isolation must be request or core, got {value:?}"
+                            ));
                         }
                     })
                 }

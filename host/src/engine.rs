@@ -12,6 +12,8 @@ use std::time::Duration;
 use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
+use percore_index::TitleIndex;
+
 use crate::bindings::{self, HandlerPre};
 use crate::state::HostState;
 
@@ -67,8 +69,8 @@ pub struct EngineOptions {
     pub max_memory_bytes: u64,
     /// Most instances alive at once across all workers.
     pub max_instances: u32,
-    /// Whether a shared index is available to `wiki` imports.
-    pub has_index: bool,
+    /// The shared title index, if the host has one.
+    pub index: Option<Arc<TitleIndex>>,
 }
 
 impl Default for EngineOptions {
@@ -76,7 +78,7 @@ impl Default for EngineOptions {
         EngineOptions {
             max_memory_bytes: 64 << 20,
             max_instances: 1000,
-            has_index: false,
+            index: None,
         }
     }
 }
@@ -89,6 +91,9 @@ pub struct Handler {
     pub pre: HandlerPre<HostState>,
     /// Size of the component in bytes.
     pub size: usize,
+    /// Whether the component imports the `wiki` interface (and so needs the
+    /// index in its store).
+    pub imports_wiki: bool,
 }
 
 /// The engine, linker and epoch ticker, shared by every worker.
@@ -138,6 +143,11 @@ impl HostEngine {
         self.pooling
     }
 
+    /// The shared title index, if the host has one.
+    pub fn index(&self) -> Option<&Arc<TitleIndex>> {
+        self.options.index.as_ref()
+    }
+
     /// The options the engine was built with.
     pub fn options(&self) -> &EngineOptions {
         &self.options
@@ -157,7 +167,7 @@ impl HostEngine {
             .component_type()
             .imports(&self.engine)
             .any(|(import, _)| import.starts_with(WIKI_INTERFACE));
-        if imports_wiki && !self.options.has_index {
+        if imports_wiki && self.options.index.is_none() {
             return Err(CompileError::NeedsIndex { name: name.into() });
         }
         let wrong_world = |e: wasmtime::Error| CompileError::WrongWorld {
@@ -173,6 +183,7 @@ impl HostEngine {
             name: name.into(),
             pre,
             size: bytes.len(),
+            imports_wiki,
         }))
     }
 }

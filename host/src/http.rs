@@ -18,15 +18,59 @@ use hyper::{HeaderMap, StatusCode};
 use crate::bindings::{self, Request, Response};
 use crate::error::RequestError;
 use crate::routes::{LocalRoute, LocalRoutes};
+use crate::state::WorkerIndex;
 
 /// The value of the `Server` header on every response.
 pub const SERVER: HeaderValue = HeaderValue::from_static("percore");
 
-/// A response body: bytes the guest returned (or an error message).
-#[derive(Debug)]
+/// Bytes of the dump streamed per frame: large enough for few wake-ups,
+/// small enough that a slow client pins little of the mapping at a time.
+const DUMP_CHUNK: u64 = 256 << 10;
+
+/// A response body: bytes the guest returned (or an error message), or a
+/// range of the shared dump streamed straight from its memory map.
 pub enum ResponseBody {
     /// A body held in memory; `None` once sent.
     Full(Option<Bytes>),
+    /// A range of the dump still to send: bytes `next..end`.
+    Dump {
+        /// The worker's handle on the index whose dump is sent.
+        index: WorkerIndex,
+        /// The next byte to send.
+        next: u64,
+        /// One past the last byte to send.
+        end: u64,
+    },
+}
+
+impl std::fmt::Debug for ResponseBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ResponseBody::Full(b) => f
+                .debug_tuple("Full")
+                .field(&b.as_ref().map(Bytes::len))
+                .finish(),
+            ResponseBody::Dump { next, end, .. } => f
+                .debug_struct("Dump")
+                .field("next", next)
+                .field("end", end)
+                .finish(),
+        }
+    }
+}
+
+/// A slice of the memory-mapped dump that keeps the mapping alive; handed
+/// to hyper as `Bytes` without copying.
+struct DumpSlice {
+    index: WorkerIndex,
+    start: usize,
+    end: usize,
+}
+
+impl AsRef<[u8]> for DumpSlice {
+    fn as_ref(&self) -> &[u8] {
+        &self.index.dump_bytes()[self.start..self.end]
+    }
 }
 
 impl ResponseBody {
@@ -46,12 +90,26 @@ impl Body for ResponseBody {
     ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
         match self.get_mut() {
             ResponseBody::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
+            ResponseBody::Dump { index, next, end } => {
+                if *next >= *end {
+                    return Poll::Ready(None);
+                }
+                let stop = (*next + DUMP_CHUNK).min(*end);
+                let slice = DumpSlice {
+                    index: index.clone(),
+                    start: *next as usize,
+                    end: stop as usize,
+                };
+                *next = stop;
+                Poll::Ready(Some(Ok(Frame::data(Bytes::from_owner(slice)))))
+            }
         }
     }
 
     fn is_end_stream(&self) -> bool {
         match self {
             ResponseBody::Full(bytes) => bytes.is_none(),
+            ResponseBody::Dump { next, end, .. } => next >= end,
         }
     }
 
@@ -60,6 +118,7 @@ impl Body for ResponseBody {
             ResponseBody::Full(bytes) => {
                 SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64))
             }
+            ResponseBody::Dump { next, end, .. } => SizeHint::with_exact(end.saturating_sub(*next)),
         }
     }
 }
@@ -109,7 +168,7 @@ async fn handle(
         body,
     };
     let response = local.pool.call(&guest_request).await?;
-    into_http(&local, response)
+    into_http(&local, routes.index(), response)
 }
 
 /// Reads the whole request body, up to the route's limit.
@@ -152,7 +211,11 @@ fn is_host_header(name: &HeaderName) -> bool {
 
 /// Turns the guest's response into an HTTP response, rejecting what cannot
 /// be sent.
-fn into_http(local: &LocalRoute, response: Response) -> Result<HttpResponse, RequestError> {
+fn into_http(
+    local: &LocalRoute,
+    index: Option<&WorkerIndex>,
+    response: Response,
+) -> Result<HttpResponse, RequestError> {
     let route = &local.route;
     let bad = |why: String| RequestError::BadResponse {
         route: route.prefix.clone(),
@@ -189,10 +252,23 @@ fn into_http(local: &LocalRoute, response: Response) -> Result<HttpResponse, Req
             }
             ResponseBody::full(bytes)
         }
-        bindings::Body::Dump(_) => {
-            return Err(bad(
-                "a dump-range body needs a host started with --index".into()
-            ));
+        bindings::Body::Dump(range) => {
+            let index = index
+                .ok_or_else(|| bad("a dump-range body needs a host started with --index".into()))?;
+            let size = index.dump_len();
+            if range.first > range.last || range.last >= size {
+                return Err(bad(format!(
+                    "dump range {}-{} is outside the dump (bytes 0-{})",
+                    range.first,
+                    range.last,
+                    size.saturating_sub(1)
+                )));
+            }
+            ResponseBody::Dump {
+                index: index.clone(),
+                next: range.first,
+                end: range.last + 1,
+            }
         }
     };
     Ok(builder

@@ -20,7 +20,7 @@ use crate::bindings::{Handler as HandlerBindings, Request, Response};
 use crate::config::Isolation;
 use crate::error::RequestError;
 use crate::routes::Route;
-use crate::state::HostState;
+use crate::state::{HostState, WorkerIndex};
 
 /// Most idle instances a worker keeps for one `core` route. Usually one is
 /// enough; more are only created while a call is suspended at a deadline
@@ -36,15 +36,19 @@ struct Live {
 /// One worker's instances of one route version.
 pub struct InstancePool {
     route: Arc<Route>,
+    /// This worker's handle on the index, for components that import `wiki`.
+    index: Option<WorkerIndex>,
     /// Idle instances (only in `core` isolation).
     idle: RefCell<Vec<Live>>,
 }
 
 impl InstancePool {
     /// An empty pool for `route`.
-    pub fn new(route: Arc<Route>) -> Self {
+    pub fn new(route: Arc<Route>, index: Option<&WorkerIndex>) -> Self {
+        let index = index.filter(|_| route.handler.imports_wiki).cloned();
         InstancePool {
             route,
+            index,
             idle: RefCell::new(Vec::new()),
         }
     }
@@ -90,7 +94,7 @@ impl InstancePool {
             .tables(64)
             .memories(8)
             .build();
-        let mut state = HostState::new(limits);
+        let mut state = HostState::new(limits, self.index.clone());
         state.deadline = deadline;
         let mut store = Store::new(pre.engine(), state);
         store.limiter(|state| &mut state.limits);

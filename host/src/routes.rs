@@ -18,6 +18,8 @@ use crate::config::{Isolation, Limits};
 use crate::engine::Handler;
 use crate::pool::InstancePool;
 use crate::router::Router;
+use crate::state::WorkerIndex;
+use percore_index::TitleIndex;
 
 /// One route of the table: a prefix served by one version of a component.
 pub struct Route {
@@ -97,18 +99,27 @@ pub struct LocalTable {
 /// A worker's view of the shared route table.
 pub struct LocalRoutes {
     shared: Arc<SharedRoutes>,
+    /// This worker's handle on the shared index.
+    index: Option<WorkerIndex>,
     current: RefCell<Rc<LocalTable>>,
 }
 
 impl LocalRoutes {
     /// A worker-local view of `shared`.
-    pub fn new(shared: Arc<SharedRoutes>) -> Self {
+    pub fn new(shared: Arc<SharedRoutes>, index: Option<&Arc<TitleIndex>>) -> Self {
+        let index = index.map(|index| Arc::new(index.clone()));
         let generation = shared.generation();
-        let table = build_local(generation, &shared.current(), None);
+        let table = build_local(generation, &shared.current(), None, index.as_ref());
         LocalRoutes {
             shared,
+            index,
             current: RefCell::new(Rc::new(table)),
         }
+    }
+
+    /// This worker's handle on the shared index.
+    pub fn index(&self) -> Option<&WorkerIndex> {
+        self.index.as_ref()
     }
 
     /// The current table, refreshed if a new one was published.
@@ -116,14 +127,24 @@ impl LocalRoutes {
         let generation = self.shared.generation();
         let mut current = self.current.borrow_mut();
         if current.generation != generation {
-            let fresh = build_local(generation, &self.shared.current(), Some(&current));
+            let fresh = build_local(
+                generation,
+                &self.shared.current(),
+                Some(&current),
+                self.index.as_ref(),
+            );
             *current = Rc::new(fresh);
         }
         current.clone()
     }
 }
 
-fn build_local(generation: u64, table: &RouteTable, old: Option<&LocalTable>) -> LocalTable {
+fn build_local(
+    generation: u64,
+    table: &RouteTable,
+    old: Option<&LocalTable>,
+    index: Option<&WorkerIndex>,
+) -> LocalTable {
     let mut router = Router::new();
     for (prefix, route) in table.router.iter() {
         let reuse = old.and_then(|old| {
@@ -135,7 +156,7 @@ fn build_local(generation: u64, table: &RouteTable, old: Option<&LocalTable>) ->
         let local = reuse.unwrap_or_else(|| {
             Rc::new(LocalRoute {
                 route: route.clone(),
-                pool: InstancePool::new(route.clone()),
+                pool: InstancePool::new(route.clone(), index),
             })
         });
         router

@@ -38,9 +38,25 @@ impl Server {
             .chain([config.limits.max_memory_bytes])
             .max()
             .unwrap_or_default();
+        let index = match &config.index {
+            Some(dir) => {
+                let started = std::time::Instant::now();
+                let index = percore_index::TitleIndex::open(dir)
+                    .with_context(|| format!("cannot open the index at {}", dir.display()))?;
+                tracing::info!(
+                    index = %dir.display(),
+                    dump = %index.dump_path().display(),
+                    titles = index.len(),
+                    elapsed = ?started.elapsed(),
+                    "index opened"
+                );
+                Some(Arc::new(index))
+            }
+            None => None,
+        };
         let engine = Arc::new(HostEngine::new(EngineOptions {
             max_memory_bytes: max_memory,
-            has_index: config.index.is_some(),
+            index: index.clone(),
             max_instances: config.max_instances.max(1),
         })?);
 
@@ -96,6 +112,7 @@ impl Server {
                 id,
                 listener,
                 routes: routes.clone(),
+                index: index.clone(),
                 http: config.http.clone(),
                 shutdown: shutdown_rx.clone(),
             })?);

@@ -4,12 +4,20 @@
 //! no arguments, no sockets. The `wiki` host functions are thin adapters that
 //! reach the shared index (when the host has one).
 
+use std::sync::Arc;
 use std::time::Instant;
+
+use percore_index::TitleIndex;
 
 use wasmtime::StoreLimits;
 use wasmtime_wasi::{ResourceTable, WasiCtx, WasiCtxView, WasiView};
 
 use crate::bindings::percore::host::{types, wiki};
+
+/// A worker's handle on the shared index: an `Arc` of its own around the
+/// process-wide `Arc`, so that cloning it per request touches a reference
+/// count no other core writes.
+pub type WorkerIndex = Arc<Arc<TitleIndex>>;
 
 /// The data of one wasmtime `Store`: one handler instance.
 pub struct HostState {
@@ -22,11 +30,13 @@ pub struct HostState {
     pub(crate) limits: StoreLimits,
     /// When the current call must end; checked at every epoch tick.
     pub(crate) deadline: Instant,
+    /// The shared, read-only title index, if the host has one.
+    index: Option<WorkerIndex>,
 }
 
 impl HostState {
     /// State for one instance with the given limits.
-    pub fn new(limits: StoreLimits) -> Self {
+    pub fn new(limits: StoreLimits, index: Option<WorkerIndex>) -> Self {
         let wasi = WasiCtx::builder()
             .allow_tcp(false)
             .allow_udp(false)
@@ -37,6 +47,7 @@ impl HostState {
             table: ResourceTable::new(),
             limits,
             deadline: Instant::now(),
+            index,
         }
     }
 }
@@ -52,39 +63,109 @@ impl WasiView for HostState {
 
 impl types::Host for HostState {}
 
-/// Without an index every `wiki` call fails; a guest that imports `wiki` is
-/// refused at start on such a host, so these are a second line of defence.
+/// Most titles one `prefix` call returns.
+pub const MAX_PREFIX_RESULTS: u32 = 10_000;
+/// Most bytes of titles and redirect targets one `prefix` call returns.
+pub const MAX_PREFIX_BYTES: usize = 4 << 20;
+/// Most bytes one `read` call returns.
+pub const MAX_READ_BYTES: u64 = 1 << 20;
+
+fn invalid(why: impl Into<String>) -> wiki::Error {
+    wiki::Error::InvalidArgument(why.into())
+}
+
+fn to_wit(page: percore_index::Page) -> wiki::Page {
+    wiki::Page {
+        title: page.title,
+        first: page.first,
+        last: page.last,
+        id: page.id,
+        namespace: page.namespace,
+        redirect: page.redirect,
+    }
+}
+
+/// The `wiki` host functions: thin adapters over [`TitleIndex`] that cap
+/// result sizes. Without an index every call finds nothing; a guest that
+/// imports `wiki` is refused at start on such a host, so that is only a
+/// second line of defence.
 impl wiki::Host for HostState {
-    fn lookup(&mut self, _title: String) -> Option<wiki::Page> {
-        None
+    fn lookup(&mut self, title: String) -> Option<wiki::Page> {
+        self.index.as_ref()?.lookup(&title).map(to_wit)
     }
 
-    fn lookup_normalized(&mut self, _title: String) -> Option<wiki::Page> {
-        None
+    fn lookup_normalized(&mut self, title: String) -> Option<wiki::Page> {
+        self.index.as_ref()?.lookup_normalized(&title).map(to_wit)
     }
 
     fn prefix(
         &mut self,
-        _prefix: String,
-        _after: Option<String>,
-        _limit: u32,
-        _case_insensitive: bool,
+        prefix: String,
+        after: Option<String>,
+        limit: u32,
+        case_insensitive: bool,
     ) -> Result<Vec<wiki::Page>, wiki::Error> {
-        Err(wiki::Error::InvalidArgument(
-            "this host has no index".into(),
-        ))
+        let index = self
+            .index
+            .as_ref()
+            .ok_or_else(|| invalid("this host has no index"))?;
+        if limit == 0 || limit > MAX_PREFIX_RESULTS {
+            return Err(invalid(format!(
+                "limit must be between 1 and {MAX_PREFIX_RESULTS}, got {limit}"
+            )));
+        }
+        let pages = if case_insensitive {
+            index.prefix_ci(&prefix, after.as_deref(), limit as usize)
+        } else {
+            index.prefix(&prefix, after.as_deref(), limit as usize)
+        };
+        let mut bytes = 0;
+        Ok(pages
+            .into_iter()
+            .take_while(|page| {
+                bytes += page.title.len() + page.redirect.as_ref().map_or(0, String::len) + 48;
+                bytes <= MAX_PREFIX_BYTES
+            })
+            .map(to_wit)
+            .collect())
     }
 
     fn info(&mut self) -> wiki::DumpInfo {
-        wiki::DumpInfo {
-            size: 0,
-            last_modified: 0,
+        match &self.index {
+            Some(index) => wiki::DumpInfo {
+                size: index.dump_len(),
+                last_modified: index
+                    .dump_modified()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs()),
+            },
+            None => wiki::DumpInfo {
+                size: 0,
+                last_modified: 0,
+            },
         }
     }
 
-    fn read(&mut self, _range: types::DumpRange) -> Result<Vec<u8>, wiki::Error> {
-        Err(wiki::Error::InvalidArgument(
-            "this host has no index".into(),
-        ))
+    fn read(&mut self, range: types::DumpRange) -> Result<Vec<u8>, wiki::Error> {
+        let index = self
+            .index
+            .as_ref()
+            .ok_or_else(|| invalid("this host has no index"))?;
+        let size = index.dump_len();
+        if range.first > range.last || range.last >= size {
+            return Err(invalid(format!(
+                "range {}-{} is outside the dump (bytes 0-{})",
+                range.first,
+                range.last,
+                size.saturating_sub(1)
+            )));
+        }
+        if range.last - range.first + 1 > MAX_READ_BYTES {
+            return Err(invalid(format!(
+                "range {}-{} is larger than {MAX_READ_BYTES} bytes; return it as a dump body instead",
+                range.first, range.last
+            )));
+        }
+        Ok(index.dump_bytes()[range.first as usize..=range.last as usize].to_vec())
     }
 }

@@ -47,6 +47,8 @@ pub struct WorkerSetup {
     pub listener: std::net::TcpListener,
     /// The shared route table.
     pub routes: Arc<SharedRoutes>,
+    /// The shared title index, if any.
+    pub index: Option<Arc<percore_index::TitleIndex>>,
     /// Client limits.
     pub http: HttpConfig,
     /// Becomes `true` when the server shuts down.
@@ -72,11 +74,12 @@ async fn run(setup: WorkerSetup) {
         id,
         listener,
         routes,
+        index,
         http,
         shutdown,
     } = setup;
     let listener = TcpListener::from_std(listener).expect("register the listener with tokio");
-    let routes = Rc::new(LocalRoutes::new(routes));
+    let routes = Rc::new(LocalRoutes::new(routes, index.as_ref()));
     let http = Rc::new(http);
     let mut connections = JoinSet::new();
     let mut stop = shutdown.clone();
