@@ -9,8 +9,14 @@
 //! - [`isolation`]: traps give 500 and the next request succeeds; a global
 //!   counter in `request` and `core` isolation; no ambient authority.
 //! - [`lifecycle`]: config errors at start, graceful shutdown, SIGTERM.
+//! - [`wiki`]: the Wikipedia demo guest over the shipped sample dump:
+//!   `/offsets`, `/wiki`, `/xml` with ranges, and the refusal of a `wiki`
+//!   guest by a host without an index.
+//! - [`browser`]: headless Chromium types into the search page.
 
+mod browser;
 mod isolation;
 mod lifecycle;
 mod support;
 mod techempower;
+mod wiki;

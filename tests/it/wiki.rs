@@ -1,0 +1,366 @@
+//! The Wikipedia demo over real HTTP, against the sample dump the repo
+//! ships (`host/index/testdata/sample.xml`). Expected values come from an
+//! independent reading of the dump file (plain string search for `<page>`
+//! and `<title>` elements), not from the index under test.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+use percore::config::{Isolation, RouteConfig};
+
+use crate::support::{Client, Response, TestHost, config, guest};
+
+/// The sample dump.
+pub fn sample_dump() -> PathBuf {
+    PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../host/index/testdata/sample.xml"
+    ))
+}
+
+/// One index of the sample for the whole test binary.
+pub fn sample_index() -> PathBuf {
+    static INDEX: OnceLock<PathBuf> = OnceLock::new();
+    INDEX
+        .get_or_init(|| {
+            let dir = std::env::temp_dir().join(format!("percore-it-index-{}", std::process::id()));
+            percore_index::build_index(&sample_dump(), &dir, Default::default())
+                .expect("index the sample dump");
+            dir
+        })
+        .clone()
+}
+
+/// A host serving the wiki guest at `/` over the sample index.
+pub fn wiki_host(isolation: Isolation) -> TestHost {
+    let mut cfg = config(vec![RouteConfig::file("/", guest("wiki"))], 2, isolation);
+    cfg.index = Some(sample_index());
+    TestHost::start(cfg)
+}
+
+/// A page of the dump as read independently: its byte range and title.
+#[derive(Debug, Clone)]
+struct DumpPage {
+    first: usize,
+    last: usize,
+    title: String,
+}
+
+fn decode_entities(s: &str) -> String {
+    let mut out = String::new();
+    let mut rest = s;
+    while let Some(at) = rest.find('&') {
+        out.push_str(&rest[..at]);
+        let end = rest[at..].find(';').expect("entity ends with ;") + at;
+        let entity = &rest[at + 1..end];
+        let c = match entity {
+            "amp" => '&',
+            "lt" => '<',
+            "gt" => '>',
+            "quot" => '"',
+            "apos" => '\'',
+            e if e.starts_with("#x") => {
+                char::from_u32(u32::from_str_radix(&e[2..], 16).unwrap()).unwrap()
+            }
+            e if e.starts_with('#') => char::from_u32(e[1..].parse().unwrap()).unwrap(),
+            e => panic!("unknown entity {e}"),
+        };
+        out.push(c);
+        rest = &rest[end + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
+fn dump_pages() -> &'static (Vec<u8>, Vec<DumpPage>) {
+    static PAGES: OnceLock<(Vec<u8>, Vec<DumpPage>)> = OnceLock::new();
+    PAGES.get_or_init(|| {
+        let bytes = std::fs::read(sample_dump()).unwrap();
+        let text = std::str::from_utf8(&bytes).unwrap();
+        let mut pages = Vec::new();
+        let mut from = 0;
+        while let Some(at) = text[from..].find("<page>") {
+            let first = from + at;
+            let last = first + text[first..].find("</page>").unwrap() + "</page>".len() - 1;
+            let element = &text[first..=last];
+            let t0 = element.find("<title>").unwrap() + "<title>".len();
+            let t1 = element.find("</title>").unwrap();
+            pages.push(DumpPage {
+                first,
+                last,
+                title: decode_entities(&element[t0..t1]),
+            });
+            from = last + 1;
+        }
+        (bytes, pages)
+    })
+}
+
+fn titles() -> BTreeSet<String> {
+    dump_pages().1.iter().map(|p| p.title.clone()).collect()
+}
+
+fn percent_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+fn offsets(host: &TestHost, path: &str) -> Vec<(String, u64, u64)> {
+    let response = host.get(path);
+    assert_eq!(response.status, 200, "{path}: {}", response.text());
+    assert_eq!(response.header("content-type"), Some("application/json"));
+    let rows: Vec<(String, u64, u64)> = serde_json::from_slice(&response.body).unwrap();
+    rows
+}
+
+fn get_range(client: &mut Client, range: &str) -> Response {
+    client.send(format!("GET /xml HTTP/1.1\r\nHost: t\r\nRange: {range}\r\n\r\n").as_bytes());
+    client.read_response(false)
+}
+
+#[test]
+fn offsets_lists_titles_by_prefix_with_exact_ranges() {
+    let host = wiki_host(Isolation::Request);
+    let (bytes, pages) = dump_pages();
+    let rows = offsets(&host, "/offsets/Python");
+    let expected: Vec<String> = titles()
+        .into_iter()
+        .filter(|t| t.starts_with("Python"))
+        .collect();
+    assert!(!expected.is_empty());
+    assert_eq!(
+        rows.iter().map(|r| r.0.clone()).collect::<Vec<_>>(),
+        expected
+    );
+    for (title, first, last) in &rows {
+        let page = pages.iter().find(|p| &p.title == title).unwrap();
+        assert_eq!(
+            (*first as usize, *last as usize),
+            (page.first, page.last),
+            "{title}"
+        );
+        assert!(bytes[*first as usize..=*last as usize].starts_with(b"<page>"));
+        assert!(bytes[*first as usize..=*last as usize].ends_with(b"</page>"));
+    }
+    // Nothing matches: [].
+    assert!(offsets(&host, "/offsets/Zzzzzz-no-such-title").is_empty());
+    // Percent-decoded prefixes: & and Cyrillic.
+    assert_eq!(
+        offsets(&host, "/offsets/AT%26")
+            .iter()
+            .map(|r| r.0.as_str())
+            .collect::<Vec<_>>(),
+        ["AT&T", "AT&T Inc."]
+    );
+    let moscow = offsets(&host, &format!("/offsets/{}", percent_encode("Моск")));
+    assert_eq!(
+        moscow.iter().map(|r| r.0.as_str()).collect::<Vec<_>>(),
+        ["Москва"]
+    );
+    // Case-insensitive.
+    let ci = offsets(&host, "/offsets/at%26t?ci=1");
+    assert_eq!(ci.len(), 2);
+    assert!(offsets(&host, "/offsets/at%26t").is_empty());
+}
+
+#[test]
+fn offsets_pagination_visits_every_title_exactly_once() {
+    let host = wiki_host(Isolation::Core);
+    let all = titles();
+    let mut seen = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let path = match &after {
+            None => "/offsets/?limit=7".to_string(),
+            Some(a) => format!("/offsets/?limit=7&after={}", percent_encode(a)),
+        };
+        let rows = offsets(&host, &path);
+        assert!(rows.len() <= 7);
+        if rows.is_empty() {
+            break;
+        }
+        after = Some(rows.last().unwrap().0.clone());
+        seen.extend(rows.into_iter().map(|r| r.0));
+        assert!(seen.len() <= all.len(), "pagination does not end");
+    }
+    assert_eq!(
+        seen,
+        all.iter().cloned().collect::<Vec<_>>(),
+        "every title once, in byte order"
+    );
+}
+
+#[test]
+fn offsets_of_the_empty_prefix_with_a_limit_and_bad_limits() {
+    let host = wiki_host(Isolation::Request);
+    let rows = offsets(&host, "/offsets/?limit=3");
+    let first3: Vec<String> = titles().into_iter().take(3).collect();
+    assert_eq!(rows.into_iter().map(|r| r.0).collect::<Vec<_>>(), first3);
+    assert_eq!(offsets(&host, "/offsets").len(), 100.min(titles().len()));
+    for bad in ["0", "10001", "x", "-1"] {
+        let response = host.get(&format!("/offsets/A?limit={bad}"));
+        assert_eq!(response.status, 400, "limit={bad}");
+        assert!(response.text().contains("limit"));
+    }
+}
+
+#[test]
+fn wiki_pages_by_normalised_title() {
+    let host = wiki_host(Isolation::Request);
+    let (bytes, pages) = dump_pages();
+    let cases = [
+        ("AT%26T", "AT&T"),
+        (
+            "python_(programming_language)",
+            "Python (programming language)",
+        ),
+        (&percent_encode("Москва") as &str, "Москва"),
+        (&percent_encode("Talk:Москва") as &str, "Talk:Москва"),
+    ];
+    for (path, title) in cases {
+        let response = host.get(&format!("/wiki/{path}"));
+        assert_eq!(response.status, 200, "/wiki/{path}");
+        assert_eq!(
+            response.header("content-type"),
+            Some("application/xml; charset=utf-8")
+        );
+        let page = pages.iter().find(|p| p.title == title).unwrap();
+        assert_eq!(response.body, bytes[page.first..=page.last], "/wiki/{path}");
+    }
+    // The last page in the file (its title is unique in the sample).
+    let last = pages.last().unwrap();
+    assert_eq!(pages.iter().filter(|p| p.title == last.title).count(), 1);
+    let response = host.get(&format!("/wiki/{}", percent_encode(&last.title)));
+    assert_eq!(response.status, 200);
+    assert_eq!(response.body, bytes[last.first..=last.last]);
+    // Absent: 404 with suggestions.
+    let response = host.get("/wiki/Pytho");
+    assert_eq!(response.status, 404);
+    let body: serde_json::Value = serde_json::from_slice(&response.body).unwrap();
+    let suggestions = body["suggestions"].as_array().unwrap();
+    assert!(
+        suggestions
+            .iter()
+            .any(|s| s == "Python (programming language)"),
+        "{body}"
+    );
+}
+
+#[test]
+fn xml_serves_the_dump_with_ranges() {
+    let host = wiki_host(Isolation::Core);
+    let (bytes, _) = dump_pages();
+    let size = bytes.len();
+    let mut client = host.client();
+
+    let whole = client.get("/xml");
+    assert_eq!(whole.status, 200);
+    assert_eq!(whole.header("accept-ranges"), Some("bytes"));
+    assert_eq!(whole.body, *bytes);
+
+    client.send(b"HEAD /xml HTTP/1.1\r\nHost: t\r\n\r\n");
+    let head = client.read_response(true);
+    assert_eq!(head.status, 200);
+    assert_eq!(
+        head.header("content-length"),
+        Some(size.to_string().as_str())
+    );
+    assert_eq!(head.header("accept-ranges"), Some("bytes"));
+
+    let cases = [
+        ("bytes=0-0", 0, 0),
+        ("bytes=0-9", 0, 9),
+        ("bytes=-1", size - 1, size - 1),
+        (&format!("bytes={}-", size - 1) as &str, size - 1, size - 1),
+        ("bytes=-100", size - 100, size - 1),
+        (&format!("bytes=10-{}", size * 2) as &str, 10, size - 1),
+    ];
+    for (range, first, last) in cases {
+        let response = get_range(&mut client, range);
+        assert_eq!(response.status, 206, "{range}");
+        assert_eq!(
+            response.header("content-range"),
+            Some(format!("bytes {first}-{last}/{size}").as_str()),
+            "{range}"
+        );
+        assert_eq!(response.body, bytes[first..=last], "{range}");
+    }
+    for range in [
+        format!("bytes={size}-"),
+        format!("bytes={}-{}", size + 5, size + 9),
+        "bytes=-0".into(),
+    ] {
+        let response = get_range(&mut client, &range);
+        assert_eq!(response.status, 416, "{range}");
+        assert_eq!(
+            response.header("content-range"),
+            Some(format!("bytes */{size}").as_str())
+        );
+        assert!(response.body.is_empty());
+    }
+    // Malformed ranges are ignored, and multi-range requests get the whole
+    // body: 200.
+    for range in ["bytes=abc", "pages=1-2", "bytes=5-1", "bytes=0-1,5-6"] {
+        let response = get_range(&mut client, range);
+        assert_eq!(response.status, 200, "{range}");
+        assert_eq!(response.body.len(), size, "{range}");
+    }
+}
+
+#[test]
+fn a_page_range_from_offsets_fetches_the_page_element() {
+    let host = wiki_host(Isolation::Request);
+    let rows = offsets(&host, "/offsets/WebAssembly");
+    let (title, first, last) = rows.iter().find(|r| r.0 == "WebAssembly").unwrap().clone();
+    let mut client = host.client();
+    let ranged = get_range(&mut client, &format!("bytes={first}-{last}"));
+    assert_eq!(ranged.status, 206);
+    let page = client.get(&format!("/wiki/{title}"));
+    assert_eq!(ranged.body, page.body);
+    assert!(page.text().contains("<title>WebAssembly</title>"));
+}
+
+#[test]
+fn the_search_page_and_unknown_routes() {
+    let host = wiki_host(Isolation::Request);
+    let page = host.get("/");
+    assert_eq!(page.status, 200);
+    assert_eq!(
+        page.header("content-type"),
+        Some("text/html; charset=utf-8")
+    );
+    let html = page.text();
+    assert!(html.contains("<input id=\"q\""));
+    assert!(
+        !html.contains("http://") && !html.contains("https://"),
+        "the page must work offline"
+    );
+    assert_eq!(host.get("/nothing").status, 404);
+    let mut client = host.client();
+    client.send(b"POST /xml HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n");
+    assert_eq!(client.read_response(false).status, 405);
+}
+
+#[test]
+fn a_wiki_guest_is_refused_by_a_host_without_an_index() {
+    let cfg = config(
+        vec![RouteConfig::file("/", guest("wiki"))],
+        1,
+        Isolation::Request,
+    );
+    let err = match percore::Server::new(cfg).start() {
+        Ok(_) => panic!("a wiki guest started without an index"),
+        Err(e) => format!("{e:#}"),
+    };
+    assert!(
+        err.contains("percore:host/wiki") && err.contains("--index"),
+        "{err}"
+    );
+}
