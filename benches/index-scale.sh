@@ -36,6 +36,7 @@ else
     builder=("$target/release/examples/buildindex")
 fi
 
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 bytes=$(stat -c %s "$dump")
 echo "warming the page cache with $dump ($bytes bytes)" >&2
 cat "$dump" > /dev/null
@@ -75,7 +76,7 @@ cat <<MD
 ### $(basename "$dump"): $(printf '%.2f' "$(echo "$bytes / 1000000000" | bc -l)") GB, $pages pages
 
 - command: \`benches/index-scale.sh $dump $*\` (builder: \`${builder[*]##*/}\`, best of $runs runs, page cache warm)
-- date: $(date -u +%Y-%m-%d), nproc: $(nproc), CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')
+- date: $(date -u +%Y-%m-%d), nproc: $(nproc), CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), load average before / after: $load_before / $(cut -d' ' -f1-3 /proc/loadavg)
 
 | measure | value |
 | --- | --- |

@@ -9,7 +9,9 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 
-use crate::config::{Config, Isolation, RouteConfig, Source};
+use crate::admin::client::AdminClient;
+use crate::admin::{AdminToken, DeployOptions};
+use crate::config::{Config, Isolation, LimitOverrides, RouteConfig, Source};
 use crate::server::{RunningServer, Server};
 
 /// percore: a per-core WebAssembly handler host.
@@ -31,6 +33,82 @@ pub enum Command {
     Demo(DemoArgs),
     /// Build the title index of a MediaWiki XML dump.
     Index(IndexArgs),
+    /// Deploy a component to a route of a running host (admin API).
+    Deploy(DeployArgs),
+    /// List a running host's routes and the version serving each.
+    Routes(AdminArgs),
+    /// Serve a route's previous version again.
+    Rollback(RouteArgs),
+    /// Remove a route from a running host.
+    Undeploy(RouteArgs),
+    /// Create a new handler crate (Cargo.toml, src/lib.rs, wit/, README).
+    New(NewArgs),
+}
+
+/// How the admin commands reach the host.
+#[derive(Debug, Args)]
+pub struct AdminArgs {
+    /// The host's admin API (`--admin` of `percore serve`).
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "PERCORE_ADMIN",
+        default_value = "http://127.0.0.1:9090"
+    )]
+    pub admin: String,
+    /// File holding the admin token [default: $PERCORE_ADMIN_TOKEN].
+    #[arg(long, value_name = "FILE")]
+    pub admin_token_file: Option<PathBuf>,
+    /// Print the host's JSON answer instead of a summary.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Flags of `percore rollback` and `percore undeploy`.
+#[derive(Debug, Args)]
+pub struct RouteArgs {
+    /// The route's prefix, e.g. /api.
+    pub route: String,
+    /// How to reach the host.
+    #[command(flatten)]
+    pub admin: AdminArgs,
+}
+
+/// Flags of `percore deploy`.
+#[derive(Debug, Args)]
+pub struct DeployArgs {
+    /// The route's prefix, e.g. /api (created when it does not exist).
+    pub route: String,
+    /// The component (a .wasm built for wasm32-wasip2).
+    pub wasm: PathBuf,
+    /// Isolation of the route [default: the host's].
+    #[arg(long, value_enum)]
+    pub isolation: Option<Isolation>,
+    /// Per-request deadline, in milliseconds [default: the host's].
+    #[arg(long, value_name = "MS")]
+    pub deadline_ms: Option<u64>,
+    /// Linear memory cap per instance, in bytes [default: the host's].
+    #[arg(long, value_name = "BYTES")]
+    pub max_memory_bytes: Option<u64>,
+    /// Request body cap, in bytes [default: the host's].
+    #[arg(long, value_name = "BYTES")]
+    pub max_request_body_bytes: Option<u64>,
+    /// Response body cap, in bytes [default: the host's].
+    #[arg(long, value_name = "BYTES")]
+    pub max_response_bytes: Option<u64>,
+    /// How to reach the host.
+    #[command(flatten)]
+    pub admin: AdminArgs,
+}
+
+/// Flags of `percore new`.
+#[derive(Debug, Args)]
+pub struct NewArgs {
+    /// The crate's name (also its directory, unless --dir is given).
+    pub name: String,
+    /// Where to create the crate [default: ./NAME].
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
 }
 
 /// Flags of `percore index`.
@@ -70,6 +148,18 @@ pub struct ServeArgs {
     /// worker through the `wiki` interface.
     #[arg(long, value_name = "DIR")]
     pub index: Option<PathBuf>,
+    /// Serve the admin API (deploy, routes, rollback, undeploy) on ADDR,
+    /// `HOST:PORT` or a port on loopback [default: off].
+    #[arg(long, value_name = "ADDR", value_parser = crate::admin::parse_admin_addr)]
+    pub admin: Option<SocketAddr>,
+    /// File holding the admin API's bearer token [default:
+    /// $PERCORE_ADMIN_TOKEN].
+    #[arg(long, value_name = "FILE")]
+    pub admin_token_file: Option<PathBuf>,
+    /// State directory: deployed components and routes (restored at start)
+    /// and the cache of compiled components [default: none].
+    #[arg(long, value_name = "DIR")]
+    pub state: Option<PathBuf>,
 }
 
 /// Flags of `percore demo`.
@@ -122,6 +212,11 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve(args) => serve(args),
         Command::Demo(args) => demo(args),
         Command::Index(args) => index(args),
+        Command::Deploy(args) => deploy(args),
+        Command::Routes(args) => routes(args),
+        Command::Rollback(args) => rollback(args),
+        Command::Undeploy(args) => undeploy(args),
+        Command::New(args) => new(args),
     }
 }
 
@@ -147,12 +242,21 @@ pub fn serve_config(args: ServeArgs) -> anyhow::Result<Config> {
     if let Some(index) = args.index {
         config.index = Some(index);
     }
+    if let Some(admin) = args.admin {
+        config.admin = Some(admin);
+    }
+    if let Some(file) = args.admin_token_file {
+        config.admin_token_file = Some(file);
+    }
+    if let Some(state) = args.state {
+        config.state = Some(state);
+    }
     for route in args.routes {
         config.set_route(route);
     }
     anyhow::ensure!(
-        !config.routes.is_empty(),
-        "no routes: give at least one --route /PREFIX=FILE.wasm (or [[route]] in --config)"
+        !config.routes.is_empty() || config.state.is_some() || config.admin.is_some(),
+        "no routes: give at least one --route /PREFIX=FILE.wasm (or [[route]] in --config), or --admin ADDR to deploy them later"
     );
     Ok(config)
 }
@@ -161,6 +265,94 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let config = serve_config(args)?;
     let server = Server::new(config).start()?;
     wait_for_signal(server)
+}
+
+fn admin_client(args: &AdminArgs) -> anyhow::Result<AdminClient> {
+    let token = AdminToken::load(args.admin_token_file.as_deref())?;
+    Ok(AdminClient::new(&args.admin, Some(token)))
+}
+
+/// Prints an admin answer: the JSON with `--json`, else one line per route.
+fn print_routes(args: &AdminArgs, answer: &serde_json::Value, verb: &str) {
+    if args.json {
+        println!("{answer:#}");
+        return;
+    }
+    let one = [answer.clone()];
+    let routes = answer["routes"].as_array().map_or(&one[..], Vec::as_slice);
+    for route in routes {
+        let version = &route["version"];
+        let hash = version["hash"].as_str().unwrap_or_default();
+        println!(
+            "{verb}{} sha256:{} {} bytes, deployed at {} (unix), {} isolation, {} earlier version(s)",
+            route["prefix"].as_str().unwrap_or_default(),
+            &hash[..hash.len().min(16)],
+            version["size"],
+            version["deployed_at"],
+            route["isolation"].as_str().unwrap_or_default(),
+            route["history"].as_array().map_or(0, Vec::len),
+        );
+    }
+    for error in answer["restore_errors"].as_array().into_iter().flatten() {
+        println!("not restored: {}", error.as_str().unwrap_or_default());
+    }
+}
+
+fn deploy(args: DeployArgs) -> anyhow::Result<()> {
+    let wasm = std::fs::read(&args.wasm)
+        .with_context(|| format!("cannot read {}", args.wasm.display()))?;
+    let options = DeployOptions {
+        isolation: args.isolation,
+        limits: LimitOverrides {
+            deadline_ms: args.deadline_ms,
+            max_memory_bytes: args.max_memory_bytes,
+            max_request_body_bytes: args.max_request_body_bytes,
+            max_response_bytes: args.max_response_bytes,
+        },
+    };
+    let answer = admin_client(&args.admin)?
+        .deploy(&args.route, &wasm, &options)
+        .with_context(|| format!("deploying {} to {}", args.wasm.display(), args.route))?;
+    print_routes(&args.admin, &answer, "deployed ");
+    Ok(())
+}
+
+fn routes(args: AdminArgs) -> anyhow::Result<()> {
+    let answer = admin_client(&args)?.routes()?;
+    print_routes(&args, &answer, "");
+    Ok(())
+}
+
+fn rollback(args: RouteArgs) -> anyhow::Result<()> {
+    let answer = admin_client(&args.admin)?
+        .rollback(&args.route)
+        .with_context(|| format!("rolling back {}", args.route))?;
+    print_routes(&args.admin, &answer, "rolled back ");
+    Ok(())
+}
+
+fn undeploy(args: RouteArgs) -> anyhow::Result<()> {
+    let answer = admin_client(&args.admin)?
+        .undeploy(&args.route)
+        .with_context(|| format!("removing {}", args.route))?;
+    print_routes(&args.admin, &answer, "removed ");
+    Ok(())
+}
+
+fn new(args: NewArgs) -> anyhow::Result<()> {
+    let dir = args.dir.unwrap_or_else(|| PathBuf::from(&args.name));
+    crate::new::scaffold(&dir, &args.name)?;
+    let wasm = format!("{}.wasm", args.name.replace('-', "_"));
+    println!("created {} (see its README.md). Next:", dir.display());
+    println!(
+        "  cd {} && cargo build --release --target wasm32-wasip2",
+        dir.display()
+    );
+    println!(
+        "  percore deploy /{} target/wasm32-wasip2/release/{wasm}",
+        args.name
+    );
+    Ok(())
 }
 
 fn index(args: IndexArgs) -> anyhow::Result<()> {

@@ -6,10 +6,10 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// How much state a handler instance may carry from one request to the next.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Isolation {
     /// Every request gets a fresh instance: nothing a handler writes survives
@@ -32,7 +32,7 @@ impl std::fmt::Display for Isolation {
 
 /// Limits applied to every call of a handler. Set globally (`[limits]` in the
 /// config file) and overridable per route.
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Limits {
     /// Wall-clock deadline for one handler call, in milliseconds; past it the
@@ -69,7 +69,7 @@ impl Limits {
 }
 
 /// Per-route overrides of [`Limits`]; `None` keeps the global value.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LimitOverrides {
     /// Overrides [`Limits::deadline_ms`].
@@ -221,6 +221,9 @@ pub struct HttpConfig {
     /// How long shutdown waits for in-flight requests, in milliseconds.
     /// Default: 30 000 (30 s).
     pub shutdown_grace_ms: u64,
+    /// Most open client connections, split evenly across the workers; a
+    /// connection beyond it gets `503` and is closed. Default: 100 000.
+    pub max_connections: usize,
 }
 
 impl Default for HttpConfig {
@@ -230,6 +233,7 @@ impl Default for HttpConfig {
             max_header_bytes: 16 << 10,
             header_read_timeout_ms: 30_000,
             shutdown_grace_ms: 30_000,
+            max_connections: 100_000,
         }
     }
 }
@@ -260,6 +264,24 @@ pub struct Config {
     /// allocator reserves address space (not memory) for this many up front.
     /// Requests beyond it get 503. Default: 1000.
     pub max_instances: u32,
+    /// Address of the admin API (deploy, list, roll back, remove routes; see
+    /// [`crate::admin`]). Default: none (no admin API). Keep it on loopback:
+    /// anyone holding the token can run code on this host.
+    pub admin: Option<SocketAddr>,
+    /// File holding the admin API's bearer token (surrounding whitespace is
+    /// ignored). Default: none, in which case the token comes from the
+    /// `PERCORE_ADMIN_TOKEN` environment variable; with neither, `admin`
+    /// cannot be enabled. Never taken from the command line.
+    pub admin_token_file: Option<PathBuf>,
+    /// State directory: deployed components (content-addressed), the route
+    /// table, and the cache of compiled components. Routes found there are
+    /// restored at start (configured routes override the same prefix).
+    /// Default: none (deploys last until the process exits, every start
+    /// compiles).
+    pub state: Option<PathBuf>,
+    /// Largest component the admin API accepts, in bytes; larger uploads get
+    /// 413. Default: 64 MiB.
+    pub max_upload_bytes: u64,
 }
 
 impl Default for Config {
@@ -273,6 +295,10 @@ impl Default for Config {
             http: HttpConfig::default(),
             index: None,
             max_instances: 1000,
+            admin: None,
+            admin_token_file: None,
+            state: None,
+            max_upload_bytes: 64 << 20,
         }
     }
 }
@@ -295,10 +321,17 @@ impl Config {
                 *file = base.join(&*file);
             }
         }
-        if let Some(index) = &mut config.index
-            && index.is_relative()
+        for path in [
+            &mut config.index,
+            &mut config.state,
+            &mut config.admin_token_file,
+        ]
+        .into_iter()
+        .flatten()
         {
-            *index = base.join(&*index);
+            if path.is_relative() {
+                *path = base.join(&*path);
+            }
         }
         Ok(config)
     }

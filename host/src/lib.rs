@@ -24,7 +24,12 @@
 //! [`server`] (starts the workers, shutdown), [`error`] (the one place where
 //! failures become status codes), [`cli`] (the `percore` command) and
 //! [`guests`] (the guests this repo builds).
+//!
+//! Beside the request path: [`admin`] (the admin API: deploys, rollback,
+//! the state directory; it publishes new route tables that workers pick up
+//! at the routes hop) and [`new`] (`percore new`: a guest crate scaffold).
 
+pub mod admin;
 pub mod bindings;
 pub mod cli;
 pub mod config;
@@ -32,6 +37,7 @@ pub mod engine;
 pub mod error;
 pub mod guests;
 pub mod http;
+pub mod new;
 pub mod pool;
 pub mod router;
 pub mod routes;

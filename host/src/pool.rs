@@ -54,8 +54,24 @@ impl InstancePool {
     }
 
     /// Calls the guest's `handle` with `req`.
+    ///
+    /// The deadline is enforced twice: the epoch callback interrupts guest
+    /// code that runs past it, and a timer drops the call when the guest is
+    /// waiting in a host call (a sleep) instead. The timer costs nothing for
+    /// calls that finish in their first poll, which is almost all of them.
     pub async fn call(&self, req: &Request) -> Result<Response, RequestError> {
         let deadline = Instant::now() + self.route.limits.deadline();
+        match tokio::time::timeout_at(deadline.into(), self.call_until(req, deadline)).await {
+            Ok(result) => result,
+            // The call future was dropped mid-call; its instance with it.
+            Err(_elapsed) => Err(RequestError::Deadline {
+                route: self.route.prefix.clone(),
+                deadline_ms: self.route.limits.deadline_ms,
+            }),
+        }
+    }
+
+    async fn call_until(&self, req: &Request, deadline: Instant) -> Result<Response, RequestError> {
         let reuse = self.route.isolation == Isolation::Core;
         let idle = if reuse {
             self.idle.borrow_mut().pop()
@@ -103,7 +119,13 @@ impl InstancePool {
             if Instant::now() >= cx.data().deadline {
                 Ok(UpdateDeadline::Interrupt)
             } else {
-                Ok(UpdateDeadline::Yield(1))
+                // tokio's yield_now lets the worker poll its sockets before
+                // the guest runs again (a plain wake would be re-polled
+                // before the I/O driver, starving other connections).
+                Ok(UpdateDeadline::YieldCustom(
+                    1,
+                    Box::pin(tokio::task::yield_now()),
+                ))
             }
         });
         match pre.instantiate_async(&mut store).await {

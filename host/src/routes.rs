@@ -37,6 +37,12 @@ pub struct Route {
     pub version: u64,
 }
 
+/// A fresh [`Route::version`], unique within the process.
+pub fn next_version() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
 /// An immutable route table.
 #[derive(Default)]
 pub struct RouteTable {

@@ -9,10 +9,11 @@ use std::thread::JoinHandle;
 use anyhow::Context as _;
 use tokio::sync::watch;
 
+use crate::admin::{AdminServer, AdminToken, Deployments};
 use crate::config::{Config, Source};
 use crate::engine::{EngineOptions, HostEngine};
 use crate::router::Router;
-use crate::routes::{Route, RouteTable, SharedRoutes};
+use crate::routes::{Route, SharedRoutes};
 use crate::worker::{self, WorkerSetup};
 
 /// A host about to start.
@@ -58,11 +59,12 @@ impl Server {
             max_memory_bytes: max_memory,
             index: index.clone(),
             max_instances: config.max_instances.max(1),
+            cache_dir: config.state.as_deref().map(crate::admin::store::cache_dir),
         })?);
 
         let mut router = Router::new();
         let mut compiled: Vec<(Vec<u8>, Arc<crate::engine::Handler>)> = Vec::new();
-        for (version, route) in config.routes.iter().enumerate() {
+        for route in &config.routes {
             let bytes = match &route.source {
                 Source::File(path) => std::fs::read(path).with_context(|| {
                     format!("cannot read {} for route {}", path.display(), route.prefix)
@@ -85,13 +87,22 @@ impl Server {
                 handler,
                 isolation: route.isolation.unwrap_or(config.isolation),
                 limits: route.limits.apply(&config.limits),
-                version: version as u64,
+                version: crate::routes::next_version(),
             };
             router
                 .insert(&route.prefix.clone(), Arc::new(route))
                 .map_err(anyhow::Error::msg)?;
         }
-        let routes = Arc::new(SharedRoutes::new(RouteTable { router }));
+        // Deployments takes over the configured routes, restores the
+        // deployed ones from the state directory, and shares the table.
+        let configured_bytes: Vec<Vec<u8>> = compiled.into_iter().map(|(b, _)| b).collect();
+        let deployments = Arc::new(Deployments::open(
+            &config,
+            engine.clone(),
+            router,
+            &configured_bytes,
+        )?);
+        let routes = deployments.routes().clone();
 
         let workers = config.worker_count();
         let first = worker::bind_reuseport(config.listen)
@@ -114,9 +125,23 @@ impl Server {
                 routes: routes.clone(),
                 index: index.clone(),
                 http: config.http.clone(),
+                max_connections: config.http.max_connections.div_ceil(workers).max(1),
                 shutdown: shutdown_rx.clone(),
             })?);
         }
+
+        let admin = match config.admin {
+            Some(addr) => {
+                let token = AdminToken::load(config.admin_token_file.as_deref())?;
+                Some(AdminServer::start(
+                    addr,
+                    token,
+                    deployments.clone(),
+                    config.max_upload_bytes,
+                )?)
+            }
+            None => None,
+        };
 
         let table = routes.current();
         let route_list: Vec<String> = table
@@ -138,6 +163,8 @@ impl Server {
             threads,
             routes,
             engine,
+            admin,
+            deployments,
         })
     }
 }
@@ -149,6 +176,10 @@ pub struct RunningServer {
     threads: Vec<JoinHandle<()>>,
     routes: Arc<SharedRoutes>,
     engine: Arc<HostEngine>,
+    /// The admin listener, when `--admin` was given.
+    admin: Option<AdminServer>,
+    /// The versioned routes behind `routes`.
+    deployments: Arc<Deployments>,
 }
 
 impl RunningServer {
@@ -168,9 +199,23 @@ impl RunningServer {
         &self.engine
     }
 
-    /// Stops accepting, finishes in-flight requests, and waits for every
-    /// worker to exit.
+    /// The admin API's address, when it is enabled.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin.as_ref().map(AdminServer::local_addr)
+    }
+
+    /// The versioned routes (deploy, rollback, list; what the admin API
+    /// calls).
+    pub fn deployments(&self) -> &Arc<Deployments> {
+        &self.deployments
+    }
+
+    /// Stops accepting (admin API included), finishes in-flight requests,
+    /// and waits for every worker to exit.
     pub fn shutdown(self) {
+        if let Some(admin) = self.admin {
+            admin.shutdown();
+        }
         let _ = self.shutdown.send(true);
         for thread in self.threads {
             if thread.join().is_err() {

@@ -51,6 +51,8 @@ pub struct WorkerSetup {
     pub index: Option<Arc<percore_index::TitleIndex>>,
     /// Client limits.
     pub http: HttpConfig,
+    /// This worker's share of `http.max_connections`.
+    pub max_connections: usize,
     /// Becomes `true` when the server shuts down.
     pub shutdown: watch::Receiver<bool>,
 }
@@ -76,6 +78,7 @@ async fn run(setup: WorkerSetup) {
         routes,
         index,
         http,
+        max_connections,
         shutdown,
     } = setup;
     let listener = TcpListener::from_std(listener).expect("register the listener with tokio");
@@ -88,6 +91,9 @@ async fn run(setup: WorkerSetup) {
             biased;
             _ = stop.wait_for(|stop| *stop) => break,
             accepted = listener.accept() => match accepted {
+                Ok((stream, _peer)) if connections.len() >= max_connections => {
+                    refuse(&stream);
+                }
                 Ok((stream, _peer)) => {
                     let _ = stream.set_nodelay(true);
                     connections.spawn_local(serve_connection(
@@ -121,6 +127,13 @@ async fn run(setup: WorkerSetup) {
         );
         connections.abort_all();
     }
+}
+
+/// Refuses a connection beyond the limit: a best-effort 503, then close.
+fn refuse(stream: &tokio::net::TcpStream) {
+    const BUSY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nserver: percore\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: 31\r\nconnection: close\r\n\r\ntoo many connections, try again";
+    let _ = stream.try_write(BUSY);
+    tracing::debug!("refused a connection: at the connection limit");
 }
 
 async fn serve_connection(

@@ -2,13 +2,13 @@
 //! message naming them, shutdown lets an in-flight request finish, and the
 //! binary exits 0 on SIGTERM.
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use percore::Server;
 use percore::config::{Isolation, RouteConfig};
 
-use crate::support::{Client, TestHost, config, guest};
+use crate::support::{Client, TestHost, config, guest, spawn_binary};
 
 #[test]
 fn invalid_components_are_refused_at_start() {
@@ -55,47 +55,16 @@ fn shutdown_finishes_an_in_flight_request() {
 
 #[test]
 fn sigterm_stops_the_binary_with_exit_code_0() {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_percore-under-test"))
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--workers",
-            "1",
-            "--route",
-        ])
-        .arg(format!("/={}", guest("hello")))
-        .env("PERCORE_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start percore");
-    // The startup log line names the address. Read stderr on a thread so
-    // that a silent child cannot hang the test.
-    let stderr = child.stderr.take().unwrap();
-    let (lines_tx, lines_rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in std::io::BufRead::lines(std::io::BufReader::new(stderr)) {
-            let Ok(line) = line else { break };
-            if lines_tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let started = Instant::now();
-    let addr = loop {
-        let remaining = Duration::from_secs(60).saturating_sub(started.elapsed());
-        let line = lines_rx
-            .recv_timeout(remaining)
-            .expect("percore printed its startup line within 60 s");
-        if let Some(at) = line.find("listen=") {
-            let rest = &line[at + "listen=".len()..];
-            let end = rest.find(char::is_whitespace).unwrap_or(rest.len());
-            break rest[..end]
-                .parse::<std::net::SocketAddr>()
-                .unwrap_or_else(|e| panic!("bad address in startup line {line:?}: {e}"));
-        }
-    };
+    let route = format!("/={}", guest("hello"));
+    let (mut child, addr) = spawn_binary(&[
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--workers",
+        "1",
+        "--route",
+        &route,
+    ]);
     let mut client = Client::connect(addr);
     assert_eq!(client.get("/plaintext").status, 200);
     let status = Command::new("kill")

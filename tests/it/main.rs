@@ -13,8 +13,18 @@
 //!   `/offsets`, `/wiki`, `/xml` with ranges, and the refusal of a `wiki`
 //!   guest by a host without an index.
 //! - [`browser`]: headless Chromium types into the search page.
+//! - [`deploy`]: the admin API and CLI: deploy, call, redeploy, roll back,
+//!   undeploy; tokens; invalid and oversized uploads; restart from the state
+//!   directory without recompiling; corrupt state; redeploys under load;
+//!   `percore new` builds and deploys.
+//! - [`hostile`]: loops, memory bombs, stack overflows, huge responses, slow
+//!   and idle clients, connection limits; every guest has a test.
+//! - [`chaos`]: healthy traffic stays whole while hostile requests run.
 
 mod browser;
+mod chaos;
+mod deploy;
+mod hostile;
 mod isolation;
 mod lifecycle;
 mod support;

@@ -71,6 +71,11 @@ impl TestHost {
         self.client().get(path)
     }
 
+    /// The running server (its admin address, deployments, engine).
+    pub fn server(&self) -> &RunningServer {
+        self.server.as_ref().expect("the host is running")
+    }
+
     /// Shuts the host down and waits for it.
     pub fn shutdown(mut self) {
         self.server.take().unwrap().shutdown();
@@ -88,6 +93,44 @@ impl Drop for TestHost {
             server.shutdown();
         }
     }
+}
+
+/// Starts the real `percore` binary with `args` and waits (at most 60 s)
+/// for its startup log line; returns the child and the address it serves.
+pub fn spawn_binary(args: &[&str]) -> (std::process::Child, SocketAddr) {
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_percore-under-test"))
+        .args(args)
+        .env("PERCORE_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start percore");
+    // Read stderr on a thread so that a silent child cannot hang the test;
+    // the thread keeps draining it so the child never blocks on a full pipe.
+    let stderr = child.stderr.take().unwrap();
+    let (lines_tx, lines_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufRead::lines(std::io::BufReader::new(stderr)) {
+            let Ok(line) = line else { break };
+            let _ = lines_tx.send(line);
+        }
+    });
+    let started = std::time::Instant::now();
+    let addr = loop {
+        let remaining = Duration::from_secs(60).saturating_sub(started.elapsed());
+        let line = lines_rx
+            .recv_timeout(remaining)
+            .expect("percore printed its startup line within 60 s");
+        if let Some(at) = line.find("listen=") {
+            let rest = &line[at + "listen=".len()..];
+            let end = rest.find(char::is_whitespace).unwrap_or(rest.len());
+            break rest[..end]
+                .parse::<SocketAddr>()
+                .unwrap_or_else(|e| panic!("bad address in startup line {line:?}: {e}"));
+        }
+    };
+    (child, addr)
 }
 
 /// A parsed HTTP/1.1 response.
@@ -191,6 +234,23 @@ impl Client {
             headers,
             body,
         }
+    }
+
+    /// Whether response bytes are waiting, without blocking.
+    pub fn has_data(&mut self) -> bool {
+        if !self.buf.is_empty() {
+            return true;
+        }
+        self.stream.set_nonblocking(true).unwrap();
+        let mut byte = [0u8; 1];
+        let ready = matches!(self.stream.peek(&mut byte), Ok(n) if n > 0);
+        self.stream.set_nonblocking(false).unwrap();
+        ready
+    }
+
+    /// The underlying stream.
+    pub fn stream(&mut self) -> &mut TcpStream {
+        &mut self.stream
     }
 
     fn fill(&mut self) {

@@ -1,0 +1,360 @@
+//! The admin API's HTTP side. Every request needs
+//! `Authorization: Bearer <token>`; without it the answer is 401 and nothing
+//! else happens (the body is not even read).
+//!
+//! | request | does | answer |
+//! | --- | --- | --- |
+//! | `GET /v1/routes` | list the routes | `{"routes": [route...], "restore_errors": [...], "cache": {"hits", "misses"} or null}` |
+//! | `GET /v1/routes/PREFIX` | one route | `route` |
+//! | `PUT /v1/routes/PREFIX?OPTIONS` | deploy the body (a `.wasm` component) to `/PREFIX` | `route` |
+//! | `POST /v1/rollback/PREFIX` | serve the previous version again | `route` |
+//! | `DELETE /v1/routes/PREFIX` | remove the route | `route` (as it was) |
+//!
+//! `PREFIX` is the route without its leading `/` (`/v1/routes/` is the route
+//! `/`). `OPTIONS`: `isolation=request|core`, `deadline_ms`,
+//! `max_memory_bytes`, `max_request_body_bytes`, `max_response_bytes`. A
+//! `route` is `{"prefix", "version": {"hash", "size", "deployed_at"},
+//! "isolation", "limits": {...}, "history": [version...]}` (history newest
+//! first). Errors are `{"error": "what went wrong and what to do"}` with
+//! 400 (invalid upload or option), 401, 404, 405, 409 (nothing to roll back
+//! to), 413 (upload over `max_upload_bytes`) or 500.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt as _, Full};
+use hyper::body::Incoming;
+use hyper::header::{self, HeaderValue};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use serde::Serialize;
+use tokio::sync::watch;
+
+use super::AdminToken;
+use super::deploy::{DeployError, DeployOptions, Deployments};
+use crate::config::Isolation;
+
+/// The admin API's state.
+pub struct AdminApi {
+    token: AdminToken,
+    deployments: Arc<Deployments>,
+    max_upload_bytes: u64,
+}
+
+/// An admin response.
+pub type AdminResponse = hyper::Response<Full<Bytes>>;
+
+/// A failed admin request: status and message.
+#[derive(Debug)]
+struct Failure(StatusCode, String);
+
+impl From<DeployError> for Failure {
+    fn from(e: DeployError) -> Self {
+        let status = StatusCode::from_u16(e.status()).expect("valid status");
+        if status.is_server_error() {
+            tracing::error!("admin: {e}");
+        }
+        Failure(status, e.to_string())
+    }
+}
+
+impl AdminApi {
+    /// The API for `deployments`, guarded by `token`.
+    pub fn new(token: AdminToken, deployments: Arc<Deployments>, max_upload_bytes: u64) -> Self {
+        AdminApi {
+            token,
+            deployments,
+            max_upload_bytes,
+        }
+    }
+
+    /// Answers one request.
+    pub async fn handle(self: Arc<Self>, req: hyper::Request<Incoming>) -> AdminResponse {
+        let method = req.method().clone();
+        let path = req.uri().path().to_owned();
+        let result = self.dispatch(req).await;
+        match result {
+            Ok(json) => respond(StatusCode::OK, json),
+            Err(Failure(status, message)) => {
+                tracing::info!(%method, %path, status = status.as_u16(), "admin: {message}");
+                let mut response = respond(status, serde_json::json!({ "error": message }));
+                if status == StatusCode::UNAUTHORIZED {
+                    response.headers_mut().insert(
+                        header::WWW_AUTHENTICATE,
+                        HeaderValue::from_static("Bearer realm=\"percore admin\""),
+                    );
+                }
+                response
+            }
+        }
+    }
+
+    async fn dispatch(
+        self: &Arc<Self>,
+        req: hyper::Request<Incoming>,
+    ) -> Result<serde_json::Value, Failure> {
+        self.authorize(&req)?;
+        let path = req.uri().path().to_owned();
+        let method = req.method().clone();
+        if path == "/v1/routes" {
+            return match method {
+                Method::GET => {
+                    let deployments = self.deployments.clone();
+                    let (routes, cache) =
+                        blocking(move || Ok((deployments.list(), deployments.cache_stats())))
+                            .await?;
+                    Ok(serde_json::json!({
+                        "routes": routes,
+                        "restore_errors": self.deployments.restore_errors(),
+                        "cache": cache,
+                    }))
+                }
+                _ => Err(not_allowed(&method, &path, "GET")),
+            };
+        }
+        if let Some(rest) = path.strip_prefix("/v1/routes/") {
+            let prefix = format!("/{rest}");
+            let deployments = self.deployments.clone();
+            return match method {
+                Method::GET => json(blocking(move || Ok(deployments.get(&prefix)?)).await?),
+                Method::DELETE => json(blocking(move || Ok(deployments.undeploy(&prefix)?)).await?),
+                Method::PUT => {
+                    let options = parse_options(req.uri().query().unwrap_or_default())?;
+                    let body = self.read_upload(req).await?;
+                    json(blocking(move || Ok(deployments.deploy(&prefix, &body, options)?)).await?)
+                }
+                _ => Err(not_allowed(&method, &path, "GET, PUT or DELETE")),
+            };
+        }
+        if let Some(rest) = path.strip_prefix("/v1/rollback/") {
+            let prefix = format!("/{rest}");
+            let deployments = self.deployments.clone();
+            return match method {
+                Method::POST => json(blocking(move || Ok(deployments.rollback(&prefix)?)).await?),
+                _ => Err(not_allowed(&method, &path, "POST")),
+            };
+        }
+        Err(Failure(
+            StatusCode::NOT_FOUND,
+            format!(
+                "no admin endpoint {path}: use GET /v1/routes, PUT|GET|DELETE /v1/routes/PREFIX or POST /v1/rollback/PREFIX"
+            ),
+        ))
+    }
+
+    fn authorize(&self, req: &hyper::Request<Incoming>) -> Result<(), Failure> {
+        let given = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        match given {
+            None => Err(Failure(
+                StatusCode::UNAUTHORIZED,
+                "missing admin token: send `Authorization: Bearer TOKEN` with the token the host was started with (its --admin-token-file or PERCORE_ADMIN_TOKEN)".into(),
+            )),
+            Some(token) if self.token.matches(token.trim()) => Ok(()),
+            Some(_) => Err(Failure(
+                StatusCode::UNAUTHORIZED,
+                "wrong admin token: use the token the host was started with (its --admin-token-file or PERCORE_ADMIN_TOKEN)".into(),
+            )),
+        }
+    }
+
+    /// Reads the upload, up to `max_upload_bytes`.
+    async fn read_upload(&self, req: hyper::Request<Incoming>) -> Result<Vec<u8>, Failure> {
+        let limit = self.max_upload_bytes;
+        let too_large = |size: Option<u64>| {
+            Failure(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!(
+                    "the upload{} is larger than this host's limit of {limit} bytes (max_upload_bytes); shrink the component (build with --release, strip debug info) or raise the limit",
+                    size.map(|s| format!(" of {s} bytes")).unwrap_or_default()
+                ),
+            )
+        };
+        let declared = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|len| len > limit) {
+            return Err(too_large(declared));
+        }
+        let limited = http_body_util::Limited::new(req.into_body(), limit as usize);
+        match limited.collect().await {
+            Ok(body) => {
+                let body = body.to_bytes();
+                if body.is_empty() {
+                    return Err(Failure(
+                        StatusCode::BAD_REQUEST,
+                        "the upload is empty: send the component's .wasm bytes as the request body"
+                            .into(),
+                    ));
+                }
+                Ok(body.into())
+            }
+            Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(too_large(None)),
+            Err(e) => Err(Failure(
+                StatusCode::BAD_REQUEST,
+                format!("reading the upload failed: {e}"),
+            )),
+        }
+    }
+}
+
+/// Serves the admin API on `listener` until `stop` becomes true.
+pub async fn serve(
+    listener: std::net::TcpListener,
+    api: Arc<AdminApi>,
+    stop: watch::Receiver<bool>,
+) {
+    let listener =
+        tokio::net::TcpListener::from_std(listener).expect("register the admin listener");
+    let mut connections = tokio::task::JoinSet::new();
+    let mut stop_accepting = stop.clone();
+    loop {
+        tokio::select! {
+            biased;
+            () = stopped(&mut stop_accepting) => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => {
+                    let api = api.clone();
+                    let mut stop = stop.clone();
+                    connections.spawn(async move {
+                        let service = service_fn(move |req| {
+                            let api = api.clone();
+                            async move { Ok::<_, Infallible>(api.handle(req).await) }
+                        });
+                        let conn = http1::Builder::new()
+                            .timer(TokioTimer::new())
+                            .header_read_timeout(Duration::from_secs(30))
+                            .serve_connection(TokioIo::new(stream), service);
+                        tokio::pin!(conn);
+                        tokio::select! {
+                            result = conn.as_mut() => {
+                                if let Err(e) = result {
+                                    tracing::debug!("admin connection ended with an error: {e}");
+                                }
+                            }
+                            () = stopped(&mut stop) => {
+                                conn.as_mut().graceful_shutdown();
+                                let _ = conn.await;
+                            }
+                        }
+                    });
+                }
+                Err(e) => {
+                    tracing::warn!("admin accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            },
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+        }
+    }
+    drop(listener);
+    let _ = tokio::time::timeout(Duration::from_secs(30), async {
+        while connections.join_next().await.is_some() {}
+    })
+    .await;
+}
+
+/// Completes once `stop` becomes true (or its sender is gone).
+async fn stopped(stop: &mut watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await;
+}
+
+/// Runs `work` (which may compile) on the blocking pool, off the admin
+/// thread and far from the workers.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, Failure> + Send + 'static,
+) -> Result<T, Failure> {
+    tokio::task::spawn_blocking(work).await.map_err(|e| {
+        Failure(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("the admin operation failed: {e}"),
+        )
+    })?
+}
+
+fn json(value: impl Serialize) -> Result<serde_json::Value, Failure> {
+    Ok(serde_json::to_value(value).expect("admin answers serialise"))
+}
+
+fn not_allowed(method: &Method, path: &str, allowed: &str) -> Failure {
+    Failure(
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!("{method} is not allowed on {path}; use {allowed}"),
+    )
+}
+
+fn respond(status: StatusCode, body: serde_json::Value) -> AdminResponse {
+    let mut text = serde_json::to_vec_pretty(&body).expect("JSON serialises");
+    text.push(b'\n');
+    let mut response = hyper::Response::new(Full::new(Bytes::from(text)));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+/// Parses a deploy's query string into [`DeployOptions`].
+fn parse_options(query: &str) -> Result<DeployOptions, Failure> {
+    let bad = |message: String| Failure(StatusCode::BAD_REQUEST, message);
+    let mut options = DeployOptions::default();
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let number = || {
+            value
+                .parse::<u64>()
+                .map_err(|_| bad(format!("option {key} needs a whole number, got {value:?}")))
+        };
+        match key {
+            "isolation" => {
+                options.isolation = Some(match value {
+                    "request" => Isolation::Request,
+                    "core" => Isolation::Core,
+                    _ => {
+                        return Err(bad(format!(
+                            "isolation must be request or core, got {value:?}"
+                        )));
+                    }
+                })
+            }
+            "deadline_ms" => options.limits.deadline_ms = Some(number()?),
+            "max_memory_bytes" => options.limits.max_memory_bytes = Some(number()?),
+            "max_request_body_bytes" => options.limits.max_request_body_bytes = Some(number()?),
+            "max_response_bytes" => options.limits.max_response_bytes = Some(number()?),
+            _ => {
+                return Err(bad(format!(
+                    "unknown option {key:?}: use isolation, deadline_ms, max_memory_bytes, max_request_body_bytes or max_response_bytes"
+                )));
+            }
+        }
+    }
+    Ok(options)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deploy_options() {
+        let o = parse_options("isolation=core&deadline_ms=50").unwrap();
+        assert_eq!(o.isolation, Some(Isolation::Core));
+        assert_eq!(o.limits.deadline_ms, Some(50));
+        assert_eq!(parse_options("").unwrap(), DeployOptions::default());
+        assert!(parse_options("isolation=none").is_err());
+        assert!(parse_options("deadline_ms=soon").is_err());
+        let Failure(status, message) = parse_options("colour=red").unwrap_err();
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert!(message.contains("colour"), "{message}");
+    }
+}

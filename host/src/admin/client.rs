@@ -1,0 +1,269 @@
+//! A small blocking client of the admin API, used by `percore deploy`,
+//! `routes`, `rollback` and `undeploy` (and by the integration tests). One
+//! request per connection; uploads announce themselves with
+//! `Expect: 100-continue`, so a refused upload (401, 413) is answered before
+//! its bytes are sent.
+
+use std::io::{Read as _, Write as _};
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs as _};
+use std::time::Duration;
+
+use super::AdminToken;
+use super::deploy::DeployOptions;
+
+/// How long the client waits for the host; compiles of large components
+/// take seconds.
+const TIMEOUT: Duration = Duration::from_secs(300);
+
+/// Why an admin request failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The admin API could not be reached.
+    #[error(
+        "cannot reach the admin API at {addr}: {source} (is the host running with --admin {addr}?)"
+    )]
+    Connect {
+        /// The address.
+        addr: String,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// The connection failed mid-request, or the answer was not HTTP.
+    #[error("talking to the admin API at {addr} failed: {detail}")]
+    Protocol {
+        /// The address.
+        addr: String,
+        /// What went wrong.
+        detail: String,
+    },
+    /// The host refused the request.
+    #[error("{message} (HTTP {status})")]
+    Refused {
+        /// The HTTP status.
+        status: u16,
+        /// The host's explanation.
+        message: String,
+    },
+}
+
+/// A client of one host's admin API.
+#[derive(Clone, Debug)]
+pub struct AdminClient {
+    addr: String,
+    token: Option<AdminToken>,
+}
+
+/// A raw answer: status and JSON body.
+#[derive(Clone, Debug)]
+pub struct AdminAnswer {
+    /// The HTTP status.
+    pub status: u16,
+    /// The JSON body (`null` when the body was not JSON).
+    pub body: serde_json::Value,
+}
+
+impl AdminClient {
+    /// A client of the admin API at `url` (`http://HOST:PORT`, or
+    /// `HOST:PORT`), sending `token` (none: the request is unauthenticated,
+    /// for tests).
+    pub fn new(url: &str, token: Option<AdminToken>) -> AdminClient {
+        let addr = url
+            .strip_prefix("http://")
+            .unwrap_or(url)
+            .trim_end_matches('/')
+            .to_owned();
+        AdminClient { addr, token }
+    }
+
+    /// A client of the admin API listening on `addr`.
+    pub fn at(addr: SocketAddr, token: Option<AdminToken>) -> AdminClient {
+        AdminClient::new(&addr.to_string(), token)
+    }
+
+    /// `GET /v1/routes`.
+    pub fn routes(&self) -> Result<serde_json::Value, ClientError> {
+        self.call("GET", "/v1/routes", &[])
+    }
+
+    /// `PUT /v1/routes/PREFIX` with the component's bytes.
+    pub fn deploy(
+        &self,
+        prefix: &str,
+        wasm: &[u8],
+        options: &DeployOptions,
+    ) -> Result<serde_json::Value, ClientError> {
+        let mut query = Vec::new();
+        if let Some(isolation) = options.isolation {
+            query.push(format!("isolation={isolation}"));
+        }
+        let limits = &options.limits;
+        for (key, value) in [
+            ("deadline_ms", limits.deadline_ms),
+            ("max_memory_bytes", limits.max_memory_bytes),
+            ("max_request_body_bytes", limits.max_request_body_bytes),
+            ("max_response_bytes", limits.max_response_bytes),
+        ] {
+            if let Some(value) = value {
+                query.push(format!("{key}={value}"));
+            }
+        }
+        let mut path = route_path("/v1/routes", prefix);
+        if !query.is_empty() {
+            path = format!("{path}?{}", query.join("&"));
+        }
+        self.call("PUT", &path, wasm)
+    }
+
+    /// `POST /v1/rollback/PREFIX`.
+    pub fn rollback(&self, prefix: &str) -> Result<serde_json::Value, ClientError> {
+        self.call("POST", &route_path("/v1/rollback", prefix), &[])
+    }
+
+    /// `DELETE /v1/routes/PREFIX`.
+    pub fn undeploy(&self, prefix: &str) -> Result<serde_json::Value, ClientError> {
+        self.call("DELETE", &route_path("/v1/routes", prefix), &[])
+    }
+
+    /// Sends a request and turns a non-2xx answer into
+    /// [`ClientError::Refused`].
+    pub fn call(
+        &self,
+        method: &str,
+        path: &str,
+        body: &[u8],
+    ) -> Result<serde_json::Value, ClientError> {
+        let answer = self.request(method, path, body)?;
+        if (200..300).contains(&answer.status) {
+            Ok(answer.body)
+        } else {
+            let message = answer.body["error"]
+                .as_str()
+                .map_or_else(|| answer.body.to_string(), str::to_owned);
+            Err(ClientError::Refused {
+                status: answer.status,
+                message,
+            })
+        }
+    }
+
+    /// Sends one request and returns the answer, whatever its status.
+    pub fn request(
+        &self,
+        method: &str,
+        path: &str,
+        body: &[u8],
+    ) -> Result<AdminAnswer, ClientError> {
+        let protocol = |detail: String| ClientError::Protocol {
+            addr: self.addr.clone(),
+            detail,
+        };
+        let connect = |source| ClientError::Connect {
+            addr: self.addr.clone(),
+            source,
+        };
+        let target = self
+            .addr
+            .to_socket_addrs()
+            .map_err(connect)?
+            .next()
+            .ok_or_else(|| connect(std::io::ErrorKind::NotFound.into()))?;
+        let mut stream =
+            TcpStream::connect_timeout(&target, Duration::from_secs(10)).map_err(connect)?;
+        stream
+            .set_read_timeout(Some(TIMEOUT))
+            .map_err(|e| protocol(e.to_string()))?;
+        let mut head = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nContent-Length: {}\r\n",
+            self.addr,
+            body.len()
+        );
+        if let Some(token) = &self.token {
+            head.push_str(&format!("Authorization: Bearer {}\r\n", token.expose()));
+        }
+        if !body.is_empty() {
+            head.push_str("Content-Type: application/wasm\r\nExpect: 100-continue\r\n");
+        }
+        head.push_str("\r\n");
+        stream
+            .write_all(head.as_bytes())
+            .map_err(|e| protocol(format!("sending the request: {e}")))?;
+        let mut received = Vec::new();
+        if !body.is_empty() {
+            // Wait for `100 Continue` (or a final answer, when the upload is
+            // refused); older servers may send neither, so go ahead after
+            // a second.
+            stream
+                .set_read_timeout(Some(Duration::from_secs(1)))
+                .map_err(|e| protocol(e.to_string()))?;
+            let mut go_ahead = true;
+            loop {
+                let mut chunk = [0u8; 4096];
+                match stream.read(&mut chunk) {
+                    Ok(0) => break,
+                    Ok(n) => {
+                        received.extend_from_slice(&chunk[..n]);
+                        if let Some(end) = find(&received, b"\r\n\r\n") {
+                            if received.starts_with(b"HTTP/1.1 100") {
+                                received.drain(..end + 4);
+                            } else {
+                                go_ahead = false;
+                            }
+                            break;
+                        }
+                    }
+                    Err(e)
+                        if matches!(
+                            e.kind(),
+                            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                        ) =>
+                    {
+                        break;
+                    }
+                    Err(e) => return Err(protocol(format!("reading the answer: {e}"))),
+                }
+            }
+            stream
+                .set_read_timeout(Some(TIMEOUT))
+                .map_err(|e| protocol(e.to_string()))?;
+            if go_ahead {
+                stream
+                    .write_all(body)
+                    .map_err(|e| protocol(format!("sending the upload: {e}")))?;
+            }
+        }
+        stream
+            .read_to_end(&mut received)
+            .map_err(|e| protocol(format!("reading the answer: {e}")))?;
+        let end = find(&received, b"\r\n\r\n")
+            .ok_or_else(|| protocol("the answer has no complete HTTP head".into()))?;
+        let head = String::from_utf8_lossy(&received[..end]);
+        let status = head
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse::<u16>().ok())
+            .ok_or_else(|| protocol(format!("bad status line in {head:?}")))?;
+        let body = serde_json::from_slice(&received[end + 4..]).unwrap_or(serde_json::Value::Null);
+        Ok(AdminAnswer { status, body })
+    }
+}
+
+/// `base` followed by the route `prefix` (`/` → `base/`).
+fn route_path(base: &str, prefix: &str) -> String {
+    format!("{base}/{}", prefix.trim_start_matches('/'))
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths() {
+        assert_eq!(route_path("/v1/routes", "/"), "/v1/routes/");
+        assert_eq!(route_path("/v1/routes", "/api/v1"), "/v1/routes/api/v1");
+        assert_eq!(AdminClient::new("http://h:1/", None).addr, "h:1");
+    }
+}

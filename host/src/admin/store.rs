@@ -1,0 +1,365 @@
+//! The state directory: what survives a restart.
+//!
+//! ```text
+//! STATE/
+//!   components/<sha256>.wasm   every deployed component, named by the SHA-256
+//!                              of its bytes (so a name is also a checksum)
+//!   routes.json                the route table: each route's serving version
+//!                              and its history (see [`PersistedTable`])
+//!   cache/                     wasmtime's cache of compiled machine code
+//! ```
+//!
+//! Every file is written to a temporary name in the same directory, synced,
+//! and renamed over the old one, so a crash leaves either the old or the new
+//! file, never half of one. This module does no compiling and knows nothing
+//! of HTTP; [`super::deploy`] decides what to write.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::{Isolation, LimitOverrides};
+use crate::engine::sha256_hex;
+
+/// The version of `routes.json`'s layout; a file with another is refused.
+pub const FORMAT: u32 = 1;
+
+/// Why the state directory could not be read or written. Every message
+/// names the file involved.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A file or directory could not be read, written or created.
+    #[error("{action} {}: {source}", path.display())]
+    Io {
+        /// What was being done ("cannot write", ...).
+        action: &'static str,
+        /// The file or directory.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// `routes.json` is not a route table this version understands.
+    #[error(
+        "the route table {} is corrupt ({detail}); it was moved to {} and no deployed route was restored from it. Redeploy the routes, or repair the file and restart",
+        path.display(), moved.display()
+    )]
+    CorruptTable {
+        /// The file.
+        path: PathBuf,
+        /// Where it was moved so that the next write does not destroy it.
+        moved: PathBuf,
+        /// The parse error.
+        detail: String,
+    },
+    /// A component file is missing.
+    #[error(
+        "the component {} of route {prefix} is missing from the state directory; redeploy the route",
+        path.display()
+    )]
+    MissingComponent {
+        /// The route.
+        prefix: String,
+        /// The file.
+        path: PathBuf,
+    },
+    /// A component file's bytes do not match its name.
+    #[error(
+        "the component {} of route {prefix} is corrupt (its SHA-256 is {actual}); redeploy the route",
+        path.display()
+    )]
+    CorruptComponent {
+        /// The route.
+        prefix: String,
+        /// The file.
+        path: PathBuf,
+        /// The hash of what is in the file.
+        actual: String,
+    },
+}
+
+/// One version of a route as recorded in `routes.json`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VersionRecord {
+    /// SHA-256 of the component, lower-case hex; the file is
+    /// `components/<hash>.wasm`.
+    pub hash: String,
+    /// Size of the component in bytes.
+    pub size: u64,
+    /// When this version was deployed, in seconds since the Unix epoch.
+    pub deployed_at: u64,
+    /// Isolation requested at deploy time; `None` follows the host default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub isolation: Option<Isolation>,
+    /// Limits requested at deploy time; unset ones follow the host defaults.
+    #[serde(default)]
+    pub limits: LimitOverrides,
+}
+
+/// One route in `routes.json`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PersistedRoute {
+    /// The path prefix.
+    pub prefix: String,
+    /// The version serving the route.
+    pub current: VersionRecord,
+    /// Earlier versions, oldest first; rollback returns to the last one.
+    #[serde(default)]
+    pub history: Vec<VersionRecord>,
+}
+
+/// The contents of `routes.json`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PersistedTable {
+    /// Layout version, [`FORMAT`].
+    pub format: u32,
+    /// The routes, by prefix.
+    pub routes: Vec<PersistedRoute>,
+}
+
+/// A state directory.
+#[derive(Clone, Debug)]
+pub struct StateStore {
+    dir: PathBuf,
+}
+
+impl StateStore {
+    /// Opens (creating when needed) the state directory `dir`.
+    pub fn open(dir: &Path) -> Result<StateStore, StoreError> {
+        let store = StateStore {
+            dir: dir.to_path_buf(),
+        };
+        for sub in [store.components_dir(), store.cache_dir()] {
+            std::fs::create_dir_all(&sub).map_err(|source| StoreError::Io {
+                action: "cannot create the state directory",
+                path: sub.clone(),
+                source,
+            })?;
+        }
+        Ok(store)
+    }
+
+    /// The state directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Where wasmtime caches compiled components.
+    pub fn cache_dir(&self) -> PathBuf {
+        cache_dir(&self.dir)
+    }
+
+    /// The route table file.
+    pub fn table_path(&self) -> PathBuf {
+        self.dir.join("routes.json")
+    }
+
+    fn components_dir(&self) -> PathBuf {
+        self.dir.join("components")
+    }
+
+    /// The file of the component whose SHA-256 is `hash`.
+    pub fn component_path(&self, hash: &str) -> PathBuf {
+        self.components_dir().join(format!("{hash}.wasm"))
+    }
+
+    /// Stores a component under its hash (a no-op when it is already there)
+    /// and returns the hash.
+    pub fn put_component(&self, bytes: &[u8]) -> Result<String, StoreError> {
+        let hash = sha256_hex(bytes);
+        let path = self.component_path(&hash);
+        if std::fs::metadata(&path).is_ok_and(|m| m.len() == bytes.len() as u64) {
+            return Ok(hash);
+        }
+        write_atomically(&path, bytes)?;
+        Ok(hash)
+    }
+
+    /// Reads the component `hash` of route `prefix`, checking that its bytes
+    /// still hash to its name.
+    pub fn component(&self, prefix: &str, hash: &str) -> Result<Vec<u8>, StoreError> {
+        let path = self.component_path(hash);
+        let bytes = match std::fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(StoreError::MissingComponent {
+                    prefix: prefix.into(),
+                    path,
+                });
+            }
+            Err(source) => {
+                return Err(StoreError::Io {
+                    action: "cannot read",
+                    path,
+                    source,
+                });
+            }
+        };
+        let actual = sha256_hex(&bytes);
+        if actual != hash {
+            return Err(StoreError::CorruptComponent {
+                prefix: prefix.into(),
+                path,
+                actual,
+            });
+        }
+        Ok(bytes)
+    }
+
+    /// Reads the route table; an absent file is an empty table. A corrupt
+    /// file is moved aside (so that it survives the next write) and
+    /// reported.
+    pub fn load_table(&self) -> Result<PersistedTable, StoreError> {
+        let path = self.table_path();
+        let text = match std::fs::read(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(PersistedTable {
+                    format: FORMAT,
+                    routes: Vec::new(),
+                });
+            }
+            Err(source) => {
+                return Err(StoreError::Io {
+                    action: "cannot read",
+                    path,
+                    source,
+                });
+            }
+        };
+        let parsed = serde_json::from_slice::<PersistedTable>(&text)
+            .map_err(|e| e.to_string())
+            .and_then(|table| {
+                if table.format == FORMAT {
+                    Ok(table)
+                } else {
+                    Err(format!(
+                        "format {} is not the supported {FORMAT}",
+                        table.format
+                    ))
+                }
+            });
+        parsed.or_else(|detail| {
+            let moved = self.dir.join(format!("routes.json.corrupt-{}", unix_now()));
+            std::fs::rename(&path, &moved).map_err(|source| StoreError::Io {
+                action: "cannot move the corrupt route table aside",
+                path: path.clone(),
+                source,
+            })?;
+            Err(StoreError::CorruptTable {
+                path,
+                moved,
+                detail,
+            })
+        })
+    }
+
+    /// Replaces the route table atomically.
+    pub fn save_table(&self, table: &PersistedTable) -> Result<(), StoreError> {
+        let json = serde_json::to_vec_pretty(table).expect("the route table serialises");
+        write_atomically(&self.table_path(), &json)
+    }
+}
+
+/// Where wasmtime caches compiled components inside the state directory
+/// `state`.
+pub fn cache_dir(state: &Path) -> PathBuf {
+    state.join("cache")
+}
+
+/// Seconds since the Unix epoch.
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Writes `bytes` to a temporary file beside `path`, syncs it, and renames
+/// it over `path`.
+fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+    let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
+    let io = |action, path: &Path| {
+        let path = path.to_path_buf();
+        move |source| StoreError::Io {
+            action,
+            path,
+            source,
+        }
+    };
+    let mut file = std::fs::File::create(&tmp).map_err(io("cannot create", &tmp))?;
+    file.write_all(bytes).map_err(io("cannot write", &tmp))?;
+    file.sync_all().map_err(io("cannot sync", &tmp))?;
+    drop(file);
+    std::fs::rename(&tmp, path).map_err(io("cannot rename into place", path))?;
+    if let Some(dir) = path.parent()
+        && let Ok(dir) = std::fs::File::open(dir)
+    {
+        let _ = dir.sync_all();
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("percore-store-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        dir
+    }
+
+    fn record(hash: &str) -> VersionRecord {
+        VersionRecord {
+            hash: hash.into(),
+            size: 3,
+            deployed_at: 1,
+            isolation: Some(Isolation::Core),
+            limits: LimitOverrides {
+                deadline_ms: Some(5),
+                ..LimitOverrides::default()
+            },
+        }
+    }
+
+    #[test]
+    fn components_are_content_addressed_and_checked() {
+        let dir = temp("components");
+        let store = StateStore::open(&dir).unwrap();
+        let hash = store.put_component(b"abc").unwrap();
+        assert_eq!(
+            hash,
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        assert_eq!(store.component("/", &hash).unwrap(), b"abc");
+        std::fs::write(store.component_path(&hash), b"abd").unwrap();
+        let err = store.component("/x", &hash).unwrap_err().to_string();
+        assert!(err.contains("is corrupt") && err.contains(&hash), "{err}");
+        let err = store.component("/x", "00").unwrap_err().to_string();
+        assert!(err.contains("00.wasm") && err.contains("missing"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn table_round_trips_and_corrupt_tables_are_moved_aside() {
+        let dir = temp("table");
+        let store = StateStore::open(&dir).unwrap();
+        assert!(store.load_table().unwrap().routes.is_empty());
+        let table = PersistedTable {
+            format: FORMAT,
+            routes: vec![PersistedRoute {
+                prefix: "/api".into(),
+                current: record("b"),
+                history: vec![record("a")],
+            }],
+        };
+        store.save_table(&table).unwrap();
+        assert_eq!(store.load_table().unwrap(), table);
+        std::fs::write(store.table_path(), b"{ not json").unwrap();
+        let err = store.load_table().unwrap_err().to_string();
+        assert!(err.contains("routes.json is corrupt"), "{err}");
+        assert!(!store.table_path().exists());
+        assert!(store.load_table().unwrap().routes.is_empty());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,552 @@
+//! Deploying to a running host through the admin API (over real HTTP, with
+//! the same client `percore deploy` uses, and through the binary itself):
+//! versions, rollback, undeploy, tokens, refused uploads, restart from the
+//! state directory, redeploys under load, and `percore new`.
+//!
+//! Versions are made from the `test-version` guest by rewriting the 16-byte
+//! marker it answers with, so every response names the version that served
+//! it.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use percore::admin::client::{AdminClient, ClientError};
+use percore::admin::{AdminToken, DeployOptions};
+use percore::config::{Config, Isolation};
+
+use crate::support::{Client, TestHost, config, guest};
+
+const TOKEN: &str = "test-token-0123456789abcdef";
+const MARKER: &[u8] = b"AAAAAAAAAAAAAAAA";
+
+/// A fresh directory for one test.
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("percore-it-deploy-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A host with no routes, the admin API on loopback (token in a file under
+/// `dir`), and `dir/state` as its state directory.
+fn admin_config(dir: &Path) -> Config {
+    let token_file = dir.join("admin.token");
+    std::fs::write(&token_file, format!("{TOKEN}\n")).unwrap();
+    Config {
+        admin: Some("127.0.0.1:0".parse().unwrap()),
+        admin_token_file: Some(token_file),
+        state: Some(dir.join("state")),
+        max_upload_bytes: 2 << 20,
+        ..config(Vec::new(), 2, Isolation::Request)
+    }
+}
+
+fn admin(host: &TestHost) -> AdminClient {
+    admin_with(host, Some(TOKEN))
+}
+
+fn admin_with(host: &TestHost, token: Option<&str>) -> AdminClient {
+    let addr = host.server().admin_addr().expect("the admin API is on");
+    AdminClient::at(addr, token.map(|t| AdminToken::new(t).unwrap()))
+}
+
+/// The `test-version` component answering `version:<tag>` (16 bytes).
+fn version(tag: &str) -> Vec<u8> {
+    assert_eq!(tag.len(), 16, "tags are 16 bytes");
+    let mut bytes = std::fs::read(guest("test-version")).unwrap();
+    let at = bytes
+        .windows(MARKER.len())
+        .position(|w| w == MARKER)
+        .expect("test-version carries its marker");
+    bytes[at..at + 16].copy_from_slice(tag.as_bytes());
+    bytes
+}
+
+/// The version serving `path`, checking that body and header agree.
+fn serving(host: &TestHost, path: &str) -> String {
+    let response = host.get(path);
+    assert_eq!(
+        response.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&response.body)
+    );
+    let body = response.text();
+    assert_eq!(response.header("x-version"), Some(body.as_str()));
+    body.strip_prefix("version:").expect("a version").to_owned()
+}
+
+fn deploy(host: &TestHost, prefix: &str, wasm: &[u8]) -> serde_json::Value {
+    admin(host)
+        .deploy(prefix, wasm, &DeployOptions::default())
+        .unwrap_or_else(|e| panic!("deploy to {prefix}: {e}"))
+}
+
+fn refused(result: Result<serde_json::Value, ClientError>) -> (u16, String) {
+    match result {
+        Err(ClientError::Refused { status, message }) => (status, message),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
+
+#[test]
+fn deploy_call_redeploy_roll_back_undeploy() {
+    let dir = temp_dir("cycle");
+    let host = TestHost::start(admin_config(&dir));
+    let (a, b) = (version("aaaaaaaaaaaaaaaa"), version("bbbbbbbbbbbbbbbb"));
+
+    assert_eq!(host.get("/v").status, 404);
+    let info = deploy(&host, "/v", &a);
+    assert_eq!(info["prefix"], "/v");
+    assert_eq!(info["version"]["size"], a.len());
+    assert_eq!(info["version"]["hash"].as_str().unwrap().len(), 64);
+    assert_eq!(serving(&host, "/v"), "aaaaaaaaaaaaaaaa");
+    assert_eq!(serving(&host, "/v/deeper"), "aaaaaaaaaaaaaaaa");
+
+    // A request in flight when B is deployed finishes on A.
+    let mut slow = host.client();
+    slow.send(&Client::get_request("/v?ms=600"));
+    std::thread::sleep(Duration::from_millis(150));
+    let info = admin(&host)
+        .deploy(
+            "/v",
+            &b,
+            &DeployOptions {
+                isolation: Some(Isolation::Core),
+                ..DeployOptions::default()
+            },
+        )
+        .unwrap();
+    assert_eq!(info["isolation"], "core");
+    assert_eq!(serving(&host, "/v"), "bbbbbbbbbbbbbbbb");
+    assert_eq!(slow.read_response(false).text(), "version:aaaaaaaaaaaaaaaa");
+
+    let listed = admin(&host).routes().unwrap();
+    let route = &listed["routes"][0];
+    assert_eq!(route["prefix"], "/v");
+    assert_eq!(route["version"]["hash"], info["version"]["hash"]);
+    assert_eq!(route["history"].as_array().unwrap().len(), 1);
+    assert_ne!(route["history"][0]["hash"], route["version"]["hash"]);
+
+    let back = admin(&host).rollback("/v").unwrap();
+    assert_eq!(back["history"].as_array().unwrap().len(), 0);
+    assert_eq!(back["isolation"], "request");
+    assert_eq!(serving(&host, "/v"), "aaaaaaaaaaaaaaaa");
+    let (status, message) = refused(admin(&host).rollback("/v"));
+    assert_eq!(status, 409);
+    assert!(message.contains("no earlier version"), "{message}");
+
+    admin(&host).undeploy("/v").unwrap();
+    assert_eq!(host.get("/v").status, 404);
+    let (status, message) = refused(admin(&host).undeploy("/v"));
+    assert_eq!(status, 404);
+    assert!(message.contains("no route /v"), "{message}");
+    let (status, _) = refused(admin(&host).call("GET", "/v1/nothing", &[]));
+    assert_eq!(status, 404);
+    host.shutdown();
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn calls_without_the_right_token_change_nothing() {
+    let dir = temp_dir("token");
+    let host = TestHost::start(admin_config(&dir));
+    let (a, b) = (version("aaaaaaaaaaaaaaaa"), version("bbbbbbbbbbbbbbbb"));
+    deploy(&host, "/v", &a);
+    deploy(&host, "/v", &b);
+    let before = admin(&host).routes().unwrap();
+
+    for token in [None, Some("wrong-token-0123456789abcdef")] {
+        let client = admin_with(&host, token);
+        let expect = if token.is_none() {
+            "missing admin token"
+        } else {
+            "wrong admin token"
+        };
+        for result in [
+            client.deploy("/v", &a, &DeployOptions::default()),
+            client.deploy("/w", &a, &DeployOptions::default()),
+            client.rollback("/v"),
+            client.undeploy("/v"),
+            client.routes(),
+        ] {
+            let (status, message) = refused(result);
+            assert_eq!(status, 401);
+            assert!(message.contains(expect), "{message}");
+        }
+    }
+    assert_eq!(admin(&host).routes().unwrap(), before);
+    assert_eq!(serving(&host, "/v"), "bbbbbbbbbbbbbbbb");
+    assert_eq!(host.get("/w").status, 404);
+    host.shutdown();
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn invalid_uploads_are_refused_and_the_old_version_keeps_serving() {
+    let dir = temp_dir("invalid");
+    let host = TestHost::start(admin_config(&dir));
+    deploy(&host, "/v", &version("aaaaaaaaaaaaaaaa"));
+    let before = admin(&host).routes().unwrap()["routes"].clone();
+
+    let mut random = vec![0u8; 4096];
+    let mut x: u32 = 0x1234_5678;
+    for byte in &mut random {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        *byte = x as u8;
+    }
+    let oversized = {
+        let mut bytes = version("cccccccccccccccc");
+        bytes.resize(3 << 20, 0);
+        bytes
+    };
+    let cases: [(&str, Vec<u8>, u16, &[&str]); 6] = [
+        (
+            "random bytes",
+            random,
+            400,
+            &["is not a valid WebAssembly component"],
+        ),
+        (
+            "a core module",
+            b"\0asm\x01\0\0\0".to_vec(),
+            400,
+            &["core WebAssembly module, not a component", "wasm32-wasip2"],
+        ),
+        (
+            "a component for another world",
+            std::fs::read(guest("test-otherworld")).unwrap(),
+            400,
+            &["does not fit percore's handler world", "handle"],
+        ),
+        (
+            "a component with an unknown import",
+            std::fs::read(guest("test-badimport")).unwrap(),
+            400,
+            &["does not fit percore's handler world", "test:bad/secrets"],
+        ),
+        (
+            "an oversized file",
+            oversized,
+            413,
+            &["larger than this host's limit of 2097152 bytes"],
+        ),
+        ("an empty upload", Vec::new(), 400, &["the upload is empty"]),
+    ];
+    for (what, bytes, expect_status, expect_message) in cases {
+        let (status, message) =
+            refused(admin(&host).deploy("/v", &bytes, &DeployOptions::default()));
+        assert_eq!(status, expect_status, "{what}: {message}");
+        for part in expect_message {
+            assert!(message.contains(part), "{what}: {message:?} lacks {part:?}");
+        }
+        assert_eq!(serving(&host, "/v"), "aaaaaaaaaaaaaaaa", "after {what}");
+        assert_eq!(
+            admin(&host).routes().unwrap()["routes"],
+            before,
+            "after {what}"
+        );
+    }
+    let (status, message) = refused(admin(&host).call(
+        "PUT",
+        "/v1/routes/v?isolation=sometimes",
+        &version("dddddddddddddddd"),
+    ));
+    assert_eq!(status, 400);
+    assert!(
+        message.contains("isolation must be request or core"),
+        "{message}"
+    );
+    assert_eq!(admin(&host).routes().unwrap()["routes"], before);
+    host.shutdown();
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn restart_restores_routes_without_recompiling() {
+    let dir = temp_dir("restart");
+    let first = TestHost::start(admin_config(&dir));
+    deploy(&first, "/a", &version("aaaaaaaaaaaaaaaa"));
+    deploy(&first, "/b", &version("bbbbbbbbbbbbbbbb"));
+    admin(&first)
+        .deploy(
+            "/b",
+            &version("cccccccccccccccc"),
+            &DeployOptions {
+                isolation: Some(Isolation::Core),
+                ..DeployOptions::default()
+            },
+        )
+        .unwrap();
+    let stats = first.server().deployments().cache_stats().expect("a cache");
+    assert_eq!(stats.misses, 3, "three versions compiled: {stats:?}");
+    let listed = admin(&first).routes().unwrap()["routes"].clone();
+    first.shutdown();
+    let cached = count_files(&dir.join("state/cache"));
+    assert!(cached >= 3, "{cached} files in the cache");
+
+    let second = TestHost::start(admin_config(&dir));
+    let answer = admin(&second).routes().unwrap();
+    assert_eq!(
+        answer["routes"], listed,
+        "the same routes, versions and history"
+    );
+    assert_eq!(answer["restore_errors"].as_array().unwrap().len(), 0);
+    assert_eq!(serving(&second, "/a"), "aaaaaaaaaaaaaaaa");
+    assert_eq!(serving(&second, "/b"), "cccccccccccccccc");
+    // Rolling back to a version compiled by the first host is a cache hit too.
+    admin(&second).rollback("/b").unwrap();
+    assert_eq!(serving(&second, "/b"), "bbbbbbbbbbbbbbbb");
+    let stats = second.server().deployments().cache_stats().unwrap();
+    assert_eq!(stats.misses, 0, "nothing recompiled: {stats:?}");
+    assert_eq!(stats.hits, 3, "{stats:?}");
+    assert_eq!(answer["cache"]["misses"], 0);
+    second.shutdown();
+    assert_eq!(count_files(&dir.join("state/cache")), cached);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+fn count_files(dir: &Path) -> usize {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|entry| {
+            let entry = entry.unwrap();
+            if entry.file_type().unwrap().is_dir() {
+                count_files(&entry.path())
+            } else {
+                1
+            }
+        })
+        .sum()
+}
+
+#[test]
+fn corrupt_state_is_named_and_the_rest_restored() {
+    let dir = temp_dir("corrupt");
+    let first = TestHost::start(admin_config(&dir));
+    let a = deploy(&first, "/a", &version("aaaaaaaaaaaaaaaa"));
+    deploy(&first, "/b", &version("bbbbbbbbbbbbbbbb"));
+    first.shutdown();
+
+    // A component goes missing: /a is reported, /b restored.
+    let hash = a["version"]["hash"].as_str().unwrap();
+    let component = dir.join(format!("state/components/{hash}.wasm"));
+    std::fs::remove_file(&component).unwrap();
+    let second = TestHost::start(admin_config(&dir));
+    let errors = admin(&second).routes().unwrap()["restore_errors"].clone();
+    let errors = errors.as_array().unwrap();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    let error = errors[0].as_str().unwrap();
+    assert!(
+        error.contains("/a") && error.contains(&component.display().to_string()),
+        "{error}"
+    );
+    assert_eq!(second.get("/a").status, 404);
+    assert_eq!(serving(&second, "/b"), "bbbbbbbbbbbbbbbb");
+    second.shutdown();
+
+    // The route table is garbage: the host starts, names it, keeps it.
+    let table = dir.join("state/routes.json");
+    std::fs::write(&table, b"{\"format\": 1, \"routes\": [oops").unwrap();
+    let third = TestHost::start(admin_config(&dir));
+    let answer = admin(&third).routes().unwrap();
+    let error = answer["restore_errors"][0].as_str().unwrap().to_owned();
+    assert!(
+        error.contains(&table.display().to_string()) && error.contains("corrupt"),
+        "{error}"
+    );
+    assert_eq!(answer["routes"].as_array().unwrap().len(), 0);
+    let kept = std::fs::read_dir(dir.join("state")).unwrap().any(|e| {
+        e.unwrap()
+            .file_name()
+            .to_string_lossy()
+            .starts_with("routes.json.corrupt-")
+    });
+    assert!(kept, "the corrupt table was kept aside");
+    deploy(&third, "/c", &version("cccccccccccccccc"));
+    assert_eq!(serving(&third, "/c"), "cccccccccccccccc");
+    third.shutdown();
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn redeploys_under_load_fail_no_request() {
+    const CONNECTIONS: usize = 32;
+    const REDEPLOYS: usize = 20;
+    let dir = temp_dir("load");
+    let host = TestHost::start(admin_config(&dir));
+    let tags: Vec<String> = (0..=REDEPLOYS).map(|i| format!("v{i:015}")).collect();
+    deploy(&host, "/v", &version(&tags[0]));
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let clients: Vec<_> = (0..CONNECTIONS)
+        .map(|_| {
+            let stop = stop.clone();
+            let tags = tags.clone();
+            let mut client = host.client();
+            std::thread::spawn(move || {
+                // Each connection only ever moves forward through versions.
+                let mut last = 0;
+                let mut seen = 0usize;
+                while !stop.load(Ordering::Relaxed) {
+                    let response = client.get("/v");
+                    assert_eq!(
+                        response.status,
+                        200,
+                        "{}",
+                        String::from_utf8_lossy(&response.body)
+                    );
+                    let body = response.text();
+                    assert_eq!(
+                        response.header("x-version"),
+                        Some(body.as_str()),
+                        "mixed response"
+                    );
+                    let tag = body.strip_prefix("version:").expect("a version");
+                    let at = tags
+                        .iter()
+                        .position(|t| t == tag)
+                        .expect("a deployed version");
+                    assert!(at >= last, "went back from {} to {}", tags[last], tag);
+                    last = at;
+                    seen += 1;
+                }
+                // Deploys are over: the next request gets the last version.
+                let response = client.get("/v");
+                assert_eq!(response.text(), format!("version:{}", tags[REDEPLOYS]));
+                seen
+            })
+        })
+        .collect();
+
+    std::thread::sleep(Duration::from_millis(200));
+    for tag in &tags[1..] {
+        deploy(&host, "/v", &version(tag));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    stop.store(true, Ordering::Relaxed);
+    let mut total = 0;
+    for client in clients {
+        total += client.join().expect("no request failed");
+    }
+    assert!(total >= CONNECTIONS, "only {total} responses");
+    eprintln!("{total} responses over {CONNECTIONS} connections across {REDEPLOYS} redeploys");
+    let listed = admin(&host).routes().unwrap();
+    assert_eq!(
+        listed["routes"][0]["history"].as_array().unwrap().len(),
+        percore::admin::deploy::MAX_HISTORY
+    );
+    host.shutdown();
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Runs the `percore` binary with the admin token in its environment.
+fn percore(args: &[&str]) -> (bool, String) {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_percore-under-test"))
+        .args(args)
+        .env("PERCORE_ADMIN_TOKEN", TOKEN)
+        .output()
+        .expect("run percore");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.success(), text)
+}
+
+#[test]
+fn the_cli_deploys_lists_rolls_back_and_undeploys() {
+    let dir = temp_dir("cli");
+    let host = TestHost::start(admin_config(&dir));
+    let url = format!("http://{}", host.server().admin_addr().unwrap());
+    let (a, b) = (dir.join("a.wasm"), dir.join("b.wasm"));
+    std::fs::write(&a, version("aaaaaaaaaaaaaaaa")).unwrap();
+    std::fs::write(&b, version("bbbbbbbbbbbbbbbb")).unwrap();
+    let run = |args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend(["--admin", &url]);
+        percore(&all)
+    };
+
+    let (ok, out) = run(&["deploy", "/v", a.to_str().unwrap()]);
+    assert!(ok && out.contains("deployed /v"), "{out}");
+    let (ok, out) = run(&["deploy", "/v", b.to_str().unwrap(), "--isolation", "core"]);
+    assert!(ok && out.contains("core isolation"), "{out}");
+    assert_eq!(serving(&host, "/v"), "bbbbbbbbbbbbbbbb");
+    let (ok, out) = run(&["routes"]);
+    assert!(
+        ok && out.contains("/v sha256:") && out.contains("1 earlier"),
+        "{out}"
+    );
+    let (ok, out) = run(&["routes", "--json"]);
+    assert!(ok && out.contains("\"restore_errors\""), "{out}");
+    let (ok, out) = run(&["rollback", "/v"]);
+    assert!(ok && out.contains("rolled back /v"), "{out}");
+    assert_eq!(serving(&host, "/v"), "aaaaaaaaaaaaaaaa");
+    let (ok, out) = run(&["deploy", "/v", guest("test-otherworld")]);
+    assert!(
+        !ok && out.contains("does not fit percore's handler world"),
+        "{out}"
+    );
+    let (ok, out) = run(&["undeploy", "/v"]);
+    assert!(ok && out.contains("removed /v"), "{out}");
+    assert_eq!(host.get("/v").status, 404);
+
+    let (ok, out) = percore(&["routes", "--admin", "127.0.0.1:1"]);
+    assert!(
+        !ok && out.contains("cannot reach the admin API at 127.0.0.1:1"),
+        "{out}"
+    );
+    host.shutdown();
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_new_crate_builds_and_deploys_as_is() {
+    let dir = temp_dir("new");
+    let (ok, out) = percore(&[
+        "new",
+        "hello-percore",
+        "--dir",
+        dir.join("hello").to_str().unwrap(),
+    ]);
+    assert!(ok, "{out}");
+    let crate_dir = dir.join("hello");
+    // A target directory shared across runs, so wit-bindgen compiles once.
+    let target = Path::new(env!("CARGO_TARGET_TMPDIR")).join("scaffold-target");
+    let mut build = std::process::Command::new(std::env::var("CARGO").unwrap_or("cargo".into()));
+    build
+        .current_dir(&crate_dir)
+        .args(["build", "--release", "--target", "wasm32-wasip2"])
+        .env("CARGO_TARGET_DIR", &target);
+    for (key, _) in std::env::vars_os() {
+        let key = key.to_string_lossy();
+        if key.starts_with("CARGO_") && key != "CARGO_HOME" || key.starts_with("RUSTC") {
+            build.env_remove(key.as_ref());
+        }
+    }
+    build.env("CARGO_TARGET_DIR", &target);
+    let output = build.output().expect("run cargo");
+    assert!(
+        output.status.success(),
+        "the scaffold does not build:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let wasm = std::fs::read(target.join("wasm32-wasip2/release/hello_percore.wasm")).unwrap();
+
+    let host = TestHost::start(admin_config(&dir));
+    deploy(&host, "/hello", &wasm);
+    let response = host.get("/hello/world");
+    assert_eq!(response.status, 200);
+    assert_eq!(
+        response.text(),
+        "Hello from hello-percore! You asked for GET /hello/world\n"
+    );
+    host.shutdown();
+    std::fs::remove_dir_all(&dir).unwrap();
+}
