@@ -284,11 +284,11 @@ fn print_routes(args: &AdminArgs, answer: &serde_json::Value, verb: &str) {
         let version = &route["version"];
         let hash = version["hash"].as_str().unwrap_or_default();
         println!(
-            "{verb}{} sha256:{} {} bytes, deployed at {} (unix), {} isolation, {} earlier version(s)",
+            "{verb}{} sha256:{} {} bytes, deployed {}, {} isolation, {} earlier version(s)",
             route["prefix"].as_str().unwrap_or_default(),
             &hash[..hash.len().min(16)],
             version["size"],
-            version["deployed_at"],
+            utc(version["deployed_at"].as_u64().unwrap_or_default()),
             route["isolation"].as_str().unwrap_or_default(),
             route["history"].as_array().map_or(0, Vec::len),
         );
@@ -296,6 +296,27 @@ fn print_routes(args: &AdminArgs, answer: &serde_json::Value, verb: &str) {
     for error in answer["restore_errors"].as_array().into_iter().flatten() {
         println!("not restored: {}", error.as_str().unwrap_or_default());
     }
+}
+
+/// `secs` since the Unix epoch as `YYYY-MM-DD HH:MM:SS UTC` (the civil
+/// calendar from days, after Howard Hinnant's `civil_from_days`).
+fn utc(secs: u64) -> String {
+    let (days, rest) = (secs / 86_400, secs % 86_400);
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
+        rest / 3600,
+        rest / 60 % 60,
+        rest % 60
+    )
 }
 
 fn deploy(args: DeployArgs) -> anyhow::Result<()> {
@@ -470,4 +491,39 @@ fn wait_for_signal(server: RunningServer) -> anyhow::Result<()> {
     tracing::info!("shutting down: finishing in-flight requests");
     server.shutdown();
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utc_dates() {
+        assert_eq!(utc(0), "1970-01-01 00:00:00 UTC");
+        assert_eq!(utc(951_782_400), "2000-02-29 00:00:00 UTC");
+        assert_eq!(utc(1_795_694_970), "2026-11-26 12:09:30 UTC");
+    }
+
+    #[test]
+    fn serve_flags_for_deploys() {
+        let cli = Cli::try_parse_from([
+            "percore",
+            "serve",
+            "--admin",
+            "9090",
+            "--admin-token-file",
+            "t",
+            "--state",
+            "s",
+        ])
+        .unwrap();
+        let Command::Serve(args) = cli.command else {
+            panic!("not serve")
+        };
+        let config = serve_config(args).unwrap();
+        assert_eq!(config.admin, Some("127.0.0.1:9090".parse().unwrap()));
+        assert_eq!(config.admin_token_file, Some(PathBuf::from("t")));
+        assert_eq!(config.state, Some(PathBuf::from("s")));
+        assert!(Cli::try_parse_from(["percore", "serve", "--admin-token", "x"]).is_err());
+    }
 }

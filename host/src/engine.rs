@@ -64,6 +64,10 @@ pub enum CompileError {
 /// Engine-wide settings.
 #[derive(Clone, Debug)]
 pub struct EngineOptions {
+    /// Whether handler calls run under deadlines (epoch interruption and a
+    /// timer). Always on in production; the load harness switches it off
+    /// with `PERCORE_BENCH_NO_DEADLINES=1` to measure what deadlines cost.
+    pub deadlines: bool,
     /// Largest linear memory any instance may have, in bytes (the pooling
     /// allocator reserves slots of this size; routes may set lower caps).
     pub max_memory_bytes: u64,
@@ -80,6 +84,7 @@ pub struct EngineOptions {
 impl Default for EngineOptions {
     fn default() -> Self {
         EngineOptions {
+            deadlines: std::env::var_os("PERCORE_BENCH_NO_DEADLINES").is_none(),
             max_memory_bytes: 64 << 20,
             max_instances: 1000,
             index: None,
@@ -102,6 +107,8 @@ pub struct Handler {
     /// Whether the component imports the `wiki` interface (and so needs the
     /// index in its store).
     pub imports_wiki: bool,
+    /// Whether calls run under deadlines ([`EngineOptions::deadlines`]).
+    pub deadlines: bool,
 }
 
 /// The engine, linker and epoch ticker, shared by every worker.
@@ -232,6 +239,7 @@ impl HostEngine {
             size: bytes.len(),
             hash: sha256_hex(bytes),
             imports_wiki,
+            deadlines: self.options.deadlines,
         }))
     }
 }
@@ -263,7 +271,7 @@ fn is_core_module(bytes: &[u8]) -> bool {
 fn base_config(options: &EngineOptions, pooling: bool) -> Config {
     let mut config = Config::new();
     config
-        .epoch_interruption(true)
+        .epoch_interruption(options.deadlines)
         .memory_init_cow(true)
         .cranelift_opt_level(wasmtime::OptLevel::Speed)
         .max_wasm_stack(1 << 20)

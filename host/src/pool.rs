@@ -61,6 +61,9 @@ impl InstancePool {
     /// calls that finish in their first poll, which is almost all of them.
     pub async fn call(&self, req: &Request) -> Result<Response, RequestError> {
         let deadline = Instant::now() + self.route.limits.deadline();
+        if !self.route.handler.deadlines {
+            return self.call_until(req, deadline).await;
+        }
         match tokio::time::timeout_at(deadline.into(), self.call_until(req, deadline)).await {
             Ok(result) => result,
             // The call future was dropped mid-call; its instance with it.
@@ -81,7 +84,9 @@ impl InstancePool {
         let mut live = match idle {
             Some(mut live) => {
                 live.store.data_mut().deadline = deadline;
-                live.store.set_epoch_deadline(1);
+                if self.route.handler.deadlines {
+                    live.store.set_epoch_deadline(1);
+                }
                 live
             }
             None => self.instantiate(deadline).await?,
@@ -114,6 +119,23 @@ impl InstancePool {
         state.deadline = deadline;
         let mut store = Store::new(pre.engine(), state);
         store.limiter(|state| &mut state.limits);
+        if self.route.handler.deadlines {
+            self.arm_deadline(&mut store);
+        }
+        match pre.instantiate_async(&mut store).await {
+            Ok(bindings) => Ok(Live { store, bindings }),
+            Err(e) if e.downcast_ref::<Trap>().is_some() => Err(self.classify(e)),
+            Err(e) => Err(RequestError::Overloaded {
+                route: self.route.prefix.clone(),
+                detail: format!("{e:#}"),
+            }),
+        }
+    }
+
+    /// Interrupts the store's guest code at the first epoch tick past its
+    /// deadline, and yields to the worker's other connections at every tick
+    /// before it.
+    fn arm_deadline(&self, store: &mut Store<HostState>) {
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(|cx| {
             if Instant::now() >= cx.data().deadline {
@@ -128,14 +150,6 @@ impl InstancePool {
                 ))
             }
         });
-        match pre.instantiate_async(&mut store).await {
-            Ok(bindings) => Ok(Live { store, bindings }),
-            Err(e) if e.downcast_ref::<Trap>().is_some() => Err(self.classify(e)),
-            Err(e) => Err(RequestError::Overloaded {
-                route: self.route.prefix.clone(),
-                detail: format!("{e:#}"),
-            }),
-        }
     }
 
     fn classify(&self, e: wasmtime::Error) -> RequestError {

@@ -60,6 +60,7 @@ impl Server {
             index: index.clone(),
             max_instances: config.max_instances.max(1),
             cache_dir: config.state.as_deref().map(crate::admin::store::cache_dir),
+            ..EngineOptions::default()
         })?);
 
         let mut router = Router::new();
@@ -154,6 +155,7 @@ impl Server {
             workers,
             isolation = %config.isolation,
             pooling = engine.is_pooling(),
+            admin = ?admin.as_ref().map(AdminServer::local_addr),
             routes = ?route_list,
             "percore serving"
         );

@@ -106,7 +106,7 @@ fn healthy_traffic_survives_hostile_guests() {
     )
     .unwrap();
     let (mut child, addr) = spawn_binary(&["serve", "--config", config.to_str().unwrap()]);
-    let pid = child.id();
+    let pid = child.0.id();
     // Warm every route up (each component gets its copy-on-write memory
     // image on first use), then count descriptors at rest.
     for (path, status) in [
@@ -186,11 +186,11 @@ fn healthy_traffic_survives_hostile_guests() {
         std::thread::sleep(Duration::from_millis(50));
     }
     let fds_after = open_fds(pid);
-    assert!(child.try_wait().unwrap().is_none(), "the host exited");
+    assert!(child.0.try_wait().unwrap().is_none(), "the host exited");
     let _ = std::process::Command::new("kill")
         .args(["-TERM", &pid.to_string()])
         .status();
-    let exit = child.wait().unwrap();
+    let exit = child.0.wait().unwrap();
     let _ = std::fs::remove_dir_all(&dir);
     assert!(
         fds_after <= fds_before,

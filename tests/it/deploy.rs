@@ -9,7 +9,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use percore::admin::client::{AdminClient, ClientError};
@@ -261,6 +261,13 @@ fn invalid_uploads_are_refused_and_the_old_version_keeps_serving() {
         message.contains("isolation must be request or core"),
         "{message}"
     );
+    let (status, message) = refused(admin(&host).call(
+        "PUT",
+        "/v1/routes/v?max_memory_bytes=1099511627776",
+        &version("dddddddddddddddd"),
+    ));
+    assert_eq!(status, 400);
+    assert!(message.contains("above this host's ceiling"), "{message}");
     assert_eq!(admin(&host).routes().unwrap()["routes"], before);
     host.shutdown();
     std::fs::remove_dir_all(&dir).unwrap();
@@ -383,9 +390,11 @@ fn redeploys_under_load_fail_no_request() {
     deploy(&host, "/v", &version(&tags[0]));
 
     let stop = Arc::new(AtomicBool::new(false));
+    let served = Arc::new(AtomicUsize::new(0));
     let clients: Vec<_> = (0..CONNECTIONS)
         .map(|_| {
             let stop = stop.clone();
+            let served = served.clone();
             let tags = tags.clone();
             let mut client = host.client();
             std::thread::spawn(move || {
@@ -414,6 +423,7 @@ fn redeploys_under_load_fail_no_request() {
                     assert!(at >= last, "went back from {} to {}", tags[last], tag);
                     last = at;
                     seen += 1;
+                    served.fetch_add(1, Ordering::Relaxed);
                 }
                 // Deploys are over: the next request gets the last version.
                 let response = client.get("/v");
@@ -423,18 +433,39 @@ fn redeploys_under_load_fail_no_request() {
         })
         .collect();
 
+    // Throughput without and with deploys, for the log (a shared machine
+    // makes it no basis for an assertion).
     std::thread::sleep(Duration::from_millis(200));
+    let rate = |since: std::time::Instant, from: usize| {
+        (served.load(Ordering::Relaxed) - from) as f64 / since.elapsed().as_secs_f64()
+    };
+    let (quiet, from) = (std::time::Instant::now(), served.load(Ordering::Relaxed));
+    std::thread::sleep(Duration::from_secs(1));
+    let quiet_rate = rate(quiet, from);
+    let (busy, from) = (std::time::Instant::now(), served.load(Ordering::Relaxed));
+    let mut took = Vec::new();
     for tag in &tags[1..] {
+        let started = std::time::Instant::now();
         deploy(&host, "/v", &version(tag));
+        took.push(started.elapsed());
         std::thread::sleep(Duration::from_millis(20));
     }
+    let busy_rate = rate(busy, from);
+    took.sort();
     stop.store(true, Ordering::Relaxed);
     let mut total = 0;
     for client in clients {
         total += client.join().expect("no request failed");
     }
     assert!(total >= CONNECTIONS, "only {total} responses");
-    eprintln!("{total} responses over {CONNECTIONS} connections across {REDEPLOYS} redeploys");
+    eprintln!(
+        "{total} responses over {CONNECTIONS} connections across {REDEPLOYS} redeploys; \
+         {quiet_rate:.0} requests/s without deploys, {busy_rate:.0} while deploying; \
+         deploys took {:?} (min) {:?} (median) {:?} (max)",
+        took[0],
+        took[took.len() / 2],
+        took[took.len() - 1]
+    );
     let listed = admin(&host).routes().unwrap();
     assert_eq!(
         listed["routes"][0]["history"].as_array().unwrap().len(),

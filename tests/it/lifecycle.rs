@@ -68,13 +68,13 @@ fn sigterm_stops_the_binary_with_exit_code_0() {
     let mut client = Client::connect(addr);
     assert_eq!(client.get("/plaintext").status, 200);
     let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
+        .args(["-TERM", &child.0.id().to_string()])
         .status()
         .unwrap();
     assert!(status.success());
     let deadline = Instant::now() + Duration::from_secs(30);
     let exit = loop {
-        if let Some(exit) = child.try_wait().unwrap() {
+        if let Some(exit) = child.0.try_wait().unwrap() {
             break exit;
         }
         assert!(

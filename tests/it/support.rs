@@ -95,9 +95,22 @@ impl Drop for TestHost {
     }
 }
 
+/// A child process that is killed when dropped, so that a failing test
+/// leaves nothing running.
+pub struct ChildGuard(pub std::process::Child);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        if matches!(self.0.try_wait(), Ok(None)) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
 /// Starts the real `percore` binary with `args` and waits (at most 60 s)
 /// for its startup log line; returns the child and the address it serves.
-pub fn spawn_binary(args: &[&str]) -> (std::process::Child, SocketAddr) {
+pub fn spawn_binary(args: &[&str]) -> (ChildGuard, SocketAddr) {
     use std::process::{Command, Stdio};
     let mut child = Command::new(env!("CARGO_BIN_EXE_percore-under-test"))
         .args(args)
@@ -130,7 +143,7 @@ pub fn spawn_binary(args: &[&str]) -> (std::process::Child, SocketAddr) {
                 .unwrap_or_else(|e| panic!("bad address in startup line {line:?}: {e}"));
         }
     };
-    (child, addr)
+    (ChildGuard(child), addr)
 }
 
 /// A parsed HTTP/1.1 response.

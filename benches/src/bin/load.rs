@@ -49,7 +49,8 @@ struct Args {
     /// (TechEmpower uses 16), at each connection count.
     #[arg(long, value_name = "DEPTH")]
     pipeline: Option<u32>,
-    /// Servers, comma-separated: native, core, request.
+    /// Servers, comma-separated: native, core, request, core-nodeadline
+    /// (core isolation without the deadline machinery, to measure its cost).
     #[arg(long, value_name = "NAME,..", value_delimiter = ',', value_parser = ServerKind::parse,
           default_value = "native,core,request")]
     servers: Vec<ServerKind>,

@@ -169,6 +169,7 @@ pub fn verdicts(rows: &[Row]) -> Vec<String> {
                 ServerKind::Native => return None,
                 ServerKind::PercoreCore => 0.8,
                 ServerKind::PercoreRequest => 0.5,
+                ServerKind::PercoreCoreNoDeadlines => return None,
             };
             let ratio = r.ratio?;
             Some(format!(

@@ -31,14 +31,18 @@ pub enum ServerKind {
     PercoreCore,
     /// percore with `--isolation request`: a fresh instance per request.
     PercoreRequest,
+    /// percore core isolation with the deadline machinery switched off
+    /// (`PERCORE_BENCH_NO_DEADLINES=1`), to measure what deadlines cost.
+    PercoreCoreNoDeadlines,
 }
 
 impl ServerKind {
     /// Every kind, in table order.
-    pub const ALL: [ServerKind; 3] = [
+    pub const ALL: [ServerKind; 4] = [
         ServerKind::Native,
         ServerKind::PercoreCore,
         ServerKind::PercoreRequest,
+        ServerKind::PercoreCoreNoDeadlines,
     ];
 
     /// The name in the table and on the command line.
@@ -47,6 +51,7 @@ impl ServerKind {
             ServerKind::Native => "native",
             ServerKind::PercoreCore => "core",
             ServerKind::PercoreRequest => "request",
+            ServerKind::PercoreCoreNoDeadlines => "core-nodeadline",
         }
     }
 
@@ -56,6 +61,7 @@ impl ServerKind {
             ServerKind::Native => "native hyper",
             ServerKind::PercoreCore => "percore core",
             ServerKind::PercoreRequest => "percore request",
+            ServerKind::PercoreCoreNoDeadlines => "percore core, no deadlines",
         }
     }
 
@@ -64,7 +70,9 @@ impl ServerKind {
         ServerKind::ALL
             .into_iter()
             .find(|k| k.name() == name)
-            .ok_or_else(|| format!("unknown server {name:?}: use native, core or request"))
+            .ok_or_else(|| {
+                format!("unknown server {name:?}: use native, core, request or core-nodeadline")
+            })
     }
 
     /// The command that starts this server on `addr` with `workers`
@@ -95,6 +103,11 @@ impl ServerKind {
             }
             ServerKind::PercoreCore => percore("core"),
             ServerKind::PercoreRequest => percore("request"),
+            ServerKind::PercoreCoreNoDeadlines => {
+                let mut cmd = percore("core");
+                cmd.env("PERCORE_BENCH_NO_DEADLINES", "1");
+                cmd
+            }
         }
     }
 }

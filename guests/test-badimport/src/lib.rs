@@ -2,6 +2,11 @@
 //! `test:bad/secrets`, which no percore host provides; the host must refuse
 //! it and name that import.
 
+#![expect(
+    clippy::too_many_arguments,
+    reason = "the generated bindings of the wiki interface"
+)]
+
 wit_bindgen::generate!({
     path: "../../wit",
     inline: "

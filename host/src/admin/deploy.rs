@@ -221,7 +221,10 @@ impl Deployments {
                 tracing::info!(route = %prefix, "configured route overrides the deployed one");
                 continue;
             }
-            match self.load(store, &prefix, &persisted.current) {
+            let loaded = self
+                .check_limits(&persisted.current.limits)
+                .and_then(|()| self.load(store, &prefix, &persisted.current));
+            match loaded {
                 Ok(handler) => {
                     let route = self.route(&prefix, &persisted.current, handler);
                     tracing::info!(route = %prefix, hash = %persisted.current.hash, "restored");
@@ -292,14 +295,7 @@ impl Deployments {
         options: DeployOptions,
     ) -> Result<RouteInfo, DeployError> {
         crate::router::validate_prefix(prefix).map_err(DeployError::BadRequest)?;
-        let limits = options.limits.apply(&self.limits);
-        let ceiling = self.engine.options().max_memory_bytes;
-        if limits.max_memory_bytes > ceiling {
-            return Err(DeployError::BadRequest(format!(
-                "max_memory_bytes {} is above this host's ceiling of {ceiling} bytes; ask for less, or restart the host with a higher [limits] max_memory_bytes",
-                limits.max_memory_bytes
-            )));
-        }
+        self.check_limits(&options.limits)?;
         let _change = self.changes.lock().expect("deploy lock poisoned");
         let started = std::time::Instant::now();
         let handler = self
@@ -406,6 +402,19 @@ impl Deployments {
         let table = table_of(&next);
         *self.lock_state() = next;
         self.routes.publish(table);
+        Ok(())
+    }
+
+    /// Refuses limits the engine cannot honour (the pooling allocator
+    /// reserved memory slots of a fixed size at start).
+    fn check_limits(&self, overrides: &LimitOverrides) -> Result<(), DeployError> {
+        let asked = overrides.apply(&self.limits).max_memory_bytes;
+        let ceiling = self.engine.options().max_memory_bytes;
+        if asked > ceiling {
+            return Err(DeployError::BadRequest(format!(
+                "max_memory_bytes {asked} is above this host's ceiling of {ceiling} bytes; ask for less, or restart the host with a higher [limits] max_memory_bytes"
+            )));
+        }
         Ok(())
     }
 

@@ -10,9 +10,10 @@
 //! | [`client`] | the client `percore deploy`/`routes`/`rollback`/`undeploy` use |
 //!
 //! The admin listener runs on its own thread and current-thread runtime;
-//! compiles run on that runtime's blocking pool. Nothing here runs on a
-//! worker thread: workers only see the route table [`Deployments`]
-//! publishes.
+//! compiles run on that runtime's blocking pool (and wasmtime's rayon pool),
+//! at a lower OS priority ([`COMPILE_NICE`]) so that the workers keep their
+//! cores. Nothing here runs on a worker thread: workers only see the route
+//! table [`Deployments`] publishes.
 
 pub mod api;
 pub mod client;
@@ -32,6 +33,23 @@ pub use deploy::{DeployError, DeployOptions, Deployments, RouteInfo, VersionInfo
 /// The environment variable that holds the admin token when no token file
 /// is given (for the host and for the CLI).
 pub const TOKEN_ENV: &str = "PERCORE_ADMIN_TOKEN";
+
+/// The nice value (Linux: per thread) of the threads that compile deploys:
+/// the admin runtime's blocking pool and the rayon pool wasmtime compiles
+/// on. Raising it needs no privilege; workers stay at the default 0.
+pub const COMPILE_NICE: i32 = 10;
+
+/// Lowers the calling thread's priority to [`COMPILE_NICE`] (Linux only;
+/// elsewhere, and when the OS refuses, compiles run at normal priority).
+fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    {
+        let tid = rustix::thread::gettid();
+        if let Err(e) = rustix::process::setpriority_process(Some(tid), COMPILE_NICE) {
+            tracing::debug!("cannot lower the priority of a compile thread: {e}");
+        }
+    }
+}
 
 /// Fewest bytes an admin token may have.
 pub const MIN_TOKEN_LEN: usize = 16;
@@ -132,7 +150,12 @@ impl AdminServer {
             .enable_all()
             .thread_name("percore-admin-compile")
             .max_blocking_threads(4)
+            .on_thread_start(lower_priority)
             .build()?;
+        // wasmtime compiles functions in parallel on rayon's global pool;
+        // from now on only deploys compile, so that pool can yield to the
+        // workers too.
+        rayon::broadcast(|_| lower_priority());
         let api = Arc::new(api::AdminApi::new(token, deployments, max_upload_bytes));
         let thread = std::thread::Builder::new()
             .name("percore-admin".into())

@@ -262,9 +262,11 @@ impl StateStore {
 }
 
 /// Where wasmtime caches compiled components inside the state directory
-/// `state`.
+/// `state` (an absolute path, as wasmtime requires).
 pub fn cache_dir(state: &Path) -> PathBuf {
-    state.join("cache")
+    std::path::absolute(state)
+        .unwrap_or_else(|_| state.to_path_buf())
+        .join("cache")
 }
 
 /// Seconds since the Unix epoch.
