@@ -32,6 +32,12 @@ impl Server {
     /// address cannot be bound.
     pub fn start(self) -> anyhow::Result<RunningServer> {
         let config = self.config;
+        // A missing admin token is a configuration error: report it before
+        // compiling anything.
+        let admin_token = match config.admin {
+            Some(_) => Some(AdminToken::load(config.admin_token_file.as_deref())?),
+            None => None,
+        };
         let max_memory = config
             .routes
             .iter()
@@ -104,6 +110,15 @@ impl Server {
             &configured_bytes,
         )?);
         let routes = deployments.routes().clone();
+        let admin = match (config.admin, admin_token) {
+            (Some(addr), Some(token)) => Some(AdminServer::start(
+                addr,
+                token,
+                deployments.clone(),
+                config.max_upload_bytes,
+            )?),
+            _ => None,
+        };
 
         let workers = config.worker_count();
         let first = worker::bind_reuseport(config.listen)
@@ -130,19 +145,6 @@ impl Server {
                 shutdown: shutdown_rx.clone(),
             })?);
         }
-
-        let admin = match config.admin {
-            Some(addr) => {
-                let token = AdminToken::load(config.admin_token_file.as_deref())?;
-                Some(AdminServer::start(
-                    addr,
-                    token,
-                    deployments.clone(),
-                    config.max_upload_bytes,
-                )?)
-            }
-            None => None,
-        };
 
         let table = routes.current();
         let route_list: Vec<String> = table

@@ -581,3 +581,51 @@ fn a_new_crate_builds_and_deploys_as_is() {
     host.shutdown();
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn an_admin_api_without_a_usable_token_is_refused_at_start() {
+    let dir = temp_dir("no-token");
+    let missing = dir.join("missing.token");
+    let short = dir.join("short.token");
+    std::fs::write(&short, "abc\n").unwrap();
+    for (file, expect) in [
+        (&missing, "cannot read the admin token file"),
+        (&short, "is too short"),
+    ] {
+        let config = Config {
+            admin_token_file: Some(file.clone()),
+            ..admin_config(&dir)
+        };
+        let err = match percore::Server::new(config).start() {
+            Ok(_) => panic!("started with the token file {}", file.display()),
+            Err(e) => format!("{e:#}"),
+        };
+        assert!(
+            err.contains(expect) && err.contains(&file.display().to_string()),
+            "{err}"
+        );
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_configured_route_overrides_a_deployed_one_which_stays_in_its_history() {
+    let dir = temp_dir("override");
+    let first = TestHost::start(admin_config(&dir));
+    deploy(&first, "/", &version("aaaaaaaaaaaaaaaa"));
+    first.shutdown();
+
+    let b = dir.join("b.wasm");
+    std::fs::write(&b, version("bbbbbbbbbbbbbbbb")).unwrap();
+    let second = TestHost::start(Config {
+        routes: vec![percore::config::RouteConfig::file("/", &b)],
+        ..admin_config(&dir)
+    });
+    assert_eq!(serving(&second, "/"), "bbbbbbbbbbbbbbbb");
+    let route = admin(&second).call("GET", "/v1/routes/", &[]).unwrap();
+    assert_eq!(route["history"].as_array().unwrap().len(), 1);
+    admin(&second).rollback("/").unwrap();
+    assert_eq!(serving(&second, "/anything"), "aaaaaaaaaaaaaaaa");
+    second.shutdown();
+    std::fs::remove_dir_all(&dir).unwrap();
+}

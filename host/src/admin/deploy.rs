@@ -213,7 +213,9 @@ impl Deployments {
                 // The configured version wins; what was deployed becomes
                 // its history, so a rollback returns to it.
                 let mut history = persisted.history;
-                if persisted.current.hash != configured.current.hash {
+                if persisted.current.hash == configured.current.hash {
+                    configured.current.deployed_at = persisted.current.deployed_at;
+                } else {
                     history.push(persisted.current);
                 }
                 configured.history = history.into_iter().map(Version::unloaded).collect();
