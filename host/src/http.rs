@@ -255,15 +255,7 @@ fn into_http(
         bindings::Body::Dump(range) => {
             let index = index
                 .ok_or_else(|| bad("a dump-range body needs a host started with --index".into()))?;
-            let size = index.dump_len();
-            if range.first > range.last || range.last >= size {
-                return Err(bad(format!(
-                    "dump range {}-{} is outside the dump (bytes 0-{})",
-                    range.first,
-                    range.last,
-                    size.saturating_sub(1)
-                )));
-            }
+            crate::state::check_dump_range(&range, index.dump_len()).map_err(bad)?;
             ResponseBody::Dump {
                 index: index.clone(),
                 next: range.first,

@@ -70,6 +70,20 @@ pub const MAX_PREFIX_BYTES: usize = 4 << 20;
 /// Most bytes one `read` call returns.
 pub const MAX_READ_BYTES: u64 = 1 << 20;
 
+/// Checks that `range` lies inside a dump of `size` bytes; the error says
+/// which bytes exist.
+pub fn check_dump_range(range: &types::DumpRange, size: u64) -> Result<(), String> {
+    if range.first > range.last || range.last >= size {
+        return Err(format!(
+            "dump range {}-{} is outside the dump (bytes 0-{})",
+            range.first,
+            range.last,
+            size.saturating_sub(1)
+        ));
+    }
+    Ok(())
+}
+
 fn invalid(why: impl Into<String>) -> wiki::Error {
     wiki::Error::InvalidArgument(why.into())
 }
@@ -151,15 +165,7 @@ impl wiki::Host for HostState {
             .index
             .as_ref()
             .ok_or_else(|| invalid("this host has no index"))?;
-        let size = index.dump_len();
-        if range.first > range.last || range.last >= size {
-            return Err(invalid(format!(
-                "range {}-{} is outside the dump (bytes 0-{})",
-                range.first,
-                range.last,
-                size.saturating_sub(1)
-            )));
-        }
+        check_dump_range(&range, index.dump_len()).map_err(invalid)?;
         if range.last - range.first + 1 > MAX_READ_BYTES {
             return Err(invalid(format!(
                 "range {}-{} is larger than {MAX_READ_BYTES} bytes; return it as a dump body instead",
