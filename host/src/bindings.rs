@@ -10,5 +10,5 @@ wasmtime::component::bindgen!({
     exports: { default: async },
 });
 
-pub use percore::host::types::{Body, DumpRange};
-pub use percore::host::wiki;
+pub use self::percore::host::types::{Body, DumpRange};
+pub use self::percore::host::wiki;
