@@ -200,3 +200,42 @@ fn rebuild_replaces_an_index() {
         .collect();
     assert_eq!(names, ["index"], "no temp or old dirs left");
 }
+
+#[test]
+fn cut_or_corrupted_anywhere_never_panics_nor_leaves_an_index() {
+    let src = std::fs::read(fixture("tricky.xml")).unwrap();
+    let dir = tempdir();
+    let dump = dir.path().join("dump.xml");
+    let out = dir.path().join("index");
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    for round in 0..200 {
+        let mut bytes = src.clone();
+        if round % 2 == 0 {
+            bytes.truncate(round * 37 % src.len());
+        } else {
+            for _ in 0..1 + round % 4 {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                let at = (seed % bytes.len() as u64) as usize;
+                bytes[at] = b"<>/&\"' a\n\0"[(seed >> 32) as usize % 10];
+            }
+        }
+        std::fs::write(&dump, &bytes).unwrap();
+        match build_index(&dump, &out, BuildOptions::default()) {
+            Ok(_) => {
+                let index = percore_index::TitleIndex::open(&out).unwrap();
+                for page in index.prefix("", None, 100) {
+                    let xml = index.page_bytes(&page);
+                    assert!(xml.starts_with(b"<page>") && xml.ends_with(b"</page>"));
+                }
+                drop(index);
+                std::fs::remove_dir_all(&out).unwrap();
+            }
+            Err(e) => {
+                assert!(!out.exists(), "round {round}: {e}");
+                assert!(e.to_string().contains("dump.xml"), "round {round}: {e}");
+            }
+        }
+    }
+}
