@@ -151,23 +151,36 @@ async fn handle(
     };
     let (parts, body) = req.into_parts();
     let body = read_body(&local, &parts.headers, body).await?;
-    let guest_request = Request {
-        method: parts.method.as_str().to_owned(),
-        path: parts.uri.path().to_owned(),
-        query: parts.uri.query().unwrap_or_default().to_owned(),
-        headers: parts
-            .headers
-            .iter()
-            .map(|(name, value)| {
-                (
-                    name.as_str().to_owned(),
-                    String::from_utf8_lossy(value.as_bytes()).into_owned(),
-                )
-            })
-            .collect(),
-        body,
+    // The guest request borrows from hyper's: no allocation per field. A
+    // header value that is not UTF-8 is lent as a lossy copy.
+    let borrowed: Option<Vec<(&str, &str)>> = parts
+        .headers
+        .iter()
+        .map(|(name, value)| Some((name.as_str(), std::str::from_utf8(value.as_bytes()).ok()?)))
+        .collect();
+    let lossy: Vec<(&str, String)>;
+    let headers = match borrowed {
+        Some(headers) => headers,
+        None => {
+            lossy = parts
+                .headers
+                .iter()
+                .map(|(name, value)| {
+                    let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
+                    (name.as_str(), value)
+                })
+                .collect();
+            lossy.iter().map(|(name, value)| (*name, value.as_str())).collect()
+        }
     };
-    let response = local.pool.call(&guest_request).await?;
+    let guest_request = Request {
+        method: parts.method.as_str(),
+        path: parts.uri.path(),
+        query: parts.uri.query().unwrap_or_default(),
+        headers: &headers,
+        body: &body,
+    };
+    let response = local.pool.call(guest_request).await?;
     into_http(&local, routes.index(), response)
 }
 
@@ -176,9 +189,9 @@ async fn read_body(
     local: &LocalRoute,
     headers: &HeaderMap,
     body: Incoming,
-) -> Result<Vec<u8>, RequestError> {
+) -> Result<Bytes, RequestError> {
     if body.is_end_stream() {
-        return Ok(Vec::new());
+        return Ok(Bytes::new());
     }
     let limit = local.route.limits.max_request_body_bytes;
     let too_large = || RequestError::BodyTooLarge {
@@ -194,7 +207,7 @@ async fn read_body(
     }
     let limited = http_body_util::Limited::new(body, limit as usize);
     match limited.collect().await {
-        Ok(collected) => Ok(collected.to_bytes().into()),
+        Ok(collected) => Ok(collected.to_bytes()),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
         Err(e) => Err(RequestError::BadBody(e.to_string())),
     }

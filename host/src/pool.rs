@@ -11,7 +11,10 @@
 //! other connections and is interrupted once its deadline has passed.
 
 use std::cell::RefCell;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Instant;
 
 use wasmtime::{Store, StoreLimitsBuilder, Trap, UpdateDeadline};
@@ -57,14 +60,20 @@ impl InstancePool {
     ///
     /// The deadline is enforced twice: the epoch callback interrupts guest
     /// code that runs past it, and a timer drops the call when the guest is
-    /// waiting in a host call (a sleep) instead. The timer costs nothing for
-    /// calls that finish in their first poll, which is almost all of them.
-    pub async fn call(&self, req: &Request) -> Result<Response, RequestError> {
+    /// waiting in a host call (a sleep) instead. The timer is only created
+    /// when the call does not finish in its first poll, so the almost all
+    /// calls that do never build, register or drop one.
+    pub async fn call(&self, req: Request<'_>) -> Result<Response, RequestError> {
         let deadline = Instant::now() + self.route.limits.deadline();
+        let call = self.call_until(req, deadline);
         if !self.route.handler.deadlines {
-            return self.call_until(req, deadline).await;
+            return call.await;
         }
-        match tokio::time::timeout_at(deadline.into(), self.call_until(req, deadline)).await {
+        let mut call = std::pin::pin!(call);
+        if let Poll::Ready(result) = poll_once(call.as_mut()).await {
+            return result;
+        }
+        match tokio::time::timeout_at(deadline.into(), call).await {
             Ok(result) => result,
             // The call future was dropped mid-call; its instance with it.
             Err(_elapsed) => Err(RequestError::Deadline {
@@ -74,7 +83,7 @@ impl InstancePool {
         }
     }
 
-    async fn call_until(&self, req: &Request, deadline: Instant) -> Result<Response, RequestError> {
+    async fn call_until(&self, req: Request<'_>, deadline: Instant) -> Result<Response, RequestError> {
         let reuse = self.route.isolation == Isolation::Core;
         let idle = if reuse {
             self.idle.borrow_mut().pop()
@@ -166,4 +175,10 @@ impl InstancePool {
             }
         }
     }
+}
+
+/// Polls `future` once, returning what that poll returned; a pending future
+/// has registered the current task's waker and can be polled again.
+fn poll_once<F: Future>(mut future: Pin<&mut F>) -> impl Future<Output = Poll<F::Output>> + '_ {
+    std::future::poll_fn(move |cx| Poll::Ready(future.as_mut().poll(cx)))
 }

@@ -1,6 +1,8 @@
 //! Fuzzes title handling: percent-decoding (both modes) and MediaWiki
 //! normalisation must not panic, and normalisation must be idempotent and
-//! leave no underscores or surrounding spaces.
+//! leave no underscores or surrounding spaces. (Its first run found a title
+//! of one newline kept as is: correct, the invariant said "no surrounding
+//! whitespace" where normalisation only trims spaces; see FINDINGS.md.)
 
 #![no_main]
 
@@ -15,6 +17,8 @@ fuzz_target!(|raw: &str| {
         let twice = normalize_title(&once).into_owned();
         assert_eq!(once, twice, "normalisation is not idempotent for {decoded:?}");
         assert!(!once.contains('_'), "{once:?}");
-        assert_eq!(once.trim(), once, "{once:?}");
+        // Spaces only: MediaWiki rejects titles with other whitespace
+        // (newlines, tabs) instead of trimming it, and so does a lookup.
+        assert_eq!(once.trim_matches(' '), once, "{once:?}");
     }
 });
