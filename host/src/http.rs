@@ -73,6 +73,23 @@ impl AsRef<[u8]> for DumpSlice {
     }
 }
 
+/// Slices at least this long are released from the host's mapping once
+/// sent; smaller ones (single pages) are not worth a system call, and their
+/// neighbours are likely to be read again soon.
+const RELEASE_AT: usize = 64 << 10;
+
+/// Once hyper has written a large slice, its pages need not stay mapped into
+/// the host: releasing them keeps the host's resident memory flat however
+/// much of the dump it streams (the kernel's page cache keeps the bytes).
+impl Drop for DumpSlice {
+    fn drop(&mut self) {
+        if self.end - self.start >= RELEASE_AT {
+            self.index
+                .release_dump_range(self.start as u64..self.end as u64);
+        }
+    }
+}
+
 impl ResponseBody {
     fn full(bytes: impl Into<Bytes>) -> Self {
         let bytes = bytes.into();
@@ -170,7 +187,10 @@ async fn handle(
                     (name.as_str(), value)
                 })
                 .collect();
-            lossy.iter().map(|(name, value)| (*name, value.as_str())).collect()
+            lossy
+                .iter()
+                .map(|(name, value)| (*name, value.as_str()))
+                .collect()
         }
     };
     let guest_request = Request {

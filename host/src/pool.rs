@@ -61,8 +61,8 @@ impl InstancePool {
     /// The deadline is enforced twice: the epoch callback interrupts guest
     /// code that runs past it, and a timer drops the call when the guest is
     /// waiting in a host call (a sleep) instead. The timer is only created
-    /// when the call does not finish in its first poll, so the almost all
-    /// calls that do never build, register or drop one.
+    /// when the call does not finish in its first poll, so the calls that
+    /// do (almost all of them) never build, register or drop one.
     pub async fn call(&self, req: Request<'_>) -> Result<Response, RequestError> {
         let deadline = Instant::now() + self.route.limits.deadline();
         let call = self.call_until(req, deadline);
@@ -83,7 +83,11 @@ impl InstancePool {
         }
     }
 
-    async fn call_until(&self, req: Request<'_>, deadline: Instant) -> Result<Response, RequestError> {
+    async fn call_until(
+        &self,
+        req: Request<'_>,
+        deadline: Instant,
+    ) -> Result<Response, RequestError> {
         let reuse = self.route.isolation == Isolation::Core;
         let idle = if reuse {
             self.idle.borrow_mut().pop()

@@ -37,11 +37,14 @@ pub struct HostState {
 impl HostState {
     /// State for one instance with the given limits.
     pub fn new(limits: StoreLimits, index: Option<WorkerIndex>) -> Self {
-        let wasi = WasiCtx::builder()
-            .allow_tcp(false)
-            .allow_udp(false)
-            .allow_ip_name_lookup(false)
-            .build();
+        // `WasiCtx::default()` is what `WasiCtx::builder()...build()` gives
+        // with nothing configured: closed stdin, discarded stdout/stderr, no
+        // preopens, environment or arguments, and TCP, UDP and name lookup
+        // all disallowed (wasmtime-wasi's defaults; the `test-escape` guest
+        // checks them). The builder would construct that default twice per
+        // request (`build` leaves a fresh one behind), seeding two sets of
+        // RNGs; this builds it once.
+        let wasi = WasiCtx::default();
         HostState {
             wasi,
             table: ResourceTable::new(),

@@ -151,7 +151,11 @@ async fn serve_connection(
     builder
         .timer(TokioTimer::new())
         .keep_alive(true)
-        .pipeline_flush(true)
+        // Not `pipeline_flush`: with it hyper keeps polling a streamed body
+        // regardless of its write buffer and copies a whole dump into memory
+        // (measured: +600 MB/s of RSS while streaming /xml). Pipelined
+        // requests are still answered in order, one write each.
+        .pipeline_flush(false)
         .max_headers(http.max_headers)
         .max_buf_size(http.max_header_bytes.max(8192))
         .header_read_timeout(Duration::from_millis(http.header_read_timeout_ms));

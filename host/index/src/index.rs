@@ -338,6 +338,14 @@ impl TitleIndex {
         std::str::from_utf8(self.strings.get(off..off + len as usize)?).ok()
     }
 
+    /// Tells the kernel that bytes `range` of the dump were sent and need
+    /// not stay mapped into this process: its resident memory stops growing
+    /// with what it streams. The bytes stay readable (and cached by the
+    /// kernel); this is accounting, not a change of contents.
+    pub fn release_dump_range(&self, range: std::ops::Range<u64>) {
+        self.dump.release(range.start as usize..range.end as usize);
+    }
+
     /// The whole dump, memory-mapped.
     pub fn dump_bytes(&self) -> &[u8] {
         &self.dump

@@ -91,6 +91,41 @@ impl Mapped {
     }
 }
 
+impl Mapped {
+    /// Drops this process's page-table entries for `range` (rounded out to
+    /// whole pages), so that bytes already sent stop counting towards its
+    /// resident memory. The pages stay in the page cache; a later read of
+    /// the range faults them back in with the same contents. Streaming a
+    /// large dump to many clients then keeps the host's RSS flat.
+    pub(crate) fn release(&self, range: std::ops::Range<usize>) {
+        let Mapped::Map(map) = self else { return };
+        let end = range.end.min(map.len());
+        if range.start >= end {
+            return;
+        }
+        #[expect(
+            unsafe_code,
+            reason = "MADV_DONTNEED is an unchecked advice; see the SAFETY note"
+        )]
+        // SAFETY: the map is a read-only, shared mapping of a file nobody
+        // writes (see `file_from`). For such a mapping MADV_DONTNEED only
+        // discards page-table entries: any later access, including through a
+        // `&[u8]` borrowed from this map that is still alive, faults the
+        // same file bytes back in. No contents change, so no reference
+        // observes a change. (It would not be sound for a private mapping
+        // that had been written to; this one never is.)
+        let result = unsafe {
+            map.unchecked_advise_range(
+                memmap2::UncheckedAdvice::DontNeed,
+                range.start,
+                end - range.start,
+            )
+        };
+        // Only a hint for memory accounting: a refusal changes nothing.
+        let _ = result;
+    }
+}
+
 impl Deref for Mapped {
     type Target = [u8];
 
