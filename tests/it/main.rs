@@ -10,8 +10,9 @@
 //!   counter in `request` and `core` isolation; no ambient authority.
 //! - [`lifecycle`]: config errors at start, graceful shutdown, SIGTERM.
 //! - [`wiki`]: the Wikipedia demo guest over the shipped sample dump:
-//!   `/offsets`, `/wiki`, `/xml` with ranges, and the refusal of a `wiki`
-//!   guest by a host without an index.
+//!   `/offsets`, `/wiki`, `/xml` with ranges, the refusal of a `wiki`
+//!   guest by a host without an index, and flat host memory while clients
+//!   stream a 256 MiB generated dump.
 //! - [`browser`]: headless Chromium types into the search page.
 //! - [`deploy`]: the admin API and CLI: deploy, call, redeploy, roll back,
 //!   undeploy; tokens; invalid and oversized uploads; restart from the state

@@ -364,3 +364,104 @@ fn a_wiki_guest_is_refused_by_a_host_without_an_index() {
         "{err}"
     );
 }
+
+/// Resident anonymous memory of process `pid`, in KiB.
+fn rss_anon_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("RssAnon:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap()
+}
+
+#[test]
+fn streaming_the_dump_keeps_host_memory_flat() {
+    // A 256 MiB generated dump, streamed whole by 4 clients at once from the
+    // real binary: the host's anonymous memory must not grow with the bytes
+    // sent (with hyper buffering a streamed body it grew by the dump size).
+    let dir = std::env::temp_dir().join(format!("percore-it-stream-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let dump = dir.join("big.xml");
+    let file = std::fs::File::create(&dump).unwrap();
+    percore_index::synth::write_dump(
+        file,
+        &percore_index::synth::SynthOptions {
+            pages: u64::MAX,
+            max_bytes: Some(256 << 20),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let index = dir.join("big.index");
+    percore_index::build_index(&dump, &index, Default::default()).unwrap();
+    let size = std::fs::metadata(&dump).unwrap().len();
+    let route = format!("/={}", guest("wiki"));
+    let (child, addr) = crate::support::spawn_binary(&[
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--workers",
+        "2",
+        "--index",
+        index.to_str().unwrap(),
+        "--route",
+        &route,
+    ]);
+    let pid = child.0.id();
+    assert_eq!(Client::connect(addr).get("/").status, 200);
+    let before = rss_anon_kib(pid);
+    let peak = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(before));
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sampler = {
+        let (peak, done) = (peak.clone(), done.clone());
+        std::thread::spawn(move || {
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                peak.fetch_max(rss_anon_kib(pid), std::sync::atomic::Ordering::Relaxed);
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+        })
+    };
+    let clients: Vec<_> = (0..4)
+        .map(|_| {
+            std::thread::spawn(move || {
+                use std::io::Read;
+                let mut stream = std::net::TcpStream::connect(addr).unwrap();
+                std::io::Write::write_all(
+                    &mut stream,
+                    b"GET /xml HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+                )
+                .unwrap();
+                let mut total = 0u64;
+                let mut buf = vec![0u8; 1 << 16];
+                loop {
+                    match stream.read(&mut buf) {
+                        Ok(0) => break total,
+                        Ok(n) => total += n as u64,
+                        Err(e) => panic!("reading /xml: {e}"),
+                    }
+                }
+            })
+        })
+        .collect();
+    for client in clients {
+        let received = client.join().unwrap();
+        assert!(received > size, "a client got {received} of {size} bytes");
+    }
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    sampler.join().unwrap();
+    let growth_kib = peak
+        .load(std::sync::atomic::Ordering::Relaxed)
+        .saturating_sub(before);
+    drop(child);
+    let _ = std::fs::remove_dir_all(&dir);
+    println!(
+        "streamed 4 x {} MiB; host RssAnon grew by {growth_kib} KiB",
+        size >> 20
+    );
+    assert!(
+        growth_kib < 64 << 10,
+        "host anonymous memory grew by {growth_kib} KiB while streaming 4 x {size} bytes"
+    );
+}
