@@ -7,6 +7,7 @@
 use std::convert::Infallible;
 use std::pin::Pin;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
@@ -40,6 +41,9 @@ pub enum ResponseBody {
         next: u64,
         /// One past the last byte to send.
         end: u64,
+        /// The read that is bringing the next chunk into memory, off the
+        /// worker thread, when it was not resident.
+        prefetch: Option<tokio::task::JoinHandle<()>>,
     },
 }
 
@@ -103,15 +107,43 @@ impl Body for ResponseBody {
 
     fn poll_frame(
         self: Pin<&mut Self>,
-        _cx: &mut Context<'_>,
+        cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
         match self.get_mut() {
             ResponseBody::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
-            ResponseBody::Dump { index, next, end } => {
+            ResponseBody::Dump {
+                index,
+                next,
+                end,
+                prefetch,
+            } => {
                 if *next >= *end {
                     return Poll::Ready(None);
                 }
                 let stop = (*next + DUMP_CHUNK).min(*end);
+                // A chunk that is not in memory would make hyper's write
+                // fault it in from the disk on this worker thread, stalling
+                // every other connection of the core meanwhile: read it on
+                // tokio's blocking pool first, then send it.
+                match prefetch {
+                    Some(read) => {
+                        // The read only touches pages; if it panicked, the
+                        // write below faults in whatever it missed.
+                        let _ = std::task::ready!(Pin::new(read).poll(cx));
+                        *prefetch = None;
+                    }
+                    None if !index.dump_range_resident(*next..stop) => {
+                        let (reader, range) = (Arc::clone(index), *next..stop);
+                        let mut read = tokio::task::spawn_blocking(move || {
+                            reader.prefetch_dump_range(range);
+                        });
+                        if Pin::new(&mut read).poll(cx).is_pending() {
+                            *prefetch = Some(read);
+                            return Poll::Pending;
+                        }
+                    }
+                    None => {}
+                }
                 let slice = DumpSlice {
                     index: index.clone(),
                     start: *next as usize,
@@ -293,6 +325,7 @@ fn into_http(
                 index: index.clone(),
                 next: range.first,
                 end: range.last + 1,
+                prefetch: None,
             }
         }
     };

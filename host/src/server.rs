@@ -57,7 +57,16 @@ impl Server {
                     elapsed = ?started.elapsed(),
                     "index opened"
                 );
-                Some(Arc::new(index))
+                let index = Arc::new(index);
+                // Read the index files into the page cache in the background:
+                // the first lookups then find their pages there instead of
+                // faulting them in from the disk one at a time on a worker.
+                let warm = Arc::clone(&index);
+                std::thread::Builder::new()
+                    .name("percore-index-warm".into())
+                    .spawn(move || warm.warm())
+                    .context("cannot start the index warm-up thread")?;
+                Some(index)
             }
             None => None,
         };

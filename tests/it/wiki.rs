@@ -411,6 +411,14 @@ fn streaming_the_dump_keeps_host_memory_flat() {
     ]);
     let pid = child.0.id();
     assert_eq!(Client::connect(addr).get("/").status, 200);
+    // Drop the dump from the page cache (ext4, xfs and btrfs do; tmpfs
+    // keeps it) so that the host finds its chunks cold and reads them on
+    // its blocking pool before sending them: the bytes must still arrive
+    // whole and in order.
+    let expected = std::sync::Arc::new(std::fs::read(&dump).unwrap());
+    let cached = std::fs::File::open(&dump).unwrap();
+    cached.sync_all().unwrap();
+    rustix::fs::fadvise(&cached, 0, None, rustix::fs::Advice::DontNeed).unwrap();
     let before = rss_anon_kib(pid);
     let peak = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(before));
     let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -425,6 +433,7 @@ fn streaming_the_dump_keeps_host_memory_flat() {
     };
     let clients: Vec<_> = (0..4)
         .map(|_| {
+            let expected = expected.clone();
             std::thread::spawn(move || {
                 use std::io::Read;
                 let mut stream = std::net::TcpStream::connect(addr).unwrap();
@@ -435,10 +444,35 @@ fn streaming_the_dump_keeps_host_memory_flat() {
                 .unwrap();
                 let mut total = 0u64;
                 let mut buf = vec![0u8; 1 << 16];
+                let mut head = Vec::new();
+                // Bytes of the body received so far, all equal to the dump's.
+                let mut same = 0usize;
+                let mut compare = |piece: &[u8]| {
+                    let end = same + piece.len();
+                    assert!(
+                        expected.get(same..end) == Some(piece),
+                        "the body differs from the dump within bytes {same}..{end}"
+                    );
+                    same = end;
+                };
                 loop {
                     match stream.read(&mut buf) {
-                        Ok(0) => break total,
-                        Ok(n) => total += n as u64,
+                        Ok(0) => break (total, same),
+                        Ok(n) => {
+                            total += n as u64;
+                            if head.ends_with(b"\r\n\r\n") {
+                                compare(&buf[..n]);
+                            } else {
+                                // Headers are short: byte by byte is fine.
+                                for (i, &b) in buf[..n].iter().enumerate() {
+                                    head.push(b);
+                                    if head.ends_with(b"\r\n\r\n") {
+                                        compare(&buf[i + 1..n]);
+                                        break;
+                                    }
+                                }
+                            }
+                        }
                         Err(e) => panic!("reading /xml: {e}"),
                     }
                 }
@@ -446,8 +480,12 @@ fn streaming_the_dump_keeps_host_memory_flat() {
         })
         .collect();
     for client in clients {
-        let received = client.join().unwrap();
+        let (received, body) = client.join().unwrap();
         assert!(received > size, "a client got {received} of {size} bytes");
+        assert_eq!(
+            body as u64, size,
+            "a client got {body} of {size} body bytes"
+        );
     }
     done.store(true, std::sync::atomic::Ordering::Relaxed);
     sampler.join().unwrap();

@@ -346,6 +346,31 @@ impl TitleIndex {
         self.dump.release(range.start as usize..range.end as usize);
     }
 
+    /// Whether every byte of `range` of the dump is in memory now, so that
+    /// sending it cannot stall on the disk.
+    pub fn dump_range_resident(&self, range: std::ops::Range<u64>) -> bool {
+        self.dump.resident(range.start as usize..range.end as usize)
+    }
+
+    /// Brings bytes `range` of the dump into memory, waiting for the disk
+    /// if it must: call it off the threads that serve requests (the host
+    /// does, from tokio's blocking pool, when
+    /// [`dump_range_resident`](Self::dump_range_resident) says no).
+    pub fn prefetch_dump_range(&self, range: std::ops::Range<u64>) {
+        self.dump.touch(range.start as usize..range.end as usize);
+    }
+
+    /// Asks the kernel to read the index files (not the dump) into its
+    /// cache in the background, so that the first lookups after a start
+    /// find them there instead of faulting them in page by page.
+    pub fn warm(&self) {
+        self.pages.will_need();
+        self.strings.will_need();
+        for (_, shard) in &self.shards {
+            shard.as_fst().as_inner().will_need();
+        }
+    }
+
     /// The whole dump, memory-mapped.
     pub fn dump_bytes(&self) -> &[u8] {
         &self.dump

@@ -126,6 +126,82 @@ impl Mapped {
     }
 }
 
+impl Mapped {
+    /// Whether every page of `range` is in memory now (`mincore`), so that
+    /// reading it cannot wait for the disk. A refusal of the call, or a
+    /// range outside the map, answers `false`: the caller then prefetches,
+    /// which is always safe.
+    pub(crate) fn resident(&self, range: std::ops::Range<usize>) -> bool {
+        let Mapped::Map(map) = self else { return true };
+        let end = range.end.min(map.len());
+        if range.start >= end {
+            return true;
+        }
+        let page = page_size();
+        // mincore wants a page-aligned address. memmap2 maps from the
+        // page-aligned offset below the one asked for, so the page holding
+        // any byte of the map is mapped in full.
+        let first = map.as_ptr() as usize + range.start;
+        let aligned = first & !(page - 1);
+        let len = map.as_ptr() as usize + end - aligned;
+        // One byte of answer per page, asked in batches of BATCH pages so
+        // that no allocation is needed.
+        const BATCH: usize = 128;
+        let mut answer = [0u8; BATCH];
+        let mut at = aligned;
+        let stop = aligned + len;
+        while at < stop {
+            let span = (stop - at).min(BATCH * page);
+            #[expect(
+                unsafe_code,
+                reason = "mincore has no safe wrapper in libc, memmap2 or rustix"
+            )]
+            // SAFETY: `at..at + span` lies within pages of this live mapping
+            // (see above), `at` is page-aligned, and `answer` has room for
+            // the `span.div_ceil(page) <= BATCH` bytes mincore writes.
+            let rc = unsafe { libc::mincore(at as *mut libc::c_void, span, answer.as_mut_ptr()) };
+            if rc != 0 {
+                return false;
+            }
+            if answer[..span.div_ceil(page)].iter().any(|b| b & 1 == 0) {
+                return false;
+            }
+            at += span;
+        }
+        true
+    }
+
+    /// Reads one byte of every page of `range`, so that each is in the page
+    /// cache and mapped afterwards. Blocks on the disk for pages that are
+    /// not cached: call it off the threads that serve requests.
+    pub(crate) fn touch(&self, range: std::ops::Range<usize>) {
+        let Some(bytes) = self.get(range.start..range.end.min(self.len())) else {
+            return;
+        };
+        let page = page_size();
+        let mut sum = 0u8;
+        for chunk in bytes.chunks(page) {
+            sum = sum.wrapping_add(chunk[0]);
+        }
+        std::hint::black_box(sum);
+    }
+
+    /// Asks the kernel to read the whole file into its cache in the
+    /// background (`MADV_WILLNEED`): lookups that follow find their pages
+    /// there instead of waiting for the disk one page at a time.
+    pub(crate) fn will_need(&self) {
+        if let Mapped::Map(map) = self {
+            // Only a hint: a refusal changes nothing.
+            let _ = map.advise(Advice::WillNeed);
+        }
+    }
+}
+
+/// The size of a memory page (read once by rustix from the aux vector).
+fn page_size() -> usize {
+    rustix::param::page_size()
+}
+
 impl Deref for Mapped {
     type Target = [u8];
 

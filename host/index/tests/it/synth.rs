@@ -125,3 +125,48 @@ fn truncation_found_by_a_later_chunk_names_the_dump_offset() {
     );
     assert!(!out.exists());
 }
+
+/// The host sends dump ranges only once they are in memory, reading them
+/// off its workers when `dump_range_resident` says no: check both halves on
+/// a dump evicted from the page cache.
+#[test]
+fn prefetch_brings_an_evicted_dump_range_into_memory() {
+    let dir = tempdir();
+    let dump = dir.path().join("synth.xml");
+    let opts = SynthOptions {
+        pages: 2000,
+        seed: 7,
+        max_text: 8_000,
+        ..SynthOptions::default()
+    };
+    write_dump(std::fs::File::create(&dump).unwrap(), &opts).unwrap();
+    let out = dir.path().join("index");
+    build_with(&dump, &out, 2, 1 << 20);
+    let index = TitleIndex::open(&out).unwrap();
+    let len = index.dump_bytes().len() as u64;
+    assert!(len > 4 << 20, "the dump spans many pages");
+    // Write back and drop the dump's cached pages: those `open` did not map
+    // (it samples the dump) go, on ext4, xfs and btrfs; tmpfs keeps them.
+    let file = std::fs::File::open(&dump).unwrap();
+    file.sync_all().unwrap();
+    rustix::fs::fadvise(&file, 0, None, rustix::fs::Advice::DontNeed).unwrap();
+    let whole = 0..len;
+    if index.dump_range_resident(whole.clone()) {
+        eprintln!(
+            "note: the kernel kept the dump cached (tmpfs?); the eviction half is not checked"
+        );
+    } else {
+        eprintln!("the evicted dump is reported as not resident");
+    }
+    index.prefetch_dump_range(whole.clone());
+    assert!(index.dump_range_resident(whole));
+    assert!(
+        index.dump_range_resident(len..len),
+        "an empty range is resident"
+    );
+    assert!(
+        index.dump_range_resident(len - 1..len + 100),
+        "a range past the end is clipped"
+    );
+    index.warm();
+}
