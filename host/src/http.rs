@@ -353,16 +353,14 @@ pub fn error_response(error: RequestError) -> HttpResponse {
 }
 
 /// Answers a request hyper could not parse (400, or 431 when its head was
-/// too large) on a duplicate of the connection's socket, then closes it. The
+/// too large) on the connection's socket, then shuts its write side. The
 /// socket is non-blocking; a client that does not read gets nothing.
-pub fn reject_unparsable(socket: socket2::Socket, too_large: bool) {
-    use std::io::Write as _;
+pub fn reject_unparsable(stream: &tokio::net::TcpStream, too_large: bool) {
     let response: &[u8] = if too_large {
         b"HTTP/1.1 431 Request Header Fields Too Large\r\nserver: percore\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: 32\r\nconnection: close\r\n\r\nrequest header fields too large\n"
     } else {
         b"HTTP/1.1 400 Bad Request\r\nserver: percore\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: 12\r\nconnection: close\r\n\r\nbad request\n"
     };
-    let mut socket = socket;
-    let _ = socket.write_all(response);
-    let _ = socket.shutdown(std::net::Shutdown::Write);
+    let _ = stream.try_write(response);
+    let _ = socket2::SockRef::from(stream).shutdown(std::net::Shutdown::Write);
 }

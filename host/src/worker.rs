@@ -8,9 +8,11 @@
 //! request in flight (hyper's graceful shutdown), and exits when they are
 //! done or the grace period has passed.
 
+use std::cell::RefCell;
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::Arc;
+use std::task::Poll;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -142,98 +144,189 @@ async fn serve_connection(
     http: Rc<crate::config::HttpConfig>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    // hyper closes the connection on a request it cannot parse without
-    // sending the 400 (or 431) it prepares. A duplicate of the socket (one
-    // `dup` per connection, no reactor registration) lets us send it.
-    let spare = socket2::SockRef::from(&stream).try_clone().ok();
+    // Shared by hyper's IO handle and this task: the task writes what hyper
+    // left in the socket's output at the end of each poll, and sends the
+    // 400 hyper prepares but does not send for a request it cannot parse.
+    let socket = Rc::new(RefCell::new(Connection {
+        stream,
+        out: Vec::new(),
+    }));
     let service = service_fn(move |req| http::serve(routes.clone(), req));
     let mut builder = http1::Builder::new();
     builder
         .timer(TokioTimer::new())
         .keep_alive(true)
-        // Not `pipeline_flush`: with it hyper keeps polling a streamed body
-        // regardless of its write buffer and copies a whole dump into memory
-        // (measured: +600 MB/s of RSS while streaming /xml). Pipelined
-        // requests are still answered in order, one write each.
+        // Not `pipeline_flush`: it makes hyper copy every body into its own
+        // buffer (its "flatten" strategy), however large, with no bound (a
+        // whole dump: +600 MB/s of RSS). `Io` coalesces the responses of
+        // pipelined requests into one write instead.
         .pipeline_flush(false)
         .max_headers(http.max_headers)
         .max_buf_size(http.max_header_bytes.max(8192))
         .header_read_timeout(Duration::from_millis(http.header_read_timeout_ms));
-    let conn = builder.serve_connection(TokioIo::new(NoShutdown(stream)), service);
+    let conn = builder.serve_connection(TokioIo::new(Io(socket.clone())), service);
     tokio::pin!(conn);
-    tokio::select! {
-        result = conn.as_mut() => {
-            if let Err(e) = result {
-                tracing::debug!("connection ended with an error: {e}");
-                if (e.is_parse() || e.is_parse_too_large())
-                    && let Some(spare) = spare
-                {
-                    http::reject_unparsable(spare, e.is_parse_too_large());
+    // Poll the connection, then write what it left in the output: the
+    // responses to every request it could answer in this poll, in one
+    // write.
+    let mut drive = std::future::poll_fn(|cx| {
+        let result = conn.as_mut().poll(cx);
+        // A write error ends the connection at hyper's next read or write.
+        let _ = socket.borrow_mut().poll_drain(cx);
+        result
+    });
+    let result = tokio::select! {
+        result = &mut drive => result,
+        _ = shutdown.wait_for(|stop| *stop) => {
+            conn.as_mut().graceful_shutdown();
+            std::future::poll_fn(|cx| {
+                let result = conn.as_mut().poll(cx);
+                let _ = socket.borrow_mut().poll_drain(cx);
+                result
+            })
+            .await
+        }
+    };
+    // The last responses (say, to a `Connection: close` request) may still
+    // be waiting for a slow client; give it as long as a request head.
+    let grace = Duration::from_millis(http.header_read_timeout_ms);
+    let _ = tokio::time::timeout(
+        grace,
+        std::future::poll_fn(|cx| socket.borrow_mut().poll_drain(cx)),
+    )
+    .await;
+    if let Err(e) = result {
+        tracing::debug!("connection ended with an error: {e}");
+        if e.is_parse() || e.is_parse_too_large() {
+            // hyper is done with the socket.
+            http::reject_unparsable(&socket.borrow().stream, e.is_parse_too_large());
+        }
+    }
+}
+
+/// Writes up to this many bytes are held in the connection's output until
+/// its task has done all it can in one poll (more than 16 pipelined
+/// TechEmpower responses); larger writes go straight to the socket, so a
+/// body streamed from the dump is never copied.
+const COALESCE: usize = 16 << 10;
+
+/// A connection's socket and the small writes not yet sent on it. Shared
+/// by hyper's handle ([`Io`]) and the connection's task, on one thread,
+/// one at a time: the `RefCell` is never contended.
+struct Connection {
+    stream: tokio::net::TcpStream,
+    /// Bytes hyper wrote that are not on the socket yet (at most
+    /// [`COALESCE`]).
+    out: Vec<u8>,
+}
+
+impl Connection {
+    /// Writes all of `out` to the socket, or registers for writability.
+    fn poll_drain(&mut self, cx: &mut std::task::Context<'_>) -> Poll<std::io::Result<()>> {
+        while !self.out.is_empty() {
+            std::task::ready!(self.stream.poll_write_ready(cx))?;
+            match self.stream.try_write(&self.out) {
+                Ok(n) => {
+                    self.out.drain(..n);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(e) => {
+                    self.out.clear();
+                    return Poll::Ready(Err(e));
                 }
             }
         }
-        _ = shutdown.wait_for(|stop| *stop) => {
-            conn.as_mut().graceful_shutdown();
-            if let Err(e) = conn.await {
-                tracing::debug!("connection ended with an error during shutdown: {e}");
-            }
+        // An idle keep-alive connection keeps no large buffer.
+        if self.out.capacity() > COALESCE {
+            self.out = Vec::new();
         }
+        Poll::Ready(Ok(()))
+    }
+
+    /// Takes `bufs` into the output if they fit; otherwise sends the output
+    /// and then `bufs` themselves.
+    fn poll_write_all(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        let len: usize = bufs.iter().map(|b| b.len()).sum();
+        if self.out.len() + len > COALESCE {
+            std::task::ready!(self.poll_drain(cx))?;
+        }
+        if len <= COALESCE {
+            for buf in bufs {
+                self.out.extend_from_slice(buf);
+            }
+            return Poll::Ready(Ok(len));
+        }
+        tokio::io::AsyncWrite::poll_write_vectored(std::pin::Pin::new(&mut self.stream), cx, bufs)
     }
 }
 
-/// A TCP stream whose `shutdown` does nothing; closing the socket on drop
+/// hyper's handle on a connection: reads from the socket, and writes into
+/// the connection's output (sent when the task's poll ends; see
+/// [`COALESCE`]). Its `shutdown` does nothing: closing the socket on drop
 /// sends the FIN instead. hyper shuts the write side down before reporting
 /// a parse error, which would leave no way to send the client its 400.
-struct NoShutdown(tokio::net::TcpStream);
+struct Io(Rc<RefCell<Connection>>);
 
-impl tokio::io::AsyncRead for NoShutdown {
+impl tokio::io::AsyncRead for Io {
     #[inline]
     fn poll_read(
-        mut self: std::pin::Pin<&mut Self>,
+        self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
         buf: &mut tokio::io::ReadBuf<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.0).poll_read(cx, buf)
+    ) -> Poll<std::io::Result<()>> {
+        tokio::io::AsyncRead::poll_read(
+            std::pin::Pin::new(&mut self.0.borrow_mut().stream),
+            cx,
+            buf,
+        )
     }
 }
 
-impl tokio::io::AsyncWrite for NoShutdown {
+impl tokio::io::AsyncWrite for Io {
     #[inline]
     fn poll_write(
-        mut self: std::pin::Pin<&mut Self>,
+        self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
         buf: &[u8],
-    ) -> std::task::Poll<std::io::Result<usize>> {
-        std::pin::Pin::new(&mut self.0).poll_write(cx, buf)
+    ) -> Poll<std::io::Result<usize>> {
+        self.0
+            .borrow_mut()
+            .poll_write_all(cx, &[std::io::IoSlice::new(buf)])
     }
 
     #[inline]
     fn poll_write_vectored(
-        mut self: std::pin::Pin<&mut Self>,
+        self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
         bufs: &[std::io::IoSlice<'_>],
-    ) -> std::task::Poll<std::io::Result<usize>> {
-        std::pin::Pin::new(&mut self.0).poll_write_vectored(cx, bufs)
+    ) -> Poll<std::io::Result<usize>> {
+        self.0.borrow_mut().poll_write_all(cx, bufs)
     }
 
     #[inline]
     fn is_write_vectored(&self) -> bool {
-        self.0.is_write_vectored()
+        true
     }
 
+    /// Done: what is in the output is written when the task's poll ends,
+    /// after every response the connection's buffered requests produce.
     #[inline]
     fn poll_flush(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.0).poll_flush(cx)
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
     }
 
     #[inline]
     fn poll_shutdown(
         self: std::pin::Pin<&mut Self>,
         _cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::task::Poll::Ready(Ok(()))
+    ) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
     }
 }
