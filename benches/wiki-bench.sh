@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # The Wikipedia demo under load (issue 4's benchmarks), on a generated dump:
 #
-#   benches/wiki-bench.sh [DUMP.xml] [INDEX_DIR]
+#   benches/wiki-bench.sh [DUMP.xml]
 #
-# Without arguments it generates a 15-million-page dump (about 10 GB, small
-# pages) under target/wiki-bench/ and indexes it (both kept for later runs).
+# Without an argument it generates a 15-million-page dump (about 10 GB, small
+# pages) under target/wiki-bench/; the dump is indexed into DUMP.xml.index
+# and its titles sampled into DUMP.xml.titles (benches/wiki-data.sh; all
+# kept for later runs).
 # Then, against `percore serve --index` with the wiki guest on `/` and the
 # TechEmpower guest on `/plaintext` (core isolation, one worker per core):
 #   1. time from starting `percore serve` to the first answered /wiki/<title>;
@@ -20,31 +22,15 @@ target="${CARGO_TARGET_DIR:-$root/target}"
 work="$target/wiki-bench"
 mkdir -p "$work"
 dump="${1:-$work/synth-15m.xml}"
-index="${2:-$dump.index}"
+index="$dump.index"
 port=18931
 conns=64
 secs=10
 
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
 cargo build --release -p percore -p percore-examples --example gendump >&2
-if [ ! -f "$dump" ]; then
-    echo "wiki-bench: generating $dump (15 M pages)" >&2
-    "$target/release/examples/gendump" --out "$dump" --pages 15000000 --max-text 64 --seed 15 >&2
-fi
-if ! [ -d "$index" ]; then
-    "$target/release/percore" index "$dump" --out "$index" >&2
-fi
-
-# Titles for the lua script: a sample of the dump's titles, percent-encoded.
-titles="$work/titles.txt"
-if [ ! -s "$titles" ]; then
-    LC_ALL=C grep -o '<title>[^<]*</title>' "$dump" | awk 'NR % 1500 == 1' | head -n 10000 \
-        | sed -e 's/<title>//' -e 's/<\/title>//' \
-        | python3 -c 'import sys, html, urllib.parse
-for line in sys.stdin:
-    print(urllib.parse.quote(html.unescape(line.rstrip("\n")), safe=""))' > "$titles"
-fi
-echo "wiki-bench: $(wc -l < "$titles") sample titles" >&2
+benches/wiki-data.sh "$dump" 15000000
+titles="$dump.titles"
 
 wiki="$target/wasm-guests/wasm32-wasip2/release/wiki.wasm"
 hello="$target/wasm-guests/wasm32-wasip2/release/hello.wasm"

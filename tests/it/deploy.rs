@@ -204,7 +204,7 @@ fn invalid_uploads_are_refused_and_the_old_version_keeps_serving() {
         bytes.resize(3 << 20, 0);
         bytes
     };
-    let cases: [(&str, Vec<u8>, u16, &[&str]); 6] = [
+    let cases: [(&str, Vec<u8>, u16, &[&str]); 7] = [
         (
             "random bytes",
             random,
@@ -222,6 +222,14 @@ fn invalid_uploads_are_refused_and_the_old_version_keeps_serving() {
             std::fs::read(guest("test-otherworld")).unwrap(),
             400,
             &["does not fit percore's handler world", "handle"],
+        ),
+        (
+            // The load harness's guest for `wasmtime serve`: a standard
+            // HTTP component is not a percore handler.
+            "a wasi:http/proxy component",
+            std::fs::read(guest("wasi-hello")).unwrap(),
+            400,
+            &["does not fit percore's handler world", "wasi:http/"],
         ),
         (
             "a component with an unknown import",

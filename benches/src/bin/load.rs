@@ -1,58 +1,77 @@
 //! `load`: the load harness driver (run it through `benches/load`, which
-//! installs wrk and builds first). Parses the flags into
-//! `percore_benches::load::Options`, runs the plan, prints the table and
-//! whether percore met its targets, and saves every sample as JSON.
+//! installs wrk and wasmtime and builds first). Parses the flags into
+//! `percore_benches::load::Options`, drops `wasmtime serve` with a note when
+//! wasmtime is not installed, runs the plan, prints the table and whether
+//! percore met its targets, and saves every sample as JSON.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use percore_benches::load::servers::{Paths, ServerKind};
+use percore_benches::load::servers::{self, Paths, ServerKind};
 use percore_benches::load::{self, Load, Options, cleanup, report};
 
-/// Measures native hyper and percore (core and request isolation) with wrk,
-/// alternating servers over several rounds, and prints requests/s, the
-/// ratio to native hyper, and latency percentiles.
+/// Measures native hyper, percore (core and request isolation) and `wasmtime
+/// serve` with wrk, alternating servers over several rounds, and prints
+/// requests/s, the ratio to native hyper, and latency percentiles.
 #[derive(Debug, clap::Parser)]
 #[command(name = "load", about)]
 struct Args {
-    /// One round with shorter measurements (about a minute in all).
+    /// One round, short measurements, fewer loads, no scaling pass, 10,000
+    /// idle connections (about a minute in all).
     #[arg(long)]
     quick: bool,
     /// Rounds [default: 3; 1 with --quick].
     #[arg(long, value_name = "N")]
     rounds: Option<usize>,
-    /// Seconds per measurement [default: 10; 5 with --quick].
+    /// Seconds per measurement [default: 4; 2 with --quick].
     #[arg(long, value_name = "SECS")]
     duration: Option<u64>,
-    /// Seconds of warm-up per route after each server start [default: 2; 1 with --quick].
+    /// Seconds of warm-up per route after each server start [default: 1].
     #[arg(long, value_name = "SECS")]
     warmup: Option<u64>,
-    /// Connection counts, comma-separated; each route is measured at each.
-    #[arg(
-        long,
-        value_name = "N,..",
-        value_delimiter = ',',
-        default_value = "256"
-    )]
-    connections: Vec<u32>,
-    /// Routes to measure, comma-separated.
-    #[arg(
-        long,
-        value_name = "PATH,..",
-        value_delimiter = ',',
-        default_value = "/plaintext,/json"
-    )]
-    routes: Vec<String>,
-    /// Also measure /plaintext with this many pipelined requests per write
-    /// (TechEmpower uses 16), at each connection count.
-    #[arg(long, value_name = "DEPTH")]
-    pipeline: Option<u32>,
-    /// Servers, comma-separated: native, core, request, core-nodeadline
+    /// Throughput loads, comma-separated, each ROUTE@CONNECTIONS or
+    /// ROUTE@CONNECTIONSxDEPTH (DEPTH requests pipelined per write)
+    /// [default: /json@16,/json@64,/json@256,/json@512,/plaintext@256x16,
+    /// /plaintext@1024x16; with --quick /json@256,/plaintext@256x16].
+    #[arg(long, value_name = "LOAD,..", value_delimiter = ',', value_parser = parse_load)]
+    loads: Option<Vec<Load>>,
+    /// The wiki load: an index built by `percore index` (benches/load makes
+    /// one under target/load/wiki); with --wiki-titles, percore serves the
+    /// wiki guest on / and /wiki/<random title> is measured.
+    #[arg(long, value_name = "DIR", requires = "wiki_titles")]
+    wiki_index: Option<PathBuf>,
+    /// Percent-encoded titles of the wiki index's dump, one per line.
+    #[arg(long, value_name = "FILE", requires = "wiki_index")]
+    wiki_titles: Option<PathBuf>,
+    /// Connections of the wiki load.
+    #[arg(long, value_name = "N", default_value_t = 64)]
+    wiki_connections: u32,
+    /// Other worker counts for the scaling pass (/json@256 and
+    /// /plaintext@256x16), comma-separated; 0 for none [default: 1; none
+    /// with --quick].
+    #[arg(long, value_name = "N,..", value_delimiter = ',')]
+    scaling: Option<Vec<usize>>,
+    /// Route of the fixed-rate latency runs.
+    #[arg(long, value_name = "PATH", default_value = "/json")]
+    latency_route: String,
+    /// Connections of the latency runs [default: 64; 256 with --quick].
+    #[arg(long, value_name = "N")]
+    latency_connections: Option<u32>,
+    /// Fractions of each server's own peak to hold, comma-separated; 0 for
+    /// no latency runs [default: 0.5,0.8; 0.5 with --quick].
+    #[arg(long, value_name = "F,..", value_delimiter = ',')]
+    latency_fractions: Option<Vec<f64>>,
+    /// Idle keep-alive connections to open, ascending, comma-separated; 0
+    /// for none [default: 10000,50000; 10000 with --quick].
+    #[arg(long, value_name = "N,..", value_delimiter = ',')]
+    idle: Option<Vec<u32>>,
+    /// Servers, comma-separated: native, core, request, wasmtime-serve
+    /// (skipped with a note when wasmtime is not installed), core-nodeadline
     /// (core isolation without the deadline machinery, to measure its cost).
     #[arg(long, value_name = "NAME,..", value_delimiter = ',', value_parser = ServerKind::parse,
-          default_value = "native,core,request")]
+          default_value = "native,core,request,wasmtime-serve")]
     servers: Vec<ServerKind>,
     /// Workers of every server [default: one per core].
     #[arg(long, value_name = "N")]
@@ -63,6 +82,10 @@ struct Args {
     /// Directory holding the release binaries [default: this binary's].
     #[arg(long, value_name = "DIR")]
     bin_dir: Option<PathBuf>,
+    /// Directory of the harness's tools; wasmtime is DIR/bin/wasmtime
+    /// [default: ~/.cache/percore-bench].
+    #[arg(long, value_name = "DIR", env = "PERCORE_BENCH_TOOLS")]
+    tools_dir: Option<PathBuf>,
     /// Where to save every sample as JSON [default: target/load/last-run.json].
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
@@ -81,39 +104,101 @@ fn main() -> ExitCode {
 
 fn run(args: Args) -> anyhow::Result<()> {
     cleanup::on_signal_stop_all()?;
-    let options = options(&args)?;
+    let (options, skipped) = options(&args)?;
     let json = args
         .json
         .clone()
         .unwrap_or_else(|| options.paths.log_dir.join("last-run.json"));
     eprintln!(
-        "load: {} round(s) × {} server(s) × {} load(s), {}s each, {} workers; about {} min",
+        "load: {} round(s) × {} server(s) × {} load(s), {}s each, {} workers, then scaling {:?}, \
+         latency {}, idle {:?}; about {} min",
         options.rounds,
         options.servers.len(),
         options.loads.len(),
         options.duration.as_secs(),
         options.workers,
+        options.scaling,
+        options
+            .latency
+            .as_ref()
+            .map_or("off".to_owned(), |l| format!(
+                "{}@{} at {:?} of peak",
+                l.load.route, l.load.connections, l.fractions
+            )),
+        options
+            .idle
+            .as_ref()
+            .map(|i| i.steps.clone())
+            .unwrap_or_default(),
         options.estimate().as_secs().div_ceil(60)
     );
-    let samples = load::run(&options)?;
+    let mut measured = load::run(&options)?;
+    measured.notes.splice(0..0, skipped);
     if let Some(dir) = json.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    std::fs::write(&json, serde_json::to_string_pretty(&samples)?)
+    std::fs::write(&json, serde_json::to_string_pretty(&measured)?)
         .with_context(|| format!("writing {}", json.display()))?;
-    let rows = report::rows(&samples);
-    println!("{}", report::markdown(&rows));
+    let rows = report::rows(&measured.samples);
+    println!("### Throughput\n\n{}", report::markdown(&rows));
+    for note in &measured.notes {
+        println!("{note}\n");
+    }
+    let scaling = report::scaling_markdown(&rows);
+    if !scaling.is_empty() {
+        println!("### Scaling\n\n{scaling}");
+    }
+    println!("### CPU: user vs system\n\n{}", report::cpu_markdown(&rows));
+    if !measured.latency.is_empty() {
+        println!(
+            "### Latency at a fixed rate\n\n{}",
+            report::latency_markdown(&measured.latency)
+        );
+    }
+    if !measured.idle.is_empty() {
+        println!(
+            "### Idle connections\n\n{}",
+            report::idle_markdown(&measured.idle)
+        );
+    }
+    println!("### Targets\n");
     for line in report::verdicts(&rows)
         .into_iter()
+        .chain(report::extra_verdicts(&measured.latency, &measured.idle))
         .chain(report::noise(&rows))
     {
-        println!("{line}");
+        println!("- {line}");
     }
-    eprintln!("load: samples saved to {}", json.display());
+    eprintln!("load: measurements saved to {}", json.display());
     Ok(())
 }
 
-fn options(args: &Args) -> anyhow::Result<Options> {
+/// Parses a `--loads` item: `ROUTE@CONNECTIONS` or
+/// `ROUTE@CONNECTIONSxDEPTH`.
+fn parse_load(item: &str) -> Result<Load, String> {
+    let (route, rest) = item
+        .split_once('@')
+        .ok_or_else(|| format!("{item:?}: write ROUTE@CONNECTIONS[xDEPTH], e.g. /json@256"))?;
+    if !route.starts_with('/') {
+        return Err(format!("{item:?}: the route must start with /"));
+    }
+    let (connections, depth) = rest.split_once('x').unwrap_or((rest, "1"));
+    let number = |text: &str, what: &str| -> Result<u32, String> {
+        text.parse::<u32>()
+            .ok()
+            .filter(|&n| n > 0)
+            .ok_or_else(|| format!("{item:?}: {what} must be a number above 0"))
+    };
+    Ok(Load {
+        route: route.to_owned(),
+        connections: number(connections, "connections")?,
+        depth: number(depth, "depth")?,
+    })
+}
+
+/// The run's options, and a note for each server dropped because it cannot
+/// run here (for under the table).
+fn options(args: &Args) -> anyhow::Result<(Options, Vec<String>)> {
     let bin_dir = match &args.bin_dir {
         Some(dir) => dir.clone(),
         None => std::env::current_exe()?
@@ -123,43 +208,151 @@ fn options(args: &Args) -> anyhow::Result<Options> {
     };
     let benches = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let workspace = benches.parent().unwrap_or(&benches);
-    let paths = Paths::beside(&bin_dir, workspace);
-    anyhow::ensure!(
-        !args.connections.is_empty() && args.connections.iter().all(|&c| c > 0),
-        "--connections needs at least one count above 0"
-    );
-    let mut loads = Vec::new();
-    for &connections in &args.connections {
-        for route in &args.routes {
-            anyhow::ensure!(route.starts_with('/'), "route {route:?} must start with /");
-            loads.push(Load {
-                route: route.clone(),
-                connections,
-                depth: 1,
-            });
+    let tools_dir = args
+        .tools_dir
+        .clone()
+        .unwrap_or_else(servers::default_tools_dir);
+    let mut paths = Paths::beside(&bin_dir, workspace, &tools_dir);
+    if let (Some(index), Some(titles)) = (&args.wiki_index, &args.wiki_titles) {
+        paths = paths.with_wiki(workspace, index.clone(), titles.clone());
+    }
+    let mut servers = args.servers.clone();
+    let mut skipped = Vec::new();
+    if servers.contains(&ServerKind::WasmtimeServe) {
+        let lock = std::fs::read_to_string(workspace.join("Cargo.lock")).unwrap_or_default();
+        match servers::wasmtime_serve_ready(&paths, &tools_dir, &lock) {
+            Ok(version) => eprintln!("load: wasmtime serve is {version}"),
+            Err(reason) => {
+                eprintln!("load: wasmtime serve skipped: {reason}");
+                skipped.push(format!("wasmtime serve skipped: {reason}"));
+                servers.retain(|&k| k != ServerKind::WasmtimeServe);
+            }
         }
-        if let Some(depth) = args.pipeline.filter(|&d| d > 1) {
-            loads.push(Load {
-                route: "/plaintext".into(),
-                connections,
-                depth,
-            });
-        }
+    }
+    anyhow::ensure!(!servers.is_empty(), "no server left to measure");
+    let quick = args.quick;
+    let default_loads = if quick {
+        "/json@256,/plaintext@256x16"
+    } else {
+        "/json@16,/json@64,/json@256,/json@512,/plaintext@256x16,/plaintext@1024x16"
+    };
+    let mut loads = match &args.loads {
+        Some(loads) => loads.clone(),
+        None => default_loads
+            .split(',')
+            .map(parse_load)
+            .collect::<Result<_, _>>()
+            .map_err(anyhow::Error::msg)?,
+    };
+    if paths.wiki.is_some() {
+        loads.push(Load {
+            route: load::WIKI_ROUTE.into(),
+            connections: args.wiki_connections.max(1),
+            depth: 1,
+        });
     }
     let workers = args
         .workers
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    let secs = |flag: Option<u64>, default: u64, quick: u64| {
-        Duration::from_secs(flag.unwrap_or(if args.quick { quick } else { default }))
+    let secs = |flag: Option<u64>, default: u64, quick_default: u64| {
+        Duration::from_secs(flag.unwrap_or(if quick { quick_default } else { default }))
     };
-    Ok(Options {
-        rounds: args.rounds.unwrap_or(if args.quick { 1 } else { 3 }).max(1),
-        duration: secs(args.duration, 10, 5).max(Duration::from_secs(1)),
-        warmup: secs(args.warmup, 2, 1),
-        servers: args.servers.clone(),
+    let duration = secs(args.duration, 4, 2).max(Duration::from_secs(1));
+    let scaling: Vec<usize> = args
+        .scaling
+        .clone()
+        .unwrap_or_else(|| if quick { vec![] } else { vec![1] })
+        .into_iter()
+        .filter(|&w| w > 0 && w != workers)
+        .collect();
+    let fractions: Vec<f64> = args
+        .latency_fractions
+        .clone()
+        .unwrap_or_else(|| if quick { vec![0.5] } else { vec![0.5, 0.8] })
+        .into_iter()
+        .filter(|&f| f > 0.0)
+        .collect();
+    anyhow::ensure!(
+        fractions.iter().all(|&f| f <= 1.5),
+        "--latency-fractions are fractions of the peak, e.g. 0.5"
+    );
+    let latency = (!fractions.is_empty()).then(|| load::LatencyPlan {
+        load: Load {
+            route: args.latency_route.clone(),
+            connections: args
+                .latency_connections
+                .unwrap_or(if quick { 256 } else { 64 }),
+            depth: 1,
+        },
+        fractions,
+        duration: secs(args.duration, 5, 2).max(Duration::from_secs(1)),
+        threads: 2,
+    });
+    let mut steps: Vec<u32> = args
+        .idle
+        .clone()
+        .unwrap_or_else(|| {
+            if quick {
+                vec![10_000]
+            } else {
+                vec![10_000, 50_000]
+            }
+        })
+        .into_iter()
+        .filter(|&n| n > 0)
+        .collect();
+    steps.sort_unstable();
+    let idle = (!steps.is_empty()).then(|| load::IdlePlan {
+        steps,
+        probes: 100,
+        route: "/plaintext".into(),
+    });
+    let options = Options {
+        rounds: args.rounds.unwrap_or(if quick { 1 } else { 3 }).max(1),
+        duration,
+        warmup: secs(args.warmup, 1, 1),
+        servers,
         workers,
         loads,
+        scaling,
+        scaling_loads: vec![
+            Load {
+                route: "/json".into(),
+                connections: 256,
+                depth: 1,
+            },
+            Load {
+                route: "/plaintext".into(),
+                connections: 256,
+                depth: 16,
+            },
+        ],
+        latency,
+        idle,
         wrk_threads: args.wrk_threads,
         paths,
-    })
+    };
+    Ok((options, skipped))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loads_parse() {
+        assert_eq!(
+            parse_load("/plaintext@256x16"),
+            Ok(Load {
+                route: "/plaintext".into(),
+                connections: 256,
+                depth: 16
+            })
+        );
+        assert_eq!(parse_load("/json@64").unwrap().depth, 1);
+        assert!(parse_load("json@64").is_err());
+        assert!(parse_load("/json").is_err());
+        assert!(parse_load("/json@0").is_err());
+        assert!(parse_load("/json@64x").is_err());
+    }
 }

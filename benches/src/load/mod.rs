@@ -1,16 +1,22 @@
-//! The load harness: measures native hyper and percore (in both isolation
-//! modes) under the same wrk loads, alternating servers, and reports medians
-//! over rounds with the ratio to native hyper.
+//! The load harness: measures native hyper, percore (in both isolation
+//! modes) and `wasmtime serve` under the same loads, alternating servers,
+//! and reports medians over rounds with the ratio to native hyper; then,
+//! per server, tail latency at fixed fractions of its own peak rate, memory
+//! per idle connection, and throughput at other worker counts (scaling).
 //!
-//! A run is `rounds × servers × loads`. In each round every server is
-//! started once on a free loopback port, warmed up on each route, measured
-//! on every load, and stopped; the order of the servers rotates from round
-//! to round (A B C, B C A, C A B) so that a noisy neighbour or a thermal
-//! drift does not always hit the same server. Growing the harness means
-//! adding a [`ServerKind`](servers::ServerKind), a [`Load`], or a column to
+//! A run is `rounds × servers × loads` of wrk (throughput), then one
+//! scaling pass per extra worker count, then one pass per server for
+//! latency and idle connections. In each round every server is started
+//! once on a free loopback port, warmed up on each route, measured on every
+//! load, and stopped; the order of the servers rotates from round to round
+//! (A B C, B C A, C A B) so that a noisy neighbour or a thermal drift does
+//! not always hit the same server. Growing the harness means adding a
+//! [`ServerKind`](servers::ServerKind), a [`Load`], or a column to
 //! [`report`]; the plan and the cleanup stay as they are.
 
 pub mod cleanup;
+pub mod idle;
+pub mod openloop;
 pub mod report;
 pub mod servers;
 pub mod wrk;
@@ -19,8 +25,14 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+use idle::IdleStep;
+use openloop::{LatencyResult, OpenLoopRun};
 use servers::{CpuTime, Paths, RunningServer, ServerKind};
 use wrk::{WrkResult, WrkRun};
+
+/// The route of the wiki load: `/wiki/<title>` with a title drawn at random
+/// for every request (by `benches/wiki.lua`) from the sample titles.
+pub const WIKI_ROUTE: &str = "/wiki/<random title>";
 
 /// What to run. Every field's default is the one `benches/load` uses.
 #[derive(Clone, Debug)]
@@ -37,26 +49,70 @@ pub struct Options {
     pub workers: usize,
     /// The loads, in table order.
     pub loads: Vec<Load>,
+    /// Other worker counts to measure `scaling_loads` at, once each.
+    pub scaling: Vec<usize>,
+    /// The loads of the scaling pass.
+    pub scaling_loads: Vec<Load>,
+    /// Tail latency at fixed rates, if wanted.
+    pub latency: Option<LatencyPlan>,
+    /// Memory per idle connection, if wanted.
+    pub idle: Option<IdlePlan>,
     /// wrk threads. Default 2.
     pub wrk_threads: u32,
     /// Binaries and files.
     pub paths: Paths,
 }
 
+/// Tail latency at fixed fractions of each server's own peak.
+#[derive(Clone, Debug)]
+pub struct LatencyPlan {
+    /// The route and connections; the peak is the server's median req/s on
+    /// this load (unpipelined) from the throughput rounds.
+    pub load: Load,
+    /// Fractions of the peak, e.g. 0.5 and 0.8.
+    pub fractions: Vec<f64>,
+    /// Length of each fixed-rate run.
+    pub duration: Duration,
+    /// Client threads.
+    pub threads: u32,
+}
+
+/// Idle keep-alive connections.
+#[derive(Clone, Debug)]
+pub struct IdlePlan {
+    /// Connection counts, ascending (e.g. 10,000 and 50,000).
+    pub steps: Vec<u32>,
+    /// Fresh requests timed while they are all open.
+    pub probes: u32,
+    /// The route each connection requests once.
+    pub route: String,
+}
+
 impl Options {
     /// About how long the run takes.
     pub fn estimate(&self) -> Duration {
         let routes = self.routes().len() as u32;
+        let servers = self.servers.len() as u32;
         let per_start = Duration::from_secs(2) + self.warmup * routes;
-        let per_round =
-            (per_start + self.duration * self.loads.len() as u32) * self.servers.len() as u32;
-        per_round * self.rounds as u32
+        let per_round = (per_start + self.duration * self.loads.len() as u32) * servers;
+        let scaling = (per_start + self.duration * self.scaling_loads.len() as u32)
+            * servers
+            * self.scaling.len() as u32;
+        let latency = self.latency.as_ref().map_or(Duration::ZERO, |l| {
+            (per_start + l.duration * l.fractions.len() as u32) * servers
+        });
+        let idle = self.idle.as_ref().map_or(Duration::ZERO, |i| {
+            // About 10 s per 50,000 connections, opened and closed.
+            Duration::from_secs(2 + u64::from(i.steps.iter().max().copied().unwrap_or(0)) / 5000)
+                * servers
+        });
+        per_round * self.rounds as u32 + scaling + latency + idle
     }
 
     /// The distinct routes of the loads, in order.
     pub fn routes(&self) -> Vec<&str> {
         let mut routes: Vec<&str> = Vec::new();
-        for load in &self.loads {
+        for load in self.loads.iter().chain(&self.scaling_loads) {
             if !routes.contains(&load.route.as_str()) {
                 routes.push(&load.route);
             }
@@ -69,12 +125,19 @@ impl Options {
 /// pipeline.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
 pub struct Load {
-    /// Path requested, e.g. `/plaintext`.
+    /// Path requested, e.g. `/plaintext`, or [`WIKI_ROUTE`].
     pub route: String,
     /// Open connections.
     pub connections: u32,
     /// Requests per write (1: no pipelining).
     pub depth: u32,
+}
+
+impl Load {
+    /// Whether `kind` serves this load (only percore serves the wiki).
+    pub fn served_by(&self, kind: ServerKind) -> bool {
+        self.route != WIKI_ROUTE || kind.serves_wiki()
+    }
 }
 
 /// One measurement: a server under a load in a round.
@@ -104,62 +167,280 @@ pub struct Sample {
     pub rss_kib: u64,
 }
 
+/// One fixed-rate run: a server at a fraction of its peak.
+#[derive(Clone, Debug, Serialize)]
+pub struct LatencySample {
+    /// The server.
+    pub kind: ServerKind,
+    /// Its workers.
+    pub workers: usize,
+    /// Route and connections.
+    pub load: Load,
+    /// The fraction of `peak` asked for.
+    pub fraction: f64,
+    /// The server's median req/s on `load` in the throughput rounds.
+    pub peak: f64,
+    /// What the open-loop client measured.
+    pub result: LatencyResult,
+    /// Server CPU time during the run.
+    pub cpu: CpuTime,
+}
+
+/// One step of the idle-connection measurement of a server.
+#[derive(Clone, Debug, Serialize)]
+pub struct IdleSample {
+    /// The server.
+    pub kind: ServerKind,
+    /// Its workers.
+    pub workers: usize,
+    /// What was measured.
+    pub step: IdleStep,
+}
+
+/// Everything a run measured (saved as JSON).
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Measurements {
+    /// Throughput under wrk (the rounds and the scaling pass).
+    pub samples: Vec<Sample>,
+    /// Fixed-rate latency.
+    pub latency: Vec<LatencySample>,
+    /// Idle connections.
+    pub idle: Vec<IdleSample>,
+    /// Notes for the reader (servers skipped, settings).
+    pub notes: Vec<String>,
+}
+
 /// Runs the whole plan, reporting progress on stderr, and returns every
-/// sample.
-pub fn run(options: &Options) -> anyhow::Result<Vec<Sample>> {
+/// measurement.
+pub fn run(options: &Options) -> anyhow::Result<Measurements> {
     options.paths.check()?;
-    let mut samples = Vec::new();
+    let mut out = Measurements::default();
+    let mut idle_steps = Vec::new();
+    if let Some(idle) = &options.idle {
+        // Children inherit the limit: raise it before starting any server.
+        let most = idle.steps.iter().copied().max().unwrap_or(0);
+        let limit = idle::raise_fd_limit(u64::from(most + idle::FD_MARGIN));
+        let (steps, note) = idle::fit_steps(&idle.steps, limit);
+        if let Some(note) = note {
+            eprintln!("load: {note}");
+            out.notes.push(note);
+        }
+        idle_steps = steps;
+    }
     let started = Instant::now();
+    let progress = |what: &str| {
+        eprintln!("[{:>4.0}s] {what}", started.elapsed().as_secs_f64());
+    };
     for round in 0..options.rounds {
         let mut order = options.servers.clone();
         let len = order.len().max(1);
         order.rotate_left(round % len);
         for kind in order {
             let tag = format!("round{round}");
-            let server = RunningServer::start(
-                kind,
-                &options.paths,
-                options.workers,
-                options.routes().first().copied().unwrap_or("/"),
-                &tag,
-            )?;
-            for route in options.routes() {
-                server.check(route)?;
-                if !options.warmup.is_zero() {
-                    let conns = options.loads.iter().find(|l| l.route == route);
-                    let warm = WrkRun {
-                        url: format!("http://{}{route}", server.addr),
-                        threads: options.wrk_threads,
-                        connections: conns.map_or(64, |l| l.connections),
-                        duration: options.warmup,
-                        depth: 1,
-                        pipeline_script: options.paths.pipeline_script.clone(),
-                    };
-                    warm.run()?;
-                }
-            }
-            for load in &options.loads {
-                let sample = measure(options, &server, load, round)?;
-                eprintln!(
-                    "[{:>4.0}s] round {}/{} {:<16} {:<10} c{:<4} d{:<2}: {:>9.0} req/s  p50 {:>9}  p99 {:>9}  errors {}",
-                    started.elapsed().as_secs_f64(),
-                    round + 1,
-                    options.rounds,
-                    kind.label(),
-                    load.route,
-                    load.connections,
-                    load.depth,
-                    sample.wrk.requests_per_sec,
-                    report::latency(sample.wrk.p50_us()),
-                    report::latency(sample.wrk.p99_us()),
-                    sample.wrk.errors(),
-                );
-                samples.push(sample);
+            let server = start_warm(options, kind, options.workers, &tag)?;
+            for load in options.loads.iter().filter(|l| l.served_by(kind)) {
+                let sample = measure(options, &server, load, round, options.workers)?;
+                progress(&sample_line(&sample, options.rounds));
+                out.samples.push(sample);
             }
             server.stop()?;
         }
     }
-    Ok(samples)
+    for &workers in &options.scaling {
+        for &kind in &options.servers {
+            let server = start_warm(options, kind, workers, &format!("w{workers}"))?;
+            for load in options.scaling_loads.iter().filter(|l| l.served_by(kind)) {
+                let sample = measure(options, &server, load, 0, workers)?;
+                progress(&sample_line(&sample, 1));
+                out.samples.push(sample);
+            }
+            server.stop()?;
+        }
+    }
+    if options.latency.is_none() && options.idle.is_none() {
+        return Ok(out);
+    }
+    for &kind in &options.servers {
+        let server = start_warm(options, kind, options.workers, "latency")?;
+        if let Some(plan) = &options.latency {
+            let mut peak = peak_of(&out.samples, kind, options.workers, &plan.load);
+            if peak <= 0.0 {
+                // Not among the throughput loads: measure the peak now.
+                let sample = measure(options, &server, &plan.load, 0, options.workers)?;
+                progress(&sample_line(&sample, 1));
+                peak = sample.wrk.requests_per_sec;
+            }
+            for &fraction in &plan.fractions {
+                let run = OpenLoopRun {
+                    addr: server.addr,
+                    path: plan.load.route.clone(),
+                    rate: (peak * fraction).max(1.0),
+                    connections: plan.load.connections,
+                    threads: plan.threads,
+                    duration: plan.duration,
+                };
+                let cpu_before = server.cpu_time()?;
+                let result = match run.run() {
+                    Ok(result) => result,
+                    Err(e) => {
+                        // One server failing the client is a finding, not
+                        // a reason to lose the rest of the run.
+                        let note = format!(
+                            "{}: the fixed-rate run at {:.0}% of peak failed: {e:#}",
+                            kind.label(),
+                            fraction * 100.0
+                        );
+                        progress(&note);
+                        out.notes.push(note);
+                        continue;
+                    }
+                };
+                let cpu = server.cpu_time()?.since(cpu_before);
+                progress(&format!(
+                    "latency {:<16} {:>3.0}% of {:>7.0} req/s: achieved {:>7.0}, p50 {}, p99 {}, p99.9 {}, errors {}",
+                    kind.label(),
+                    fraction * 100.0,
+                    peak,
+                    result.achieved_rate,
+                    report::latency(result.p50_us),
+                    report::latency(result.p99_us),
+                    report::latency(result.p999_us),
+                    result.errors
+                ));
+                out.latency.push(LatencySample {
+                    kind,
+                    workers: options.workers,
+                    load: plan.load.clone(),
+                    fraction,
+                    peak,
+                    result,
+                    cpu,
+                });
+            }
+        }
+        if let Some(plan) = &options.idle {
+            let measured =
+                idle::measure(server.addr, &plan.route, &idle_steps, plan.probes, &|| {
+                    server.rss_kib()
+                });
+            let steps = measured.unwrap_or_else(|e| {
+                let note = format!("{}: the idle-connection run failed: {e:#}", kind.label());
+                progress(&note);
+                out.notes.push(note);
+                Vec::new()
+            });
+            for step in steps {
+                progress(&format!(
+                    "idle    {:<16} {:>6} connections: RSS {:.1} MiB → {:.1} MiB, {:.1} KB each, {} closed by the server, probe p50 {} max {}",
+                    kind.label(),
+                    step.connections,
+                    step.rss_before_kib as f64 / 1024.0,
+                    step.rss_kib as f64 / 1024.0,
+                    step.bytes_per_connection / 1000.0,
+                    step.closed_by_server,
+                    report::latency(step.probe_p50_us),
+                    report::latency(step.probe_max_us),
+                ));
+                out.idle.push(IdleSample {
+                    kind,
+                    workers: options.workers,
+                    step,
+                });
+            }
+        }
+        server.stop()?;
+    }
+    Ok(out)
+}
+
+/// The median req/s of `kind` on `load` (unpipelined) in the throughput
+/// rounds; 0 when it was not measured.
+fn peak_of(samples: &[Sample], kind: ServerKind, workers: usize, load: &Load) -> f64 {
+    let rps: Vec<f64> = samples
+        .iter()
+        .filter(|s| s.kind == kind && s.workers == workers && s.load == *load)
+        .map(|s| s.wrk.requests_per_sec)
+        .collect();
+    report::median(&rps)
+}
+
+/// Starts `kind` with `workers` workers, checks every route it serves and
+/// warms each one up.
+fn start_warm(
+    options: &Options,
+    kind: ServerKind,
+    workers: usize,
+    tag: &str,
+) -> anyhow::Result<RunningServer> {
+    let server = RunningServer::start(kind, &options.paths, workers, "/plaintext", tag)?;
+    for route in options.routes() {
+        let load = options
+            .loads
+            .iter()
+            .chain(&options.scaling_loads)
+            .find(|l| l.route == route);
+        if load.is_some_and(|l| !l.served_by(kind)) {
+            continue;
+        }
+        if route != WIKI_ROUTE {
+            server.check(route)?;
+        }
+        if !options.warmup.is_zero() {
+            let mut warm = wrk_run(
+                options,
+                &server,
+                load.map_or(64, |l| l.connections),
+                route,
+                1,
+            );
+            warm.duration = options.warmup;
+            warm.run()?;
+        }
+    }
+    Ok(server)
+}
+
+/// The wrk command for `route` (the wiki route through its script).
+fn wrk_run(
+    options: &Options,
+    server: &RunningServer,
+    connections: u32,
+    route: &str,
+    depth: u32,
+) -> WrkRun {
+    let wiki = route == WIKI_ROUTE;
+    WrkRun {
+        url: format!("http://{}{}", server.addr, if wiki { "/" } else { route }),
+        threads: options.wrk_threads,
+        connections,
+        duration: options.duration,
+        depth,
+        pipeline_script: options.paths.pipeline_script.clone(),
+        wiki: options
+            .paths
+            .wiki
+            .as_ref()
+            .filter(|_| wiki)
+            .map(|w| w.script.clone()),
+    }
+}
+
+/// A progress line for one sample.
+fn sample_line(sample: &Sample, rounds: usize) -> String {
+    format!(
+        "round {}/{} {:<16} w{} {:<10} c{:<4} d{:<2}: {:>9.0} req/s  p50 {:>9}  p99 {:>9}  errors {}",
+        sample.round + 1,
+        rounds,
+        sample.kind.label(),
+        sample.workers,
+        sample.load.route,
+        sample.load.connections,
+        sample.load.depth,
+        sample.wrk.requests_per_sec,
+        report::latency(sample.wrk.p50_us()),
+        report::latency(sample.wrk.p99_us()),
+        sample.wrk.errors(),
+    )
 }
 
 fn measure(
@@ -167,15 +448,9 @@ fn measure(
     server: &RunningServer,
     load: &Load,
     round: usize,
+    workers: usize,
 ) -> anyhow::Result<Sample> {
-    let run = WrkRun {
-        url: format!("http://{}{}", server.addr, load.route),
-        threads: options.wrk_threads,
-        connections: load.connections,
-        duration: options.duration,
-        depth: load.depth,
-        pipeline_script: options.paths.pipeline_script.clone(),
-    };
+    let run = wrk_run(options, server, load.connections, &load.route, load.depth);
     let cpu_before = server.cpu_time()?;
     let wrk_before = servers::reaped_children_cpu()?;
     let machine_before = servers::machine_busy()?;
@@ -188,7 +463,7 @@ fn measure(
     let other_cpu = (machine - cpu.user - cpu.system - wrk_cpu.user - wrk_cpu.system).max(0.0);
     Ok(Sample {
         kind: server.kind,
-        workers: options.workers,
+        workers,
         load: load.clone(),
         round,
         seconds,

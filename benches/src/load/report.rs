@@ -1,11 +1,13 @@
-//! From samples to the table: groups the rounds of each (server, load,
+//! From measurements to tables: groups the rounds of each (server, load,
 //! workers), takes medians, divides by native hyper's median for the same
-//! load, and renders Markdown that pastes into `benches/RESULTS.md`.
+//! load, and renders Markdown that pastes into `benches/RESULTS.md`
+//! (throughput, scaling, CPU split, fixed-rate latency, idle connections),
+//! with a line per target saying whether percore met it.
 
 use std::fmt::Write as _;
 
 use super::servers::{CpuTime, ServerKind};
-use super::{Load, Sample};
+use super::{IdleSample, LatencySample, Load, Sample};
 
 /// One line of the table: every round of one server on one load.
 #[derive(Clone, Debug, PartialEq)]
@@ -160,29 +162,46 @@ pub fn markdown(rows: &[Row]) -> String {
     out
 }
 
-/// Lines saying whether percore reached the issue's targets (core ≥ 0.8×,
-/// request ≥ 0.5× native hyper).
+/// Lines saying whether percore reached the issue's targets: core ≥ 0.8×
+/// and request ≥ 0.5× native hyper, and core ≥ 8× and request ≥ 5×
+/// `wasmtime serve` (each for the same load and workers, when measured).
 pub fn verdicts(rows: &[Row]) -> Vec<String> {
-    rows.iter()
-        .filter_map(|r| {
-            let target = match r.kind {
-                ServerKind::Native => return None,
-                ServerKind::PercoreCore => 0.8,
-                ServerKind::PercoreRequest => 0.5,
-                ServerKind::PercoreCoreNoDeadlines => return None,
-            };
-            let ratio = r.ratio?;
-            Some(format!(
-                "{} {} c{} d{} w{}: {ratio:.2}× native (target {target}×: {})",
+    let mut lines = Vec::new();
+    for r in rows {
+        let (vs_native, vs_wasmtime) = match r.kind {
+            ServerKind::PercoreCore => (0.8, 8.0),
+            ServerKind::PercoreRequest => (0.5, 5.0),
+            ServerKind::Native | ServerKind::WasmtimeServe | ServerKind::PercoreCoreNoDeadlines => {
+                continue;
+            }
+        };
+        let ratio_to_wasmtime = median_of_kind(rows, ServerKind::WasmtimeServe, r)
+            .filter(|&base| base > 0.0)
+            .map(|base| r.median_rps / base);
+        for (ratio, target, against) in [
+            (r.ratio, vs_native, "native"),
+            (ratio_to_wasmtime, vs_wasmtime, "wasmtime serve"),
+        ] {
+            let Some(ratio) = ratio else { continue };
+            lines.push(format!(
+                "{} {} c{} d{} w{}: {ratio:.2}× {against} (target {target}×: {})",
                 r.kind.label(),
                 r.load.route,
                 r.load.connections,
                 r.load.depth,
                 r.workers,
                 if ratio >= target { "met" } else { "MISSED" }
-            ))
-        })
-        .collect()
+            ));
+        }
+    }
+    lines
+}
+
+/// The median req/s of `kind`'s row for the same load and workers as `like`.
+fn median_of_kind(rows: &[Row], kind: ServerKind, like: &Row) -> Option<f64> {
+    rows.iter()
+        .find(|r| r.kind == kind && r.load == like.load && r.workers == like.workers)
+        .map(|r| r.median_rps)
 }
 
 /// Above this CPU use per second by other processes (0.1 = a tenth of a
@@ -216,6 +235,210 @@ pub fn latency(us: f64) -> String {
     } else {
         format!("{:.2} s", us / 1e6)
     }
+}
+
+/// The fixed-rate latency table: each server at fractions of its own peak.
+pub fn latency_markdown(samples: &[LatencySample]) -> String {
+    let mut out = String::from(
+        "| server | workers | route | conns | % of peak | peak req/s | asked req/s | achieved req/s | p50 | p90 | p99 | p99.9 | max | errors | p99 × native | server CPU |\n\
+         | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n",
+    );
+    for s in samples {
+        let native = native_p99(samples, s);
+        let ratio = native.map_or("–".to_owned(), |n| format!("{:.2}×", s.result.p99_us / n));
+        let seconds = s.result.requests.max(1) as f64 / s.result.achieved_rate.max(1e-9);
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {:.0}% | {:.0} | {:.0} | {:.0} | {} | {} | {} | {} | {} | {} | {} | {:.0}% |",
+            s.kind.label(),
+            s.workers,
+            s.load.route,
+            s.load.connections,
+            s.fraction * 100.0,
+            s.peak,
+            s.result.target_rate,
+            s.result.achieved_rate,
+            latency(s.result.p50_us),
+            latency(s.result.p90_us),
+            latency(s.result.p99_us),
+            latency(s.result.p999_us),
+            latency(s.result.max_us),
+            s.result.errors,
+            ratio,
+            (s.cpu.user + s.cpu.system) * 100.0 / seconds.max(1e-9),
+        );
+    }
+    out
+}
+
+/// Native hyper's p99 at the same fraction, route and workers as `like`.
+fn native_p99(samples: &[LatencySample], like: &LatencySample) -> Option<f64> {
+    samples
+        .iter()
+        .find(|s| {
+            s.kind == ServerKind::Native
+                && s.workers == like.workers
+                && s.load == like.load
+                && (s.fraction - like.fraction).abs() < 1e-9
+        })
+        .map(|s| s.result.p99_us)
+        .filter(|&p| p > 0.0)
+}
+
+/// The idle-connection table.
+pub fn idle_markdown(samples: &[IdleSample]) -> String {
+    let mut out = String::from(
+        "| server | workers | idle connections | RSS before | RSS with them open | KB per connection | closed by the server | new request p50 | new request max | failed |\n\
+         | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n",
+    );
+    for s in samples {
+        let st = &s.step;
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {:.1} MiB | {:.1} MiB | {:.1} | {} | {} | {} | {} |",
+            s.kind.label(),
+            s.workers,
+            st.connections,
+            st.rss_before_kib as f64 / 1024.0,
+            st.rss_kib as f64 / 1024.0,
+            st.bytes_per_connection / 1000.0,
+            st.closed_by_server,
+            latency(st.probe_p50_us),
+            latency(st.probe_max_us),
+            st.probe_failures,
+        );
+    }
+    out
+}
+
+/// Where each server's CPU time went under the unpipelined `/json` loads:
+/// user space (the server's own work) against the kernel (sockets).
+pub fn cpu_markdown(rows: &[Row]) -> String {
+    let mut out = String::from(
+        "| server | workers | route | conns | CPU user | CPU system | user share |\n\
+         | --- | ---: | --- | ---: | ---: | ---: | ---: |\n",
+    );
+    for r in rows
+        .iter()
+        .filter(|r| r.load.route == "/json" && r.load.depth == 1)
+    {
+        let total = r.cpu.user + r.cpu.system;
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {:.0}% | {:.0}% | {:.0}% |",
+            r.kind.label(),
+            r.workers,
+            r.load.route,
+            r.load.connections,
+            r.cpu.user * 100.0,
+            r.cpu.system * 100.0,
+            if total > 0.0 {
+                r.cpu.user / total * 100.0
+            } else {
+                0.0
+            },
+        );
+    }
+    out
+}
+
+/// Throughput by worker count, for every load measured at more than one.
+pub fn scaling_markdown(rows: &[Row]) -> String {
+    let mut workers: Vec<usize> = rows.iter().map(|r| r.workers).collect();
+    workers.sort_unstable();
+    workers.dedup();
+    if workers.len() < 2 {
+        return String::new();
+    }
+    let mut out = format!(
+        "| server | route | conns | depth | {} | {} |\n| --- | --- | ---: | ---: |{}{}\n",
+        workers
+            .iter()
+            .map(|w| format!("req/s, {w} worker{}", if *w == 1 { "" } else { "s" }))
+            .collect::<Vec<_>>()
+            .join(" | "),
+        format_args!("{}× / {}×", workers[workers.len() - 1], workers[0]),
+        " ---: |".repeat(workers.len()),
+        " ---: |",
+    );
+    let mut seen: Vec<(ServerKind, &Load)> = Vec::new();
+    for r in rows {
+        if seen.contains(&(r.kind, &r.load)) {
+            continue;
+        }
+        seen.push((r.kind, &r.load));
+        let by_workers: Vec<Option<f64>> = workers
+            .iter()
+            .map(|w| {
+                rows.iter()
+                    .find(|x| x.kind == r.kind && x.load == r.load && x.workers == *w)
+                    .map(|x| x.median_rps)
+            })
+            .collect();
+        if by_workers.iter().filter(|x| x.is_some()).count() < 2 {
+            continue;
+        }
+        let cells: Vec<String> = by_workers
+            .iter()
+            .map(|x| x.map_or("–".to_owned(), |v| format!("{v:.0}")))
+            .collect();
+        let scale = match (by_workers[0], by_workers[by_workers.len() - 1]) {
+            (Some(lo), Some(hi)) if lo > 0.0 => format!("{:.2}", hi / lo),
+            _ => "–".to_owned(),
+        };
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} | {scale} |",
+            r.kind.label(),
+            r.load.route,
+            r.load.connections,
+            r.load.depth,
+            cells.join(" | "),
+        );
+    }
+    out
+}
+
+/// Lines saying whether percore met the latency and memory targets: p99 at
+/// 50% of peak within 2× native hyper's, and under 20 KB per idle
+/// connection at the largest count measured.
+pub fn extra_verdicts(fixed_rate: &[LatencySample], idle: &[IdleSample]) -> Vec<String> {
+    let mut lines = Vec::new();
+    for s in fixed_rate.iter().filter(|s| {
+        matches!(s.kind, ServerKind::PercoreCore | ServerKind::PercoreRequest)
+            && (s.fraction - 0.5).abs() < 1e-9
+    }) {
+        if let Some(native) = native_p99(fixed_rate, s) {
+            let ratio = s.result.p99_us / native;
+            lines.push(format!(
+                "{} {} c{} at 50% of peak: p99 {} = {ratio:.2}× native's {} (target ≤ 2×: {})",
+                s.kind.label(),
+                s.load.route,
+                s.load.connections,
+                latency(s.result.p99_us),
+                latency(native),
+                if ratio <= 2.0 { "met" } else { "MISSED" }
+            ));
+        }
+    }
+    let most = idle.iter().map(|s| s.step.connections).max().unwrap_or(0);
+    for s in idle.iter().filter(|s| {
+        s.step.connections == most
+            && matches!(s.kind, ServerKind::PercoreCore | ServerKind::PercoreRequest)
+    }) {
+        let kb = s.step.bytes_per_connection / 1000.0;
+        lines.push(format!(
+            "{} with {} idle connections: {kb:.1} KB each (target < 20 KB: {})",
+            s.kind.label(),
+            s.step.connections,
+            if kb < 20.0 && s.step.closed_by_server == 0 {
+                "met"
+            } else {
+                "MISSED"
+            }
+        ));
+    }
+    lines
 }
 
 #[cfg(test)]
@@ -285,6 +508,26 @@ mod tests {
         assert_eq!(
             verdicts(&rows),
             ["percore core /plaintext c256 d1 w2: 0.73× native (target 0.8×: MISSED)"]
+        );
+    }
+
+    #[test]
+    fn verdicts_against_wasmtime_serve() {
+        let samples = vec![
+            sample(ServerKind::Native, "/json", 0, 100.0),
+            sample(ServerKind::PercoreCore, "/json", 0, 90.0),
+            sample(ServerKind::PercoreRequest, "/json", 0, 40.0),
+            sample(ServerKind::WasmtimeServe, "/json", 0, 10.0),
+            sample(ServerKind::PercoreCore, "/plaintext", 0, 90.0),
+        ];
+        assert_eq!(
+            verdicts(&rows(&samples)),
+            [
+                "percore core /json c256 d1 w2: 0.90× native (target 0.8×: met)",
+                "percore core /json c256 d1 w2: 9.00× wasmtime serve (target 8×: met)",
+                "percore request /json c256 d1 w2: 0.40× native (target 0.5×: MISSED)",
+                "percore request /json c256 d1 w2: 4.00× wasmtime serve (target 5×: MISSED)",
+            ]
         );
     }
 

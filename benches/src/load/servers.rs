@@ -14,6 +14,7 @@ use anyhow::Context as _;
 use serde::Serialize;
 
 use super::cleanup::Guarded;
+use super::wrk::WikiScript;
 
 /// How long a server may take to answer its first request (percore
 /// compiles the guest with Cranelift before it listens).
@@ -31,6 +32,10 @@ pub enum ServerKind {
     PercoreCore,
     /// percore with `--isolation request`: a fresh instance per request.
     PercoreRequest,
+    /// `wasmtime serve` running the same responses as a `wasi:http/proxy`
+    /// component (`wasi_hello.wasm`): the stock way to serve HTTP from
+    /// wasmtime, at the wasmtime version percore embeds.
+    WasmtimeServe,
     /// percore core isolation with the deadline machinery switched off
     /// (`PERCORE_BENCH_NO_DEADLINES=1`), to measure what deadlines cost.
     PercoreCoreNoDeadlines,
@@ -38,10 +43,11 @@ pub enum ServerKind {
 
 impl ServerKind {
     /// Every kind, in table order.
-    pub const ALL: [ServerKind; 4] = [
+    pub const ALL: [ServerKind; 5] = [
         ServerKind::Native,
         ServerKind::PercoreCore,
         ServerKind::PercoreRequest,
+        ServerKind::WasmtimeServe,
         ServerKind::PercoreCoreNoDeadlines,
     ];
 
@@ -51,8 +57,19 @@ impl ServerKind {
             ServerKind::Native => "native",
             ServerKind::PercoreCore => "core",
             ServerKind::PercoreRequest => "request",
+            ServerKind::WasmtimeServe => "wasmtime-serve",
             ServerKind::PercoreCoreNoDeadlines => "core-nodeadline",
         }
+    }
+
+    /// Whether it serves the wiki demo (only percore does).
+    pub fn serves_wiki(self) -> bool {
+        matches!(
+            self,
+            ServerKind::PercoreCore
+                | ServerKind::PercoreRequest
+                | ServerKind::PercoreCoreNoDeadlines
+        )
     }
 
     /// The label in the table.
@@ -61,6 +78,7 @@ impl ServerKind {
             ServerKind::Native => "native hyper",
             ServerKind::PercoreCore => "percore core",
             ServerKind::PercoreRequest => "percore request",
+            ServerKind::WasmtimeServe => "wasmtime serve",
             ServerKind::PercoreCoreNoDeadlines => "percore core, no deadlines",
         }
     }
@@ -71,12 +89,22 @@ impl ServerKind {
             .into_iter()
             .find(|k| k.name() == name)
             .ok_or_else(|| {
-                format!("unknown server {name:?}: use native, core, request or core-nodeadline")
+                format!(
+                    "unknown server {name:?}: use native, core, request, wasmtime-serve or \
+                     core-nodeadline"
+                )
             })
     }
 
     /// The command that starts this server on `addr` with `workers`
-    /// workers.
+    /// workers. `wasmtime serve` has no such flag: it runs a multi-threaded
+    /// tokio runtime, which takes its worker thread count from
+    /// `TOKIO_WORKER_THREADS` (one per core when unset).
+    ///
+    /// # Panics
+    ///
+    /// For [`ServerKind::WasmtimeServe`] when `paths.wasmtime` is `None`: the
+    /// driver drops that server before it starts anything.
     pub fn command(self, paths: &Paths, addr: SocketAddr, workers: usize) -> Command {
         let percore = |isolation: &str| {
             let mut cmd = Command::new(&paths.percore);
@@ -85,11 +113,27 @@ impl ServerKind {
                 .arg(addr.to_string())
                 .arg("--workers")
                 .arg(workers.to_string())
-                .arg("--route")
-                .arg(format!("/={}", paths.guest.display()))
                 .arg("--isolation")
                 .arg(isolation)
                 .env("PERCORE_LOG", "warn");
+            match &paths.wiki {
+                // The wiki guest on `/` over the shared index, the
+                // TechEmpower guest on its two routes.
+                Some(wiki) => {
+                    cmd.arg("--index")
+                        .arg(&wiki.index)
+                        .arg("--route")
+                        .arg(format!("/={}", wiki.guest.display()));
+                    for route in ["/json", "/plaintext"] {
+                        cmd.arg("--route")
+                            .arg(format!("{route}={}", paths.guest.display()));
+                    }
+                }
+                None => {
+                    cmd.arg("--route")
+                        .arg(format!("/={}", paths.guest.display()));
+                }
+            }
             cmd
         };
         match self {
@@ -103,6 +147,30 @@ impl ServerKind {
             }
             ServerKind::PercoreCore => percore("core"),
             ServerKind::PercoreRequest => percore("request"),
+            ServerKind::WasmtimeServe => {
+                let wasmtime = paths
+                    .wasmtime
+                    .as_ref()
+                    .expect("the driver drops wasmtime serve when wasmtime is missing");
+                let mut cmd = Command::new(wasmtime);
+                // The pooling allocator is what wasmtime's docs recommend
+                // for serving and what `serve` picks by itself when the
+                // address space allows; asking for it makes a run that
+                // cannot have it fail instead of quietly measuring mmap.
+                // `-S cli=y`: Rust's std imports `wasi:cli/environment` and
+                // more beyond the proxy world, so the guest needs the WASI
+                // CLI interfaces, which percore links for its guests too.
+                cmd.arg("serve")
+                    .arg("-O")
+                    .arg("pooling-allocator=y")
+                    .arg("-S")
+                    .arg("cli=y")
+                    .arg("--addr")
+                    .arg(addr.to_string())
+                    .arg(&paths.wasi_guest)
+                    .env("TOKIO_WORKER_THREADS", workers.to_string());
+                cmd
+            }
             ServerKind::PercoreCoreNoDeadlines => {
                 let mut cmd = percore("core");
                 cmd.env("PERCORE_BENCH_NO_DEADLINES", "1");
@@ -121,32 +189,76 @@ pub struct Paths {
     pub percore: PathBuf,
     /// The TechEmpower guest (`hello.wasm`).
     pub guest: PathBuf,
+    /// The `wasmtime` CLI for [`ServerKind::WasmtimeServe`]
+    /// (`TOOLS/bin/wasmtime`, installed by `benches/load`); `None` when it
+    /// is not installed.
+    pub wasmtime: Option<PathBuf>,
+    /// The same responses as a `wasi:http/proxy` component
+    /// (`wasi_hello.wasm`, from `guests/wasi-hello`), for `wasmtime serve`.
+    pub wasi_guest: PathBuf,
     /// wrk's pipelining script (`benches/pipeline.lua`).
     pub pipeline_script: PathBuf,
     /// Where server logs go (one file per start).
     pub log_dir: PathBuf,
+    /// The wiki load's files, when it is measured.
+    pub wiki: Option<WikiFiles>,
+}
+
+/// What the wiki load needs: an index (built by `percore index`), the wiki
+/// guest, and wrk's script with the titles it requests.
+#[derive(Clone, Debug)]
+pub struct WikiFiles {
+    /// The index directory.
+    pub index: PathBuf,
+    /// `wiki.wasm`.
+    pub guest: PathBuf,
+    /// `benches/wiki.lua` and the titles file.
+    pub script: WikiScript,
 }
 
 impl Paths {
     /// The layout of a `cargo build --release` in the workspace whose
-    /// `target/release` holds `bin_dir`.
-    pub fn beside(bin_dir: &Path, workspace: &Path) -> Self {
+    /// `target/release` holds `bin_dir`, with `wasmtime` from `tools_dir`
+    /// (see [`default_tools_dir`]) when it is there.
+    pub fn beside(bin_dir: &Path, workspace: &Path, tools_dir: &Path) -> Self {
         let target = bin_dir.parent().unwrap_or(bin_dir);
+        let guests = target.join("wasm-guests/wasm32-wasip2/release");
+        let wasmtime = tools_dir.join("bin/wasmtime");
         Paths {
             native: bin_dir.join("native-hyper"),
             percore: bin_dir.join("percore"),
-            guest: target.join("wasm-guests/wasm32-wasip2/release/hello.wasm"),
+            guest: guests.join("hello.wasm"),
+            wasmtime: wasmtime.exists().then_some(wasmtime),
+            wasi_guest: guests.join("wasi_hello.wasm"),
             pipeline_script: workspace.join("benches/pipeline.lua"),
             log_dir: target.join("load"),
+            wiki: None,
         }
     }
 
-    /// Fails, naming the build command, when a file is missing.
+    /// Adds the wiki load's files: the index in `index` and the titles in
+    /// `titles`, with the guest and script of this layout.
+    pub fn with_wiki(mut self, workspace: &Path, index: PathBuf, titles: PathBuf) -> Self {
+        let guest = self.guest.with_file_name("wiki.wasm");
+        self.wiki = Some(WikiFiles {
+            index,
+            guest,
+            script: WikiScript {
+                script: workspace.join("benches/wiki.lua"),
+                titles,
+            },
+        });
+        self
+    }
+
+    /// Fails, naming the build command, when a file is missing (a missing
+    /// `wasmtime` is not an error: the driver drops that server instead).
     pub fn check(&self) -> anyhow::Result<()> {
         for path in [
             &self.native,
             &self.percore,
             &self.guest,
+            &self.wasi_guest,
             &self.pipeline_script,
         ] {
             anyhow::ensure!(
@@ -156,9 +268,86 @@ impl Paths {
                 path.display()
             );
         }
+        if let Some(wiki) = &self.wiki {
+            for path in [
+                &wiki.index,
+                &wiki.guest,
+                &wiki.script.script,
+                &wiki.script.titles,
+            ] {
+                anyhow::ensure!(
+                    path.exists(),
+                    "{} is missing: benches/load generates the wiki load's dump, index and \
+                     titles under target/load/wiki",
+                    path.display()
+                );
+            }
+        }
         std::fs::create_dir_all(&self.log_dir)
             .with_context(|| format!("creating {}", self.log_dir.display()))
     }
+}
+
+/// Where `benches/load` installs tools when `$PERCORE_BENCH_TOOLS` is
+/// unset: `$HOME/.cache/percore-bench` (`wasmtime` is `bin/wasmtime` in it).
+pub fn default_tools_dir() -> PathBuf {
+    let home = std::env::var_os("HOME").unwrap_or_else(|| ".".into());
+    Path::new(&home).join(".cache/percore-bench")
+}
+
+/// Whether [`ServerKind::WasmtimeServe`] can run with `paths`: `Ok` with
+/// `wasmtime --version`'s line, or why not (not installed in `tools_dir`,
+/// or not the wasmtime version in `cargo_lock`, the one percore embeds).
+pub fn wasmtime_serve_ready(
+    paths: &Paths,
+    tools_dir: &Path,
+    cargo_lock: &str,
+) -> Result<String, String> {
+    let wanted = locked_wasmtime_version(cargo_lock).unwrap_or("?");
+    let Some(wasmtime) = &paths.wasmtime else {
+        return Err(format!(
+            "{} is not installed (benches/load installs wasmtime-cli {wanted} there with \
+             cargo install)",
+            tools_dir.join("bin/wasmtime").display()
+        ));
+    };
+    let version = wasmtime_version(wasmtime).map_err(|e| format!("{e:#}"))?;
+    // `wasmtime 48.0.8`, with ` (commit date)` after it in git builds.
+    if version.split_whitespace().nth(1) == Some(wanted) {
+        Ok(version)
+    } else {
+        Err(format!(
+            "{} is {version:?}, not the wasmtime {wanted} percore embeds (benches/load \
+             installs that one)",
+            wasmtime.display()
+        ))
+    }
+}
+
+/// The version of the `wasmtime` crate in a `Cargo.lock`: the version
+/// percore embeds, which the `wasmtime` CLI must match.
+pub fn locked_wasmtime_version(cargo_lock: &str) -> Option<&str> {
+    let mut lines = cargo_lock.lines();
+    lines.find(|l| *l == "name = \"wasmtime\"")?;
+    lines
+        .next()?
+        .strip_prefix("version = \"")?
+        .strip_suffix('"')
+}
+
+/// `wasmtime --version`'s line (`wasmtime 48.0.8 (...)`).
+fn wasmtime_version(wasmtime: &Path) -> anyhow::Result<String> {
+    let out = Command::new(wasmtime)
+        .arg("--version")
+        .output()
+        .with_context(|| format!("running {} --version", wasmtime.display()))?;
+    anyhow::ensure!(
+        out.status.success(),
+        "{} --version failed ({})",
+        wasmtime.display(),
+        out.status
+    );
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
 }
 
 /// A server started by the harness; stopped when dropped.
@@ -412,6 +601,17 @@ mod tests {
                 user: 2.5,
                 system: 0.75
             }
+        );
+    }
+
+    #[test]
+    fn finds_the_locked_wasmtime_version() {
+        let lock = "[[package]]\nname = \"wasmtime-environ\"\nversion = \"1.0.0\"\n\n\
+                    [[package]]\nname = \"wasmtime\"\nversion = \"48.0.8\"\n";
+        assert_eq!(locked_wasmtime_version(lock), Some("48.0.8"));
+        assert_eq!(
+            locked_wasmtime_version("[[package]]\nname = \"hyper\"\n"),
+            None
         );
     }
 

@@ -29,6 +29,18 @@ pub struct WrkRun {
     pub depth: u32,
     /// The Lua script that pipelines (used when `depth > 1`).
     pub pipeline_script: PathBuf,
+    /// For the wiki load: `benches/wiki.lua` and the titles it draws from
+    /// (the URL's path is then ignored).
+    pub wiki: Option<WikiScript>,
+}
+
+/// The wiki load's wrk script and its titles.
+#[derive(Clone, Debug)]
+pub struct WikiScript {
+    /// `benches/wiki.lua`.
+    pub script: PathBuf,
+    /// Percent-encoded titles, one per line.
+    pub titles: PathBuf,
 }
 
 impl WrkRun {
@@ -39,7 +51,12 @@ impl WrkRun {
             .arg(format!("-c{}", self.connections))
             .arg(format!("-d{}s", self.duration.as_secs().max(1)))
             .arg("--latency");
-        if self.depth > 1 {
+        if let Some(wiki) = &self.wiki {
+            cmd.arg("-s")
+                .arg(&wiki.script)
+                .env("WIKI_MODE", "wiki")
+                .env("WIKI_TITLES", &wiki.titles);
+        } else if self.depth > 1 {
             cmd.arg("-s").arg(&self.pipeline_script);
         }
         cmd.arg(&self.url);
@@ -257,6 +274,7 @@ Transfer/sec:     15.07MB
             duration: Duration::from_secs(5),
             depth: 16,
             pipeline_script: "benches/pipeline.lua".into(),
+            wiki: None,
         };
         let args: Vec<_> = run
             .command()
