@@ -6,11 +6,15 @@
 //! # Layout
 //!
 //! ```text
-//! benches/load (bash: installs wrk, builds, runs target/release/load)
-//!   → load (plan: servers × loads × rounds, A/B/C alternation)
+//! benches/load (bash: installs wrk and wasmtime, builds, makes the wiki
+//!               data, runs target/release/load)
+//!   → load (plan: throughput rounds with A/B/C/D alternation, scaling,
+//!           fixed-rate latency, idle connections)
 //!     → load::servers (start a server on a free port, readiness, CPU, stop)
 //!     → load::wrk (run wrk within a time bound, parse its output)
-//!     → load::report (medians over rounds, ratio to native, the table)
+//!     → load::openloop (the open-loop fixed-rate client, HDR histograms)
+//!     → load::idle (idle keep-alive connections, RSS per connection)
+//!     → load::report (medians over rounds, ratios, the tables, targets)
 //!   load::cleanup (every child is killed on drop, error or signal)
 //! native (the baseline: hyper 1 with percore's per-core worker design)
 //! ```

@@ -543,4 +543,104 @@ mod tests {
         assert_eq!(latency(2100.0), "2.10 ms");
         assert_eq!(latency(1.02e6), "1.02 s");
     }
+
+    fn fixed_rate(kind: ServerKind, fraction: f64, p99_us: f64) -> LatencySample {
+        LatencySample {
+            kind,
+            workers: 2,
+            load: Load {
+                route: "/json".into(),
+                connections: 64,
+                depth: 1,
+            },
+            fraction,
+            peak: 1000.0,
+            result: crate::load::openloop::LatencyResult {
+                target_rate: 1000.0 * fraction,
+                achieved_rate: 1000.0 * fraction,
+                requests: 100,
+                errors: 0,
+                p50_us: 100.0,
+                p90_us: 200.0,
+                p99_us,
+                p999_us: p99_us * 2.0,
+                max_us: p99_us * 3.0,
+            },
+            cpu: CpuTime::default(),
+        }
+    }
+
+    fn idle(kind: ServerKind, connections: u32, bytes: f64, closed: u32) -> IdleSample {
+        IdleSample {
+            kind,
+            workers: 2,
+            step: crate::load::idle::IdleStep {
+                connections,
+                rss_before_kib: 1000,
+                rss_kib: 2000,
+                bytes_per_connection: bytes,
+                open_seconds: 1.0,
+                probe_p50_us: 60.0,
+                probe_max_us: 300.0,
+                probe_failures: 0,
+                closed_by_server: closed,
+            },
+        }
+    }
+
+    #[test]
+    fn latency_and_idle_verdicts() {
+        let latency = [
+            fixed_rate(ServerKind::Native, 0.5, 1000.0),
+            fixed_rate(ServerKind::PercoreCore, 0.5, 1500.0),
+            fixed_rate(ServerKind::PercoreRequest, 0.5, 2500.0),
+            fixed_rate(ServerKind::PercoreCore, 0.8, 9000.0),
+        ];
+        let idle = [
+            idle(ServerKind::Native, 20_000, 9000.0, 0),
+            idle(ServerKind::PercoreCore, 10_000, 30_000.0, 0),
+            idle(ServerKind::PercoreCore, 20_000, 15_000.0, 0),
+            idle(ServerKind::PercoreRequest, 20_000, 15_000.0, 3),
+        ];
+        assert_eq!(
+            extra_verdicts(&latency, &idle),
+            [
+                "percore core /json c64 at 50% of peak: p99 1.50 ms = 1.50× native's 1.00 ms (target ≤ 2×: met)",
+                "percore request /json c64 at 50% of peak: p99 2.50 ms = 2.50× native's 1.00 ms (target ≤ 2×: MISSED)",
+                "percore core with 20000 idle connections: 15.0 KB each (target < 20 KB: met)",
+                "percore request with 20000 idle connections: 15.0 KB each (target < 20 KB: MISSED)",
+            ]
+        );
+        let table = latency_markdown(&latency);
+        assert!(
+            table.contains("| percore core | 2 | /json | 64 | 80% |"),
+            "{table}"
+        );
+        assert!(idle_markdown(&idle).contains("| percore request | 2 | 20000 |"));
+    }
+
+    #[test]
+    fn scaling_table_pairs_worker_counts() {
+        let mut samples = vec![
+            sample(ServerKind::Native, "/json", 0, 100.0),
+            sample(ServerKind::PercoreCore, "/json", 0, 80.0),
+        ];
+        let mut one = sample(ServerKind::PercoreCore, "/json", 0, 50.0);
+        one.workers = 1;
+        samples.push(one);
+        let table = scaling_markdown(&rows(&samples));
+        assert!(
+            table.contains("req/s, 1 worker | req/s, 2 workers | 2× / 1×"),
+            "{table}"
+        );
+        assert!(
+            table.contains("| percore core | /json | 256 | 1 | 50 | 80 | 1.60 |"),
+            "{table}"
+        );
+        assert!(
+            !table.contains("native hyper"),
+            "one worker count only: no row"
+        );
+        assert_eq!(scaling_markdown(&rows(&samples[..2])), "");
+    }
 }
