@@ -138,13 +138,25 @@ fn healthy_traffic_survives_hostile_guests() {
         let (addr, stop, counts, max_rss) =
             (addr, stop.clone(), hostile_counts.clone(), max_rss.clone());
         std::thread::spawn(move || {
-            let routes = [("/loop/", 504), ("/memory/", 500), ("/trap/panic", 500)];
+            // A memory bomb is stopped by the memory cap (500), or by the
+            // 200 ms deadline (504) when the two cores are so busy (healthy
+            // load, loops beside it, other tests) that it cannot reach the
+            // cap in time: either way it is stopped and the host goes on.
+            let routes: [(&str, &[u16]); 3] = [
+                ("/loop/", &[504]),
+                ("/memory/", &[500, 504]),
+                ("/trap/panic", &[500]),
+            ];
             let mut i = 0;
             while !stop.load(Ordering::Relaxed) {
                 let (path, expected) = routes[i % routes.len()];
                 let mut client = Client::connect(addr);
                 let response = client.get(path);
-                assert_eq!(response.status, expected, "hostile {path}");
+                assert!(
+                    expected.contains(&response.status),
+                    "hostile {path}: status {}, expected one of {expected:?}",
+                    response.status
+                );
                 counts[i % routes.len()].fetch_add(1, Ordering::Relaxed);
                 max_rss.fetch_max(rss_bytes(pid), Ordering::Relaxed);
                 i += 1;

@@ -165,6 +165,11 @@ impl ServerKind {
                     .arg("pooling-allocator=y")
                     .arg("-S")
                     .arg("cli=y")
+                    // Its default of 1000 open connections would refuse
+                    // the /plaintext@1024 load's last ones and the idle
+                    // connections; percore's default is 100,000.
+                    .arg("--max-concurrent-connections")
+                    .arg("100000")
                     .arg("--addr")
                     .arg(addr.to_string())
                     .arg(&paths.wasi_guest)
