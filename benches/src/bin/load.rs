@@ -56,9 +56,10 @@ struct Args {
     /// Route of the fixed-rate latency runs.
     #[arg(long, value_name = "PATH", default_value = "/json")]
     latency_route: String,
-    /// Connections of the latency runs [default: 64; 256 with --quick].
-    #[arg(long, value_name = "N")]
-    latency_connections: Option<u32>,
+    /// Connections of the latency runs (when the throughput loads do not
+    /// include the route at this count, its peak is measured first).
+    #[arg(long, value_name = "N", default_value_t = 64)]
+    latency_connections: u32,
     /// Fractions of each server's own peak to hold, comma-separated; 0 for
     /// no latency runs [default: 0.5,0.8; 0.5 with --quick].
     #[arg(long, value_name = "F,..", value_delimiter = ',')]
@@ -279,9 +280,7 @@ fn options(args: &Args) -> anyhow::Result<(Options, Vec<String>)> {
     let latency = (!fractions.is_empty()).then(|| load::LatencyPlan {
         load: Load {
             route: args.latency_route.clone(),
-            connections: args
-                .latency_connections
-                .unwrap_or(if quick { 256 } else { 64 }),
+            connections: args.latency_connections,
             depth: 1,
         },
         fractions,
