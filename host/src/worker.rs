@@ -168,25 +168,21 @@ async fn serve_connection(
     tokio::pin!(conn);
     // Poll the connection, then write what it left in the output: the
     // responses to every request it could answer in this poll, in one
-    // write.
-    let mut drive = std::future::poll_fn(|cx| {
+    // write. On shutdown, hyper finishes the request in flight and closes.
+    let stop = shutdown.wait_for(|stop| *stop);
+    tokio::pin!(stop);
+    let mut stopping = false;
+    let result = std::future::poll_fn(|cx| {
+        if !stopping && stop.as_mut().poll(cx).is_ready() {
+            stopping = true;
+            conn.as_mut().graceful_shutdown();
+        }
         let result = conn.as_mut().poll(cx);
         // A write error ends the connection at hyper's next read or write.
         let _ = socket.borrow_mut().poll_drain(cx);
         result
-    });
-    let result = tokio::select! {
-        result = &mut drive => result,
-        _ = shutdown.wait_for(|stop| *stop) => {
-            conn.as_mut().graceful_shutdown();
-            std::future::poll_fn(|cx| {
-                let result = conn.as_mut().poll(cx);
-                let _ = socket.borrow_mut().poll_drain(cx);
-                result
-            })
-            .await
-        }
-    };
+    })
+    .await;
     // The last responses (say, to a `Connection: close` request) may still
     // be waiting for a slow client; give it as long as a request head.
     let grace = Duration::from_millis(http.header_read_timeout_ms);
