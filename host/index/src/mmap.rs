@@ -124,9 +124,7 @@ impl Mapped {
         // Only a hint for memory accounting: a refusal changes nothing.
         let _ = result;
     }
-}
 
-impl Mapped {
     /// Whether every page of `range` is in memory now (`mincore`), so that
     /// reading it cannot wait for the disk. A refusal of the call, or a
     /// range outside the map, answers `false`: the caller then prefetches,
