@@ -16,6 +16,8 @@ use anyhow::Context as _;
 use serde::Serialize;
 use socket2::{Domain, Socket, Type};
 
+use super::openloop::{Parsed, parse_head};
+
 /// Connections opened from one source address: well under the ~28,000
 /// ephemeral ports Linux hands out per (source, destination) pair.
 const PER_SOURCE: u32 = 20_000;
@@ -242,10 +244,11 @@ fn connect_from(source: Ipv4Addr, addr: SocketAddr) -> std::io::Result<TcpStream
 }
 
 /// Reads one response with a `Content-Length` body (every server the
-/// harness measures sends one) and checks that its status is 200.
+/// harness measures sends one; the open-loop client's parser frames it)
+/// and checks that its status is 200.
 fn read_response(stream: &mut TcpStream, buf: &mut [u8]) -> std::io::Result<()> {
     let mut filled = 0;
-    loop {
+    let (len, body) = loop {
         let n = stream.read(&mut buf[filled..])?;
         if n == 0 {
             return Err(std::io::Error::new(
@@ -254,39 +257,31 @@ fn read_response(stream: &mut TcpStream, buf: &mut [u8]) -> std::io::Result<()> 
             ));
         }
         filled += n;
-        let head = &buf[..filled];
-        let Some(end) = head.windows(4).position(|w| w == b"\r\n\r\n") else {
-            if filled == buf.len() {
+        match parse_head(&buf[..filled]).map_err(std::io::Error::other)? {
+            Parsed::Head {
+                len, status, body, ..
+            } => {
+                if status != 200 {
+                    return Err(std::io::Error::other(format!("status {status}")));
+                }
+                break (len, body);
+            }
+            Parsed::Partial if filled == buf.len() => {
                 return Err(std::io::Error::other("response head too long"));
             }
-            continue;
-        };
-        let text = std::str::from_utf8(&head[..end]).map_err(std::io::Error::other)?;
-        if !text.starts_with("HTTP/1.1 200") {
-            return Err(std::io::Error::other(format!(
-                "status {:?}",
-                text.lines().next().unwrap_or("")
-            )));
+            Parsed::Partial => {}
         }
-        let length: usize = text
-            .lines()
-            .find_map(|l| {
-                let (name, value) = l.split_once(':')?;
-                name.eq_ignore_ascii_case("content-length")
-                    .then(|| value.trim().parse().ok())?
-            })
-            .ok_or_else(|| std::io::Error::other("no Content-Length"))?;
-        let mut rest = (end + 4 + length).saturating_sub(filled);
-        while rest > 0 {
-            let take = rest.min(buf.len());
-            let n = stream.read(&mut buf[..take])?;
-            if n == 0 {
-                return Err(std::io::ErrorKind::UnexpectedEof.into());
-            }
-            rest -= n;
+    };
+    let mut rest = (len + body).saturating_sub(filled);
+    while rest > 0 {
+        let take = rest.min(buf.len());
+        let n = stream.read(&mut buf[..take])?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
         }
-        return Ok(());
+        rest -= n;
     }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -5,8 +5,9 @@
 //! It owns the schedule (when each request is meant to go out), the client
 //! threads (one epoll loop each, over its share of the connections), the
 //! response framing (status line, headers, `Content-Length` body) and the
-//! merge of the per-thread histograms. It does not warm the server up (the
-//! caller does) and does not pick the rates beyond [`rates_for`].
+//! merge of the per-thread histograms. It does not warm the server up or
+//! pick the rates: the caller does (`load::LatencyPlan`). Its response-head
+//! parser, [`parse_head`], also serves `load::idle`.
 //!
 //! # Why open loop, and the correction
 //!
@@ -87,12 +88,6 @@ const TIMER: u64 = u64::MAX;
 
 /// Epoll events read per wait.
 const EVENTS: usize = 256;
-
-/// The 50% and 80% of a server's measured peak (requests/s) at which its
-/// latency is measured.
-pub fn rates_for(peak: f64) -> [f64; 2] {
-    [peak * 0.5, peak * 0.8]
-}
 
 /// One open-loop measurement.
 #[derive(Clone, Debug)]
@@ -333,7 +328,7 @@ struct Head {
 
 /// What a response head said.
 #[derive(Debug, PartialEq, Eq)]
-enum Parsed {
+pub(crate) enum Parsed {
     /// More bytes needed.
     Partial,
     /// A complete head.
@@ -352,7 +347,7 @@ enum Parsed {
 /// Parses a response head far enough to frame the body. Chunked (or any
 /// `Transfer-Encoding`) bodies are refused: the servers measured here send
 /// `Content-Length`.
-fn parse_head(bytes: &[u8]) -> Result<Parsed, &'static str> {
+pub(crate) fn parse_head(bytes: &[u8]) -> Result<Parsed, &'static str> {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut response = httparse::Response::new(&mut headers);
     let len = match response.parse(bytes) {
@@ -880,7 +875,7 @@ mod tests {
     use std::thread;
     use std::time::Duration;
 
-    use super::{OpenLoopRun, Parsed, Schedule, parse_head, rates_for};
+    use super::{OpenLoopRun, Parsed, Schedule, parse_head};
 
     /// A thread-per-connection HTTP/1.1 server on `127.0.0.1:0` that answers
     /// every request with `status`, after `delay`; stopped on drop.
@@ -1061,10 +1056,5 @@ mod tests {
         assert!(parse_head(chunked).is_err());
         assert!(parse_head(b"HTTP/1.1 200 OK\r\n\r\n").is_err());
         assert!(parse_head(b"HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n").is_err());
-    }
-
-    #[test]
-    fn rates_are_half_and_four_fifths_of_the_peak() {
-        assert_eq!(rates_for(1000.0), [500.0, 800.0]);
     }
 }
