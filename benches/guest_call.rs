@@ -1,0 +1,113 @@
+//! Criterion benchmarks of one guest call with no HTTP and no sockets: what
+//! a request costs inside wasmtime, per isolation mode. This is the floor
+//! under percore's per-request CPU that no change to the host's HTTP path
+//! can remove.
+//!
+//! ```text
+//! cargo bench -p percore-benches --bench guest_call
+//! ```
+//!
+//! - `core`: `handle` on the worker's reused instance (what `--isolation
+//!   core` does per request): lowering the request record into guest
+//!   memory (one `realloc` call into the guest per string and list), the
+//!   call on a fiber, the guest's own code, lifting the response, and
+//!   `post-return`.
+//! - `request`: a fresh store and instance per call, then its teardown
+//!   (what `--isolation request` does per request).
+//! - `native`: the same response built by Rust code in the host: the
+//!   baseline in the same run (a native hyper server's handler).
+//!
+//! The request is the one wrk sends to `/plaintext` (and `/json`): `GET`,
+//! one `host` header, no body. The hello guest answers it.
+
+#![expect(
+    missing_docs,
+    reason = "criterion_group! defines an undocumented pub fn"
+)]
+
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use percore::bindings::{Body, Request, Response};
+use percore::engine::{EngineOptions, HostEngine};
+use percore::pool::InstancePool;
+use percore::routes::{Route, next_version};
+use percore::{Isolation, Limits};
+
+/// The request wrk sends to `route`.
+fn request(path: &str) -> Request<'_> {
+    const HEADERS: &[(&str, &str)] = &[("host", "127.0.0.1:8080")];
+    Request {
+        method: "GET",
+        path,
+        query: "",
+        headers: HEADERS,
+        body: &[],
+    }
+}
+
+/// A pool of the hello guest on one (benchmark) worker.
+fn pool(engine: &HostEngine, isolation: Isolation) -> InstancePool {
+    let hello = std::fs::read(percore::guests::HELLO_PATH).expect("the hello guest is built");
+    let handler = engine.compile("hello", &hello).expect("hello compiles");
+    let route = Arc::new(Route {
+        prefix: "/".into(),
+        handler,
+        isolation,
+        limits: Limits::default(),
+        version: next_version(),
+    });
+    InstancePool::new(route, None)
+}
+
+/// What a native handler does for `/plaintext`: the response the guest
+/// builds, built in the host.
+fn native(req: &Request<'_>) -> Response {
+    let body = if req.path.ends_with("/plaintext") {
+        b"Hello, World!".to_vec()
+    } else {
+        Vec::new()
+    };
+    Response {
+        status: 200,
+        headers: vec![("content-type".into(), "text/plain".into())],
+        body: Body::Bytes(body),
+    }
+}
+
+fn guest_call(c: &mut Criterion) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    let engine = HostEngine::new(EngineOptions::default()).expect("the engine");
+    let mut group = c.benchmark_group("guest_call");
+    group.measurement_time(Duration::from_secs(4));
+    for path in ["/plaintext", "/json"] {
+        group.bench_function(format!("native {path}"), |b| {
+            b.iter(|| black_box(native(black_box(&request(path)))))
+        });
+        for isolation in [Isolation::Core, Isolation::Request] {
+            let pool = pool(&engine, isolation);
+            group.bench_function(format!("{isolation} {path}"), |b| {
+                b.iter_custom(|iters| {
+                    runtime.block_on(async {
+                        let start = Instant::now();
+                        for _ in 0..iters {
+                            let response = pool.call(request(path)).await.expect("hello answers");
+                            assert_eq!(response.status, 200);
+                            black_box(response);
+                        }
+                        start.elapsed()
+                    })
+                })
+            });
+        }
+    }
+    group.finish();
+}
+
+criterion_group!(benches, guest_call);
+criterion_main!(benches);
