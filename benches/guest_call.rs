@@ -18,7 +18,11 @@
 //!   baseline in the same run (a native hyper server's handler).
 //!
 //! The request is the one wrk sends to `/plaintext` (and `/json`): `GET`,
-//! one `host` header, no body. The hello guest answers it.
+//! one `host` header, no body. The hello guest answers it. Two more `core`
+//! cases show what each request header costs (every name and value is a
+//! string lowered into guest memory through a `realloc` call into the
+//! guest): the same request with no headers, and with the eight headers a
+//! browser sends.
 
 #![expect(
     missing_docs,
@@ -36,14 +40,34 @@ use percore::pool::InstancePool;
 use percore::routes::{Route, next_version};
 use percore::{Isolation, Limits};
 
-/// The request wrk sends to `route`.
-fn request(path: &str) -> Request<'_> {
-    const HEADERS: &[(&str, &str)] = &[("host", "127.0.0.1:8080")];
+/// The header wrk sends.
+const WRK: &[(&str, &str)] = &[("host", "127.0.0.1:8080")];
+
+/// The headers a browser sends with a page request.
+const BROWSER: &[(&str, &str)] = &[
+    ("host", "127.0.0.1:8080"),
+    (
+        "user-agent",
+        "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Firefox/128.0",
+    ),
+    (
+        "accept",
+        "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
+    ),
+    ("accept-language", "en-US,en;q=0.5"),
+    ("accept-encoding", "gzip, deflate, br, zstd"),
+    ("connection", "keep-alive"),
+    ("upgrade-insecure-requests", "1"),
+    ("priority", "u=0, i"),
+];
+
+/// A `GET path` request with `headers` and no body.
+fn request<'a>(path: &'a str, headers: &'a [(&'a str, &'a str)]) -> Request<'a> {
     Request {
         method: "GET",
         path,
         query: "",
-        headers: HEADERS,
+        headers,
         body: &[],
     }
 }
@@ -85,26 +109,42 @@ fn guest_call(c: &mut Criterion) {
     let engine = HostEngine::new(EngineOptions::default()).expect("the engine");
     let mut group = c.benchmark_group("guest_call");
     group.measurement_time(Duration::from_secs(4));
+    let cases = [
+        ("/plaintext", WRK, Isolation::Core, ""),
+        ("/plaintext", WRK, Isolation::Request, ""),
+        ("/json", WRK, Isolation::Core, ""),
+        ("/json", WRK, Isolation::Request, ""),
+        ("/plaintext", &[][..], Isolation::Core, ", no headers"),
+        (
+            "/plaintext",
+            BROWSER,
+            Isolation::Core,
+            ", 8 browser headers",
+        ),
+    ];
     for path in ["/plaintext", "/json"] {
         group.bench_function(format!("native {path}"), |b| {
-            b.iter(|| black_box(native(black_box(&request(path)))))
+            b.iter(|| black_box(native(black_box(&request(path, WRK)))))
         });
-        for isolation in [Isolation::Core, Isolation::Request] {
-            let pool = pool(&engine, isolation);
-            group.bench_function(format!("{isolation} {path}"), |b| {
-                b.iter_custom(|iters| {
-                    runtime.block_on(async {
-                        let start = Instant::now();
-                        for _ in 0..iters {
-                            let response = pool.call(request(path)).await.expect("hello answers");
-                            assert_eq!(response.status, 200);
-                            black_box(response);
-                        }
-                        start.elapsed()
-                    })
+    }
+    for (path, headers, isolation, what) in cases {
+        let pool = pool(&engine, isolation);
+        group.bench_function(format!("{isolation} {path}{what}"), |b| {
+            b.iter_custom(|iters| {
+                runtime.block_on(async {
+                    let start = Instant::now();
+                    for _ in 0..iters {
+                        let response = pool
+                            .call(request(path, headers))
+                            .await
+                            .expect("hello answers");
+                        assert_eq!(response.status, 200);
+                        black_box(response);
+                    }
+                    start.elapsed()
                 })
-            });
-        }
+            })
+        });
     }
     group.finish();
 }
