@@ -16,8 +16,9 @@ use hyper::body::{Body, Frame, Incoming, SizeHint};
 use hyper::header::{self, HeaderName, HeaderValue};
 use hyper::{HeaderMap, StatusCode};
 
-use crate::bindings::{self, Request, Response};
+use crate::bindings::{self, Response};
 use crate::error::RequestError;
+use crate::pool::GuestRequest;
 use crate::routes::{LocalRoute, LocalRoutes};
 use crate::state::WorkerIndex;
 
@@ -200,36 +201,13 @@ async fn handle(
     };
     let (parts, body) = req.into_parts();
     let body = read_body(&local, &parts.headers, body).await?;
-    // The guest request borrows from hyper's: no allocation per field. A
-    // header value that is not UTF-8 is lent as a lossy copy.
-    let borrowed: Option<Vec<(&str, &str)>> = parts
-        .headers
-        .iter()
-        .map(|(name, value)| Some((name.as_str(), std::str::from_utf8(value.as_bytes()).ok()?)))
-        .collect();
-    let lossy: Vec<(&str, String)>;
-    let headers = match borrowed {
-        Some(headers) => headers,
-        None => {
-            lossy = parts
-                .headers
-                .iter()
-                .map(|(name, value)| {
-                    let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
-                    (name.as_str(), value)
-                })
-                .collect();
-            lossy
-                .iter()
-                .map(|(name, value)| (*name, value.as_str()))
-                .collect()
-        }
-    };
-    let guest_request = Request {
+    // The guest request borrows from hyper's, and its header fields move
+    // into the instance's store: nothing is copied per field.
+    let guest_request = GuestRequest {
         method: parts.method.as_str(),
         path: parts.uri.path(),
         query: parts.uri.query().unwrap_or_default(),
-        headers: &headers,
+        headers: parts.headers,
         body: &body,
     };
     let response = local.pool.call(guest_request).await?;

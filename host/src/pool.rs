@@ -19,6 +19,8 @@ use std::time::Instant;
 
 use wasmtime::{Store, StoreLimitsBuilder, Trap, UpdateDeadline};
 
+use hyper::HeaderMap;
+
 use crate::bindings::{Handler as HandlerBindings, Request, Response};
 use crate::config::Isolation;
 use crate::error::RequestError;
@@ -29,6 +31,22 @@ use crate::state::{HostState, WorkerIndex};
 /// enough; more are only created while a call is suspended at a deadline
 /// check and another request for the same route arrives.
 const MAX_IDLE: usize = 4;
+
+/// A request as the pool takes it: the guest's request, borrowing from
+/// hyper's, but with the header fields by value: the pool lends them to the
+/// instance it picks, as a `fields` resource, without copying them.
+pub struct GuestRequest<'a> {
+    /// The method, as sent.
+    pub method: &'a str,
+    /// The path, as sent.
+    pub path: &'a str,
+    /// The query string without `?`; empty when there is none.
+    pub query: &'a str,
+    /// The header fields.
+    pub headers: HeaderMap,
+    /// The whole body.
+    pub body: &'a [u8],
+}
 
 /// A live instance: its store and the bindings to its exports.
 struct Live {
@@ -63,7 +81,7 @@ impl InstancePool {
     /// waiting in a host call (a sleep) instead. The timer is only created
     /// when the call does not finish in its first poll, so the calls that
     /// do (almost all of them) never build, register or drop one.
-    pub async fn call(&self, req: Request<'_>) -> Result<Response, RequestError> {
+    pub async fn call(&self, req: GuestRequest<'_>) -> Result<Response, RequestError> {
         let deadline = Instant::now() + self.route.limits.deadline();
         let call = self.call_until(req, deadline);
         if !self.route.handler.deadlines {
@@ -85,7 +103,7 @@ impl InstancePool {
 
     async fn call_until(
         &self,
-        req: Request<'_>,
+        req: GuestRequest<'_>,
         deadline: Instant,
     ) -> Result<Response, RequestError> {
         let reuse = self.route.isolation == Isolation::Core;
@@ -104,10 +122,32 @@ impl InstancePool {
             }
             None => self.instantiate(deadline).await?,
         };
-        let result = live.bindings.call_handle(&mut live.store, req).await;
+        let fields = live
+            .store
+            .data_mut()
+            .lend_fields(req.headers)
+            .map_err(|e| self.classify(e))?;
+        let lent = fields.rep();
+        let request = Request {
+            method: req.method,
+            path: req.path,
+            query: req.query,
+            headers: fields,
+            body: req.body,
+        };
+        let result = live.bindings.call_handle(&mut live.store, request).await;
+        // A guest that kept the request's fields past the call loses its
+        // instance: a worker's instance holds no request's state.
+        let kept = live.store.data_mut().reclaim_fields(lent);
+        if kept {
+            tracing::debug!(
+                route = %self.route.prefix,
+                "the guest kept a request's header fields after its call; discarding its instance"
+            );
+        }
         match result {
             Ok(response) => {
-                if reuse {
+                if reuse && !kept {
                     let mut idle = self.idle.borrow_mut();
                     if idle.len() < MAX_IDLE {
                         idle.push(live);

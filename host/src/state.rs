@@ -9,7 +9,9 @@ use std::time::Instant;
 
 use percore_index::TitleIndex;
 
+use hyper::HeaderMap;
 use wasmtime::StoreLimits;
+use wasmtime::component::Resource;
 use wasmtime_wasi::{ResourceTable, WasiCtx, WasiCtxView, WasiView};
 
 use crate::bindings::percore::host::{types, wiki};
@@ -61,6 +63,64 @@ impl WasiView for HostState {
             ctx: &mut self.wasi,
             table: &mut self.table,
         }
+    }
+}
+
+/// A request's header fields as a guest sees them (the WIT `fields`
+/// resource): hyper's parsed map, moved into the instance's store for one
+/// call, never copied whole. A guest copies out only what it asks for.
+pub struct Fields(pub HeaderMap);
+
+impl HostState {
+    /// Lends `headers` to the guest for one call.
+    pub(crate) fn lend_fields(&mut self, headers: HeaderMap) -> wasmtime::Result<Resource<Fields>> {
+        Ok(self.table.push(Fields(headers))?)
+    }
+
+    /// Takes back the fields lent as `rep` if the guest still holds them:
+    /// whether it did (a well-behaved guest drops them before returning).
+    pub(crate) fn reclaim_fields(&mut self, rep: u32) -> bool {
+        let lent = Resource::<Fields>::new_own(rep);
+        self.table.get(&lent).is_ok() && self.table.delete(lent).is_ok()
+    }
+
+    fn fields(&self, fields: &Resource<Fields>) -> Option<&HeaderMap> {
+        self.table.get(fields).ok().map(|f| &f.0)
+    }
+}
+
+/// A header value as the guest gets it: as sent when it is UTF-8, else
+/// with U+FFFD in place of the bad bytes.
+fn value_string(value: &hyper::header::HeaderValue) -> String {
+    String::from_utf8_lossy(value.as_bytes()).into_owned()
+}
+
+impl types::HostFields for HostState {
+    fn get(&mut self, fields: Resource<Fields>, name: String) -> Option<String> {
+        self.fields(&fields)?.get(name.as_str()).map(value_string)
+    }
+
+    fn get_all(&mut self, fields: Resource<Fields>, name: String) -> Vec<String> {
+        self.fields(&fields).map_or_else(Vec::new, |map| {
+            map.get_all(name.as_str())
+                .iter()
+                .map(value_string)
+                .collect()
+        })
+    }
+
+    fn entries(&mut self, fields: Resource<Fields>) -> Vec<(String, String)> {
+        self.fields(&fields).map_or_else(Vec::new, |map| {
+            map.iter()
+                .map(|(name, value)| (name.as_str().to_owned(), value_string(value)))
+                .collect()
+        })
+    }
+
+    fn drop(&mut self, fields: Resource<Fields>) -> wasmtime::Result<()> {
+        // The host may have taken them back already (`reclaim_fields`).
+        let _ = self.table.delete(fields);
+        Ok(())
     }
 }
 

@@ -1,11 +1,13 @@
 //! Guests cannot hurt the host or each other: a trap, a panic or a malformed
 //! response gives 500 and the next request succeeds; a global counter shows
-//! what survives between requests in each isolation mode; a guest that tries
-//! to reach files, environment variables or sockets gets nothing.
+//! what survives between requests in each isolation mode; a request's
+//! header fields reach the guest on demand and do not outlive its call; a
+//! guest that tries to reach files, environment variables or sockets gets
+//! nothing.
 
 use percore::config::Isolation;
 
-use crate::support::TestHost;
+use crate::support::{Client, Response, TestHost};
 
 #[test]
 fn failures_give_500_and_the_next_request_succeeds() {
@@ -81,6 +83,54 @@ fn a_trap_in_core_isolation_discards_the_instance() {
     let host = TestHost::guest("test-trap", 1, Isolation::Core);
     assert_eq!(host.get("/panic").status, 500);
     assert_eq!(host.get("/ok").status, 200);
+}
+
+/// Sends `GET path` with extra header lines and reads the response.
+fn get_with(client: &mut Client, path: &str, headers: &[u8]) -> Response {
+    let mut request = format!("GET {path} HTTP/1.1\r\nHost: test\r\n").into_bytes();
+    request.extend_from_slice(headers);
+    request.extend_from_slice(b"\r\n");
+    client.send(&request);
+    client.read_response(false)
+}
+
+#[test]
+fn header_fields_reach_the_guest_on_demand() {
+    for isolation in [Isolation::Request, Isolation::Core] {
+        let host = TestHost::guest("test-fields", 1, isolation);
+        let mut client = host.client();
+        let headers: &[u8] =
+            b"X-Token: abc\r\nAccept: text/html\r\nAccept: */*\r\nX-Bin: a\xffb\r\n";
+        // Names match regardless of case.
+        let token = get_with(&mut client, "/get?name=X-TOKEN", headers);
+        assert_eq!(token.text(), "abc", "{isolation} isolation");
+        let missing = get_with(&mut client, "/get?name=x-missing", headers);
+        assert_eq!(missing.text(), "(none)");
+        let all = get_with(&mut client, "/all?name=accept", headers);
+        assert_eq!(all.text(), "text/html\n*/*");
+        // A value that is not UTF-8 arrives with U+FFFD for the bad byte.
+        let binary = get_with(&mut client, "/get?name=x-bin", headers);
+        assert_eq!(binary.text(), "a\u{fffd}b");
+        let entries = get_with(&mut client, "/entries", headers);
+        assert_eq!(
+            entries.text(),
+            "host: test\nx-token: abc\naccept: text/html\naccept: */*\nx-bin: a\u{fffd}b\n"
+        );
+    }
+}
+
+#[test]
+fn a_guest_that_keeps_a_requests_fields_loses_its_instance() {
+    let host = TestHost::guest("test-fields", 1, Isolation::Core);
+    let mut client = host.client();
+    assert_eq!(client.get("/").text(), "calls 1, kept 0");
+    assert_eq!(client.get("/").text(), "calls 2, kept 0");
+    // The guest stores the fields in a global and answers normally...
+    let keep = client.get("/keep");
+    assert_eq!((keep.status, keep.text().as_str()), (200, "kept"));
+    // ...but its instance is gone: the next request meets a fresh one.
+    assert_eq!(client.get("/").text(), "calls 1, kept 0");
+    assert_eq!(client.get("/").text(), "calls 2, kept 0");
 }
 
 #[test]

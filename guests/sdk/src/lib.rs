@@ -26,7 +26,7 @@ pub mod bindings {
     });
 }
 
-pub use bindings::percore::host::types::{Body, DumpRange};
+pub use bindings::percore::host::types::{Body, DumpRange, Fields};
 pub use bindings::percore::host::wiki;
 pub use bindings::{Guest, Request, Response, export_handler};
 
@@ -44,12 +44,10 @@ pub fn text(status: u16, content_type: &str, body: &str) -> Response {
     bytes(status, content_type, body.as_bytes().to_vec())
 }
 
-/// The value of the first header called `name` (lower-case), if any.
-pub fn header<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
-    req.headers
-        .iter()
-        .find(|(n, _)| n == name)
-        .map(|(_, v)| v.as_str())
+/// The value of the first header called `name` (any case), if any: the
+/// only header field copied into the guest.
+pub fn header(req: &Request, name: &str) -> Option<String> {
+    req.headers.get(name)
 }
 
 /// The value of query parameter `name`, still percent-encoded.

@@ -13,7 +13,7 @@ wit_bindgen::generate!({
         package test:bad;
         interface secrets { get: func() -> string; }
         world bad {
-            include percore:host/handler@0.1.0;
+            include percore:host/handler@0.2.0;
             import secrets;
         }
     ",

@@ -149,11 +149,7 @@ fn page(title: &str) -> Response {
 /// `GET /xml` and `HEAD /xml`.
 fn xml(req: &Request) -> Response {
     let info = wiki::info();
-    let range = req
-        .headers
-        .iter()
-        .find(|(name, _)| name == "range")
-        .map(|(_, value)| value.as_str());
+    let range = req.headers.get("range");
     let mut headers = vec![
         (
             "content-type".to_string(),
@@ -172,7 +168,7 @@ fn xml(req: &Request) -> Response {
             })
         }
     };
-    let (status, body) = match parse_range(range, info.size) {
+    let (status, body) = match parse_range(range.as_deref(), info.size) {
         RangeOutcome::Full => (200, whole()),
         RangeOutcome::Partial { first, last } => {
             headers.push((
