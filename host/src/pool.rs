@@ -122,23 +122,17 @@ impl InstancePool {
             }
             None => self.instantiate(deadline).await?,
         };
-        let fields = live
-            .store
-            .data_mut()
-            .lend_fields(req.headers)
-            .map_err(|e| self.classify(e))?;
-        let lent = fields.rep();
         let request = Request {
             method: req.method,
             path: req.path,
             query: req.query,
-            headers: fields,
+            headers: live.store.data_mut().lend_fields(req.headers),
             body: req.body,
         };
         let result = live.bindings.call_handle(&mut live.store, request).await;
         // A guest that kept the request's fields past the call loses its
         // instance: a worker's instance holds no request's state.
-        let kept = live.store.data_mut().reclaim_fields(lent);
+        let kept = live.store.data_mut().reclaim_fields();
         if kept {
             tracing::debug!(
                 route = %self.route.prefix,

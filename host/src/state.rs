@@ -34,6 +34,10 @@ pub struct HostState {
     pub(crate) deadline: Instant,
     /// The shared, read-only title index, if the host has one.
     index: Option<WorkerIndex>,
+    /// The header fields of the call in progress, lent to the guest as its
+    /// `fields` (handle [`FIELDS_REP`]); `None` once it dropped them, and
+    /// between calls.
+    fields: Option<HeaderMap>,
 }
 
 impl HostState {
@@ -53,6 +57,7 @@ impl HostState {
             limits,
             deadline: Instant::now(),
             index,
+            fields: None,
         }
     }
 }
@@ -66,26 +71,31 @@ impl WasiView for HostState {
     }
 }
 
-/// A request's header fields as a guest sees them (the WIT `fields`
-/// resource): hyper's parsed map, moved into the instance's store for one
-/// call, never copied whole. A guest copies out only what it asks for.
-pub struct Fields(pub HeaderMap);
+/// A request's header fields as a guest sees them: the WIT `fields`
+/// resource. Only its handle exists: the fields themselves are hyper's
+/// parsed map, moved into the instance's [`HostState`] for one call, never
+/// copied whole. A guest copies out only what it asks for.
+pub enum Fields {}
+
+/// The handle of a call's `fields`. A store runs one call at a time, so one
+/// number is enough, and lending costs no allocation or table entry.
+const FIELDS_REP: u32 = 0;
 
 impl HostState {
     /// Lends `headers` to the guest for one call.
-    pub(crate) fn lend_fields(&mut self, headers: HeaderMap) -> wasmtime::Result<Resource<Fields>> {
-        Ok(self.table.push(Fields(headers))?)
+    pub(crate) fn lend_fields(&mut self, headers: HeaderMap) -> Resource<Fields> {
+        self.fields = Some(headers);
+        Resource::new_own(FIELDS_REP)
     }
 
-    /// Takes back the fields lent as `rep` if the guest still holds them:
-    /// whether it did (a well-behaved guest drops them before returning).
-    pub(crate) fn reclaim_fields(&mut self, rep: u32) -> bool {
-        let lent = Resource::<Fields>::new_own(rep);
-        self.table.get(&lent).is_ok() && self.table.delete(lent).is_ok()
+    /// Ends the loan of the call's fields: whether the guest still held
+    /// them (a well-behaved guest drops them before it returns).
+    pub(crate) fn reclaim_fields(&mut self) -> bool {
+        self.fields.take().is_some()
     }
 
     fn fields(&self, fields: &Resource<Fields>) -> Option<&HeaderMap> {
-        self.table.get(fields).ok().map(|f| &f.0)
+        self.fields.as_ref().filter(|_| fields.rep() == FIELDS_REP)
     }
 }
 
@@ -118,8 +128,9 @@ impl types::HostFields for HostState {
     }
 
     fn drop(&mut self, fields: Resource<Fields>) -> wasmtime::Result<()> {
-        // The host may have taken them back already (`reclaim_fields`).
-        let _ = self.table.delete(fields);
+        if fields.rep() == FIELDS_REP {
+            self.fields = None;
+        }
         Ok(())
     }
 }
