@@ -6,6 +6,10 @@
 //! isolation the worker keeps its instances and reuses them; one that failed
 //! is dropped. An instance never leaves the worker that created it.
 //!
+//! A request's header fields are lent to the instance for its call (the
+//! `fields` resource, [`crate::state::Fields`]); one that still holds them
+//! when the call returns is dropped too.
+//!
 //! Every call runs under a deadline: the engine's epoch ticks every few
 //! milliseconds, and at each tick the running guest yields to the worker's
 //! other connections and is interrupted once its deadline has passed.
@@ -17,9 +21,8 @@ use std::sync::Arc;
 use std::task::Poll;
 use std::time::Instant;
 
-use wasmtime::{Store, StoreLimitsBuilder, Trap, UpdateDeadline};
-
 use hyper::HeaderMap;
+use wasmtime::{Store, StoreLimitsBuilder, Trap, UpdateDeadline};
 
 use crate::bindings::{Handler as HandlerBindings, Request, Response};
 use crate::config::Isolation;
@@ -133,7 +136,7 @@ impl InstancePool {
         // A guest that kept the request's fields past the call loses its
         // instance: a worker's instance holds no request's state.
         let kept = live.store.data_mut().reclaim_fields();
-        if kept {
+        if kept && result.is_ok() {
             tracing::debug!(
                 route = %self.route.prefix,
                 "the guest kept a request's header fields after its call; discarding its instance"

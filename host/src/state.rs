@@ -2,7 +2,8 @@
 //! provided only as far as a Rust guest's std needs it to start (clocks,
 //! random, stdio sinks): no preopened directories, no environment variables,
 //! no arguments, no sockets. The `wiki` host functions are thin adapters that
-//! reach the shared index (when the host has one).
+//! reach the shared index (when the host has one); the `fields` functions
+//! read the header fields of the request in progress.
 
 use std::sync::Arc;
 use std::time::Instant;
