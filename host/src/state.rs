@@ -79,7 +79,9 @@ impl WasiView for HostState {
 pub enum Fields {}
 
 /// The handle of a call's `fields`. A store runs one call at a time, so one
-/// number is enough, and lending costs no allocation or table entry.
+/// number is enough, and lending costs no allocation or table entry. Every
+/// `Resource<Fields>` a guest can pass back is this one (the host makes no
+/// other), so the methods below need not look at it.
 const FIELDS_REP: u32 = 0;
 
 impl HostState {
@@ -94,10 +96,6 @@ impl HostState {
     pub(crate) fn reclaim_fields(&mut self) -> bool {
         self.fields.take().is_some()
     }
-
-    fn fields(&self, fields: &Resource<Fields>) -> Option<&HeaderMap> {
-        self.fields.as_ref().filter(|_| fields.rep() == FIELDS_REP)
-    }
 }
 
 /// A header value as the guest gets it: as sent when it is UTF-8, else
@@ -107,12 +105,12 @@ fn value_string(value: &hyper::header::HeaderValue) -> String {
 }
 
 impl types::HostFields for HostState {
-    fn get(&mut self, fields: Resource<Fields>, name: String) -> Option<String> {
-        self.fields(&fields)?.get(name.as_str()).map(value_string)
+    fn get(&mut self, _: Resource<Fields>, name: String) -> Option<String> {
+        self.fields.as_ref()?.get(name.as_str()).map(value_string)
     }
 
-    fn get_all(&mut self, fields: Resource<Fields>, name: String) -> Vec<String> {
-        self.fields(&fields).map_or_else(Vec::new, |map| {
+    fn get_all(&mut self, _: Resource<Fields>, name: String) -> Vec<String> {
+        self.fields.as_ref().map_or_else(Vec::new, |map| {
             map.get_all(name.as_str())
                 .iter()
                 .map(value_string)
@@ -120,18 +118,16 @@ impl types::HostFields for HostState {
         })
     }
 
-    fn entries(&mut self, fields: Resource<Fields>) -> Vec<(String, String)> {
-        self.fields(&fields).map_or_else(Vec::new, |map| {
+    fn entries(&mut self, _: Resource<Fields>) -> Vec<(String, String)> {
+        self.fields.as_ref().map_or_else(Vec::new, |map| {
             map.iter()
                 .map(|(name, value)| (name.as_str().to_owned(), value_string(value)))
                 .collect()
         })
     }
 
-    fn drop(&mut self, fields: Resource<Fields>) -> wasmtime::Result<()> {
-        if fields.rep() == FIELDS_REP {
-            self.fields = None;
-        }
+    fn drop(&mut self, _: Resource<Fields>) -> wasmtime::Result<()> {
+        self.fields = None;
         Ok(())
     }
 }

@@ -44,12 +44,6 @@ pub fn text(status: u16, content_type: &str, body: &str) -> Response {
     bytes(status, content_type, body.as_bytes().to_vec())
 }
 
-/// The value of the first header called `name` (any case), if any: the
-/// only header field copied into the guest.
-pub fn header(req: &Request, name: &str) -> Option<String> {
-    req.headers.get(name)
-}
-
 /// The value of query parameter `name`, still percent-encoded.
 pub fn query_param<'a>(query: &'a str, name: &str) -> Option<&'a str> {
     query.split('&').find_map(|pair| {
