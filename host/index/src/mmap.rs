@@ -139,15 +139,13 @@ impl Mapped {
         // mincore wants a page-aligned address. memmap2 maps from the
         // page-aligned offset below the one asked for, so the page holding
         // any byte of the map is mapped in full.
-        let first = map.as_ptr() as usize + range.start;
-        let aligned = first & !(page - 1);
-        let len = map.as_ptr() as usize + end - aligned;
+        let base = map.as_ptr() as usize;
+        let stop = base + end;
         // One byte of answer per page, asked in batches of BATCH pages so
         // that no allocation is needed.
         const BATCH: usize = 128;
         let mut answer = [0u8; BATCH];
-        let mut at = aligned;
-        let stop = aligned + len;
+        let mut at = (base + range.start) & !(page - 1);
         while at < stop {
             let span = (stop - at).min(BATCH * page);
             #[expect(
