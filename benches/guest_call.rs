@@ -38,9 +38,10 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use hyper::HeaderMap;
 use hyper::header::{HeaderName, HeaderValue};
 use percore::bindings::{Body, Response};
+use percore::budget::WorkerBudget;
 use percore::engine::{EngineOptions, HostEngine};
 use percore::pool::{GuestRequest, InstancePool};
-use percore::routes::{Route, next_version};
+use percore::routes::Route;
 use percore::{Isolation, Limits};
 
 /// The header wrk sends.
@@ -90,16 +91,13 @@ fn request<'a>(path: &'a str, headers: HeaderMap) -> GuestRequest<'a> {
 
 /// A pool of the hello guest on one (benchmark) worker.
 fn pool(engine: &HostEngine, isolation: Isolation) -> InstancePool {
-    let hello = std::fs::read(percore::guests::HELLO_PATH).expect("the hello guest is built");
-    let handler = engine.compile("hello", &hello).expect("hello compiles");
-    let route = Arc::new(Route {
-        prefix: "/".into(),
-        handler,
-        isolation,
-        limits: Limits::default(),
-        version: next_version(),
-    });
-    InstancePool::new(route, None)
+    let component = engine
+        .compile("hello", percore::guests::HELLO)
+        .expect("hello compiles");
+    let route = Arc::new(Route::new("/", component, isolation, Limits::default()));
+    // A budget as large as the pooling allocator's.
+    let budget = std::rc::Rc::new(WorkerBudget::new(1000, u64::MAX));
+    InstancePool::new(route, None, budget)
 }
 
 /// What a native handler does for `/plaintext`: the response the guest

@@ -85,7 +85,7 @@ cat <<MD
 | total build (scan, sort, fst, fsync) | $(printf '%.2f' "$best_build") s |
 | peak RSS (max over runs) | $(printf '%.0f' "$(echo "$peak_kb / 1024" | bc -l)") MiB |
 | index size | $(printf '%.1f' "$(echo "$index_bytes / 1048576" | bc -l)") MiB, $(printf '%.1f' "$(echo "$index_bytes / $titles" | bc -l)") bytes per title ($titles titles) |
-| open | ${open_line#*: } |
+| open (\`TitleIndex::open\`, checksums verified; without verifying in brackets) | ${open_line#*: } |
 
 \`\`\`
 $report

@@ -1,4 +1,6 @@
-//! Criterion benchmarks of the title index: open time and lookup latency.
+//! Criterion benchmarks of the title index: open time (verified, as the
+//! host opens it, and without verifying checksums, to show what
+//! verification costs) and lookup latency.
 //!
 //! ```text
 //! PERCORE_BENCH_INDEX=/path/to/index cargo bench -p percore-benches --bench index
@@ -27,16 +29,7 @@ use percore_index::{BuildOptions, TitleIndex, build_index};
 /// An index to benchmark, and the temp dir that holds it (if we made it).
 struct Fixture {
     dir: PathBuf,
-    _tmp: Option<TempDir>,
-}
-
-/// A temp dir removed on drop (criterion benches have no tempfile crate).
-struct TempDir(PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
+    _tmp: Option<tempfile::TempDir>,
 }
 
 fn fixture() -> Fixture {
@@ -46,20 +39,19 @@ fn fixture() -> Fixture {
             _tmp: None,
         };
     }
-    let tmp = std::env::temp_dir().join(format!("percore-bench-index-{}", std::process::id()));
-    std::fs::create_dir_all(&tmp).expect("create temp dir");
-    let dump = tmp.join("synth.xml");
+    let tmp = tempfile::tempdir().expect("create temp dir");
+    let dump = tmp.path().join("synth.xml");
     let opts = SynthOptions {
         pages: 200_000,
         max_text: 2_000,
         ..SynthOptions::default()
     };
     write_dump(std::fs::File::create(&dump).expect("create dump"), &opts).expect("write dump");
-    let dir = tmp.join("index");
+    let dir = tmp.path().join("index");
     build_index(&dump, &dir, BuildOptions::default()).expect("build index");
     Fixture {
         dir,
-        _tmp: Some(TempDir(tmp)),
+        _tmp: Some(tmp),
     }
 }
 
@@ -90,6 +82,9 @@ fn benches(c: &mut Criterion) {
 
     c.bench_function("index/open", |b| {
         b.iter(|| TitleIndex::open(black_box(dir)).expect("open"))
+    });
+    c.bench_function("index/open_unverified", |b| {
+        b.iter(|| TitleIndex::open_unverified(black_box(dir)).expect("open"))
     });
 
     let mut i = 0;

@@ -15,7 +15,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 
 use percore::Server;
-use percore::config::{Config, Isolation, RouteConfig, Source};
+use percore::config::{Config, Isolation, RouteConfig, RouteOptions, Source};
 
 fn main() -> anyhow::Result<()> {
     // 1. A configuration: one route serving the TechEmpower guest that is
@@ -30,8 +30,10 @@ fn main() -> anyhow::Result<()> {
                 name: "hello",
                 bytes: percore::guests::HELLO,
             },
-            isolation: Some(Isolation::Core),
-            limits: Default::default(),
+            options: RouteOptions {
+                isolation: Some(Isolation::Core),
+                ..RouteOptions::default()
+            },
         }],
         ..Config::default()
     };

@@ -7,7 +7,7 @@
 //! instead of copying every field into an owned `String` per request: the
 //! lowering into guest memory copies it once anyway. The request's header
 //! fields are not lowered at all: they reach the guest as a `fields`
-//! resource, [`crate::state::Fields`], read on demand.
+//! resource, [`crate::host_functions::Fields`], read on demand.
 
 #![allow(missing_docs, reason = "generated code")]
 
@@ -16,7 +16,7 @@ wasmtime::component::bindgen!({
     world: "percore:host/handler",
     exports: { default: async },
     ownership: Borrowing { duplicate_if_necessary: true },
-    with: { "percore:host/types.fields": crate::state::Fields },
+    with: { "percore:host/types.fields": crate::host_functions::Fields },
 });
 
 pub use self::percore::host::types::{Body, DumpRange};

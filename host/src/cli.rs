@@ -9,9 +9,10 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 
+use crate::admin::AdminToken;
 use crate::admin::client::AdminClient;
-use crate::admin::{AdminToken, DeployOptions};
-use crate::config::{Config, Isolation, LimitOverrides, RouteConfig, Source};
+use crate::config::{Config, Isolation, RouteConfig, RouteOptions, Source};
+use crate::registry::RouteInfo;
 use crate::server::{RunningServer, Server};
 
 /// percore: a per-core WebAssembly handler host.
@@ -43,6 +44,13 @@ pub enum Command {
     Undeploy(RouteArgs),
     /// Create a new handler crate (Cargo.toml, src/lib.rs, wit/, README).
     New(NewArgs),
+    /// Internal: compile one component read on stdin (the host runs this
+    /// in a child process, within a budget; see `percore::compiler`).
+    #[command(name = "__compile", hide = true)]
+    Compile {
+        /// The compiler settings, as JSON.
+        settings: String,
+    },
 }
 
 /// How the admin commands reach the host.
@@ -81,21 +89,9 @@ pub struct DeployArgs {
     pub route: String,
     /// The component (a .wasm built for wasm32-wasip2).
     pub wasm: PathBuf,
-    /// Isolation of the route [default: the host's].
-    #[arg(long, value_enum)]
-    pub isolation: Option<Isolation>,
-    /// Per-request deadline, in milliseconds [default: the host's].
-    #[arg(long, value_name = "MS")]
-    pub deadline_ms: Option<u64>,
-    /// Linear memory cap per instance, in bytes [default: the host's].
-    #[arg(long, value_name = "BYTES")]
-    pub max_memory_bytes: Option<u64>,
-    /// Request body cap, in bytes [default: the host's].
-    #[arg(long, value_name = "BYTES")]
-    pub max_request_body_bytes: Option<u64>,
-    /// Response body cap, in bytes [default: the host's].
-    #[arg(long, value_name = "BYTES")]
-    pub max_response_bytes: Option<u64>,
+    /// The route's isolation and limits.
+    #[command(flatten)]
+    pub options: RouteOptions,
     /// How to reach the host.
     #[command(flatten)]
     pub admin: AdminArgs,
@@ -130,8 +126,8 @@ pub struct ServeArgs {
     /// Address to listen on [default: 127.0.0.1:8080].
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<SocketAddr>,
-    /// A route: /PREFIX=FILE.wasm[,isolation=core|request][,deadline-ms=N]
-    /// [,max-memory-bytes=N][,max-request-body-bytes=N][,max-response-bytes=N].
+    /// A route: /PREFIX=FILE.wasm[,isolation=core|request][,deadline_ms=N]
+    /// [,max_memory_bytes=N][,max_request_body_bytes=N][,max_response_bytes=N].
     /// Repeat for more routes; the longest matching prefix wins.
     #[arg(long = "route", value_name = "SPEC", value_parser = RouteConfig::parse_flag)]
     pub routes: Vec<RouteConfig>,
@@ -186,6 +182,10 @@ pub struct DemoArgs {
 /// Runs the command line; the `percore` binary's `main`.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Command::Compile { settings } = &cli.command {
+        // The compiler process: its own exit codes (see `percore::compiler`).
+        return crate::compiler::child_main(settings);
+    }
     init_logging();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
@@ -196,7 +196,9 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn init_logging() {
+/// Sends `tracing` output to stderr, filtered by `PERCORE_LOG` (default
+/// `info`).
+pub fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("PERCORE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let _ = tracing_subscriber::fmt()
@@ -217,13 +219,17 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Rollback(args) => rollback(args),
         Command::Undeploy(args) => undeploy(args),
         Command::New(args) => new(args),
+        Command::Compile { settings } => match crate::compiler::child_main(&settings) {
+            code if code == ExitCode::SUCCESS => Ok(()),
+            _ => anyhow::bail!("compiling the component failed (see above)"),
+        },
     }
 }
 
 /// The configuration `percore serve` runs with: the file, then the flags.
 pub fn serve_config(args: ServeArgs) -> anyhow::Result<Config> {
     let mut config = match &args.config {
-        Some(path) => Config::from_file(path).map_err(anyhow::Error::msg)?,
+        Some(path) => Config::from_file(path)?,
         None => Config::default(),
     };
     if let Some(listen) = args.listen {
@@ -251,9 +257,7 @@ pub fn serve_config(args: ServeArgs) -> anyhow::Result<Config> {
     if let Some(state) = args.state {
         config.state = Some(state);
     }
-    for route in args.routes {
-        config.set_route(route);
-    }
+    config.add_flag_routes(args.routes)?;
     anyhow::ensure!(
         !config.routes.is_empty() || config.state.is_some() || config.admin.is_some(),
         "no routes: give at least one --route /PREFIX=FILE.wasm (or [[route]] in --config), or --admin ADDR to deploy them later"
@@ -263,7 +267,7 @@ pub fn serve_config(args: ServeArgs) -> anyhow::Result<Config> {
 
 fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let config = serve_config(args)?;
-    let server = Server::new(config).start()?;
+    let server = with_compiler(Server::new(config))?.start()?;
     wait_for_signal(server)
 }
 
@@ -272,29 +276,35 @@ fn admin_client(args: &AdminArgs) -> anyhow::Result<AdminClient> {
     Ok(AdminClient::new(&args.admin, Some(token)))
 }
 
-/// Prints an admin answer: the JSON with `--json`, else one line per route.
-fn print_routes(args: &AdminArgs, answer: &serde_json::Value, verb: &str) {
+/// Prints an admin answer: `answer` as JSON with `--json`, else one line
+/// per route (`verb` first: "deployed ", "removed "...).
+fn print_routes(
+    args: &AdminArgs,
+    answer: &impl serde::Serialize,
+    routes: &[RouteInfo],
+    restore_errors: &[String],
+    verb: &str,
+) {
     if args.json {
-        println!("{answer:#}");
+        let json = serde_json::to_string_pretty(answer).expect("admin answers serialise");
+        println!("{json}");
         return;
     }
-    let one = [answer.clone()];
-    let routes = answer["routes"].as_array().map_or(&one[..], Vec::as_slice);
     for route in routes {
-        let version = &route["version"];
-        let hash = version["hash"].as_str().unwrap_or_default();
+        let hash = &route.version.hash;
         println!(
-            "{verb}{} sha256:{} {} bytes, deployed {}, {} isolation, {} earlier version(s)",
-            route["prefix"].as_str().unwrap_or_default(),
+            "{verb}{} sha256:{} {} bytes, {}, deployed {}, {} isolation, {} earlier version(s)",
+            route.prefix,
             &hash[..hash.len().min(16)],
-            version["size"],
-            utc(version["deployed_at"].as_u64().unwrap_or_default()),
-            route["isolation"].as_str().unwrap_or_default(),
-            route["history"].as_array().map_or(0, Vec::len),
+            route.version.size,
+            route.world,
+            utc(route.version.deployed_at),
+            route.isolation,
+            route.history.len(),
         );
     }
-    for error in answer["restore_errors"].as_array().into_iter().flatten() {
-        println!("not restored: {}", error.as_str().unwrap_or_default());
+    for error in restore_errors {
+        println!("not restored: {error}");
     }
 }
 
@@ -311,41 +321,50 @@ fn utc(secs: u64) -> String {
 fn deploy(args: DeployArgs) -> anyhow::Result<()> {
     let wasm = std::fs::read(&args.wasm)
         .with_context(|| format!("cannot read {}", args.wasm.display()))?;
-    let options = DeployOptions {
-        isolation: args.isolation,
-        limits: LimitOverrides {
-            deadline_ms: args.deadline_ms,
-            max_memory_bytes: args.max_memory_bytes,
-            max_request_body_bytes: args.max_request_body_bytes,
-            max_response_bytes: args.max_response_bytes,
-        },
-    };
-    let answer = admin_client(&args.admin)?
-        .deploy(&args.route, &wasm, &options)
+    let route = admin_client(&args.admin)?
+        .deploy(&args.route, &wasm, &args.options)
         .with_context(|| format!("deploying {} to {}", args.wasm.display(), args.route))?;
-    print_routes(&args.admin, &answer, "deployed ");
+    print_routes(
+        &args.admin,
+        &route,
+        std::slice::from_ref(&route),
+        &[],
+        "deployed ",
+    );
     Ok(())
 }
 
 fn routes(args: AdminArgs) -> anyhow::Result<()> {
-    let answer = admin_client(&args)?.routes()?;
-    print_routes(&args, &answer, "");
+    let list = admin_client(&args)?.routes()?;
+    print_routes(&args, &list, &list.routes, &list.restore_errors, "");
     Ok(())
 }
 
 fn rollback(args: RouteArgs) -> anyhow::Result<()> {
-    let answer = admin_client(&args.admin)?
+    let route = admin_client(&args.admin)?
         .rollback(&args.route)
         .with_context(|| format!("rolling back {}", args.route))?;
-    print_routes(&args.admin, &answer, "rolled back ");
+    print_routes(
+        &args.admin,
+        &route,
+        std::slice::from_ref(&route),
+        &[],
+        "rolled back ",
+    );
     Ok(())
 }
 
 fn undeploy(args: RouteArgs) -> anyhow::Result<()> {
-    let answer = admin_client(&args.admin)?
+    let route = admin_client(&args.admin)?
         .undeploy(&args.route)
         .with_context(|| format!("removing {}", args.route))?;
-    print_routes(&args.admin, &answer, "removed ");
+    print_routes(
+        &args.admin,
+        &route,
+        std::slice::from_ref(&route),
+        &[],
+        "removed ",
+    );
     Ok(())
 }
 
@@ -412,8 +431,10 @@ pub fn demo_config(
     let route = |prefix: &str, name: &'static str, bytes: &'static [u8]| RouteConfig {
         prefix: prefix.into(),
         source: Source::Embedded { name, bytes },
-        isolation: Some(isolation),
-        limits: Default::default(),
+        options: RouteOptions {
+            isolation: Some(isolation),
+            ..RouteOptions::default()
+        },
     };
     Config {
         listen,
@@ -449,7 +470,7 @@ fn demo(args: DemoArgs) -> anyhow::Result<()> {
     };
     let index = demo_index(&dump, &data)?;
     let config = demo_config(args.listen, args.workers, args.isolation, index);
-    let server = Server::new(config).start().context(
+    let server = with_compiler(Server::new(config))?.start().context(
         "starting the demo (is something else listening on that address? try --listen 127.0.0.1:0)",
     )?;
     let base = format!("http://{}", server.local_addr());
@@ -464,8 +485,15 @@ fn demo(args: DemoArgs) -> anyhow::Result<()> {
     wait_for_signal(server)
 }
 
+/// `server`, compiling uploads in child processes of this very binary.
+fn with_compiler(server: Server) -> anyhow::Result<Server> {
+    let program = std::env::current_exe()
+        .context("cannot find the percore binary to compile uploads with")?;
+    Ok(server.with_compiler(program))
+}
+
 /// Blocks until SIGINT or SIGTERM, then shuts the server down gracefully.
-fn wait_for_signal(server: RunningServer) -> anyhow::Result<()> {
+pub fn wait_for_signal(server: RunningServer) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;

@@ -44,10 +44,23 @@ pub struct Limits {
     /// Largest request body passed to a handler, in bytes; larger bodies get
     /// 413. Default: 1 MiB.
     pub max_request_body_bytes: u64,
-    /// Largest response body a handler may return from its memory, in bytes;
-    /// larger ones get 500. (Bodies streamed from the shared dump are not
-    /// counted.) Default: 16 MiB.
+    /// Largest response a handler may return from its memory, in bytes:
+    /// its body plus its header names and values; larger ones get 500.
+    /// (Bodies streamed from the shared dump are not counted.) Default:
+    /// 16 MiB.
     pub max_response_bytes: u64,
+    /// Most header fields in a handler's response; more get 500. Default:
+    /// 100.
+    pub max_response_headers: u64,
+    /// Most entries (streams, pollables, other WASI handles) one instance
+    /// may hold in the host at once; past it the call that would make one
+    /// fails inside the guest. Default: 1024.
+    pub max_host_resources: u64,
+    /// In `core` isolation, how many requests one instance serves before it
+    /// is discarded and the next request gets a fresh one; 0 means no
+    /// limit. Bounds how long state a guest keeps between requests can
+    /// live. Default: 0.
+    pub max_requests_per_instance: u64,
 }
 
 impl Default for Limits {
@@ -57,6 +70,9 @@ impl Default for Limits {
             max_memory_bytes: 64 << 20,
             max_request_body_bytes: 1 << 20,
             max_response_bytes: 16 << 20,
+            max_response_headers: 100,
+            max_host_resources: 1024,
+            max_requests_per_instance: 0,
         }
     }
 }
@@ -68,31 +84,155 @@ impl Limits {
     }
 }
 
-/// Per-route overrides of [`Limits`]; `None` keeps the global value.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+/// The options of one route: its isolation and its limits, each unset one
+/// following the host's default. This is the one type every way of giving
+/// route options parses into: the `[[route]]` tables of the config file,
+/// the options of `--route`, the flags of `percore deploy`, the admin API's
+/// query string, and the state directory's route table. The keys are
+/// spelled in snake_case everywhere; the kebab-case spelling `--route`
+/// used to take (`deadline-ms`) is accepted as an alias.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize, clap::Args)]
 #[serde(deny_unknown_fields, default)]
-pub struct LimitOverrides {
-    /// Overrides [`Limits::deadline_ms`].
+pub struct RouteOptions {
+    /// Isolation of the route [default: the host's].
+    #[arg(long, value_enum)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub isolation: Option<Isolation>,
+    /// Overrides [`Limits::deadline_ms`]: per-request deadline, in
+    /// milliseconds [default: the host's].
+    #[arg(long, value_name = "MS")]
+    #[serde(alias = "deadline-ms", skip_serializing_if = "Option::is_none")]
     pub deadline_ms: Option<u64>,
-    /// Overrides [`Limits::max_memory_bytes`].
+    /// Overrides [`Limits::max_memory_bytes`]: linear memory cap per
+    /// instance, in bytes [default: the host's].
+    #[arg(long, value_name = "BYTES")]
+    #[serde(alias = "max-memory-bytes", skip_serializing_if = "Option::is_none")]
     pub max_memory_bytes: Option<u64>,
-    /// Overrides [`Limits::max_request_body_bytes`].
+    /// Overrides [`Limits::max_request_body_bytes`]: request body cap, in
+    /// bytes [default: the host's].
+    #[arg(long, value_name = "BYTES")]
+    #[serde(
+        alias = "max-request-body-bytes",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub max_request_body_bytes: Option<u64>,
-    /// Overrides [`Limits::max_response_bytes`].
+    /// Overrides [`Limits::max_response_bytes`]: response body cap, in
+    /// bytes [default: the host's].
+    #[arg(long, value_name = "BYTES")]
+    #[serde(alias = "max-response-bytes", skip_serializing_if = "Option::is_none")]
     pub max_response_bytes: Option<u64>,
+    /// Overrides [`Limits::max_response_headers`]: most header fields in a
+    /// response [default: the host's].
+    #[arg(long, value_name = "N")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_response_headers: Option<u64>,
+    /// Overrides [`Limits::max_host_resources`]: most host resources one
+    /// instance holds [default: the host's].
+    #[arg(long, value_name = "N")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_host_resources: Option<u64>,
+    /// Overrides [`Limits::max_requests_per_instance`]: requests one `core`
+    /// instance serves before it is replaced, 0 for no limit [default: the
+    /// host's].
+    #[arg(long, value_name = "N")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_requests_per_instance: Option<u64>,
 }
 
-impl LimitOverrides {
-    /// The global `limits` with these overrides applied.
-    pub fn apply(&self, limits: &Limits) -> Limits {
+impl RouteOptions {
+    /// The host's default `limits` with these overrides applied.
+    pub fn limits(&self, defaults: &Limits) -> Limits {
         Limits {
-            deadline_ms: self.deadline_ms.unwrap_or(limits.deadline_ms),
-            max_memory_bytes: self.max_memory_bytes.unwrap_or(limits.max_memory_bytes),
+            deadline_ms: self.deadline_ms.unwrap_or(defaults.deadline_ms),
+            max_memory_bytes: self.max_memory_bytes.unwrap_or(defaults.max_memory_bytes),
             max_request_body_bytes: self
                 .max_request_body_bytes
-                .unwrap_or(limits.max_request_body_bytes),
-            max_response_bytes: self.max_response_bytes.unwrap_or(limits.max_response_bytes),
+                .unwrap_or(defaults.max_request_body_bytes),
+            max_response_bytes: self
+                .max_response_bytes
+                .unwrap_or(defaults.max_response_bytes),
+            max_response_headers: self
+                .max_response_headers
+                .unwrap_or(defaults.max_response_headers),
+            max_host_resources: self
+                .max_host_resources
+                .unwrap_or(defaults.max_host_resources),
+            max_requests_per_instance: self
+                .max_requests_per_instance
+                .unwrap_or(defaults.max_requests_per_instance),
         }
+    }
+
+    /// Parses options in the form of a URL query string
+    /// (`isolation=core&deadline_ms=50`): the admin API's query. The error
+    /// names the option at fault.
+    pub fn from_query(query: &str) -> Result<RouteOptions, String> {
+        let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
+        serde_path_to_error::deserialize(de).map_err(|e| {
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            if path == "." {
+                format!("{inner}")
+            } else {
+                format!("option {path}: {inner}")
+            }
+        })
+    }
+
+    /// The options as a URL query string (without `?`; empty when none is
+    /// set): the inverse of [`RouteOptions::from_query`].
+    pub fn to_query(&self) -> String {
+        serde_urlencoded::to_string(self).expect("route options serialise to a query")
+    }
+
+    /// Fills the options unset here from `older` (the config file's
+    /// `limits = {...}` table, or an older state directory's record).
+    fn fill_from(&mut self, older: RouteOptions) {
+        let RouteOptions {
+            isolation,
+            deadline_ms,
+            max_memory_bytes,
+            max_request_body_bytes,
+            max_response_bytes,
+            max_response_headers,
+            max_host_resources,
+            max_requests_per_instance,
+        } = older;
+        self.isolation = self.isolation.or(isolation);
+        self.deadline_ms = self.deadline_ms.or(deadline_ms);
+        self.max_memory_bytes = self.max_memory_bytes.or(max_memory_bytes);
+        self.max_request_body_bytes = self.max_request_body_bytes.or(max_request_body_bytes);
+        self.max_response_bytes = self.max_response_bytes.or(max_response_bytes);
+        self.max_response_headers = self.max_response_headers.or(max_response_headers);
+        self.max_host_resources = self.max_host_resources.or(max_host_resources);
+        self.max_requests_per_instance =
+            self.max_requests_per_instance.or(max_requests_per_instance);
+    }
+}
+
+/// Route options as older files spell them: the options at the top level
+/// and, from before they were one type, limits in a nested `limits` table.
+/// Read by the config file's `[[route]]` tables and the state directory's
+/// route records; written as plain [`RouteOptions`].
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(crate) struct LegacyOptions {
+    /// The options at the top level.
+    #[serde(flatten)]
+    options: RouteOptions,
+    /// `limits = { deadline_ms = 100 }`, the older spelling.
+    limits: Option<RouteOptions>,
+}
+
+impl LegacyOptions {
+    /// The options, the nested table's filling what the top level leaves
+    /// unset.
+    pub(crate) fn into_options(self) -> RouteOptions {
+        let mut options = self.options;
+        if let Some(older) = self.limits {
+            options.fill_from(older);
+        }
+        options
     }
 }
 
@@ -122,86 +262,87 @@ impl std::fmt::Display for Source {
 /// One route: requests whose path starts with `prefix` (at a segment
 /// boundary) go to the component. The longest matching prefix wins.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(try_from = "RawRoute")]
 pub struct RouteConfig {
     /// Path prefix, starting with `/`, e.g. `/api` (matches `/api` and
     /// `/api/...`, not `/apix`). `/` matches every path.
     pub prefix: String,
     /// The component serving the route.
-    #[serde(rename = "wasm", deserialize_with = "deserialize_source")]
     pub source: Source,
-    /// Isolation for this route; default: the global `isolation`.
-    #[serde(default)]
-    pub isolation: Option<Isolation>,
-    /// Limits for this route; default: the global `[limits]`.
-    #[serde(default)]
-    pub limits: LimitOverrides,
+    /// Isolation and limits of this route; unset ones follow the host's.
+    pub options: RouteOptions,
 }
 
-fn deserialize_source<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Source, D::Error> {
-    PathBuf::deserialize(d).map(Source::File)
+/// A `[[route]]` table as written in the config file.
+#[derive(Deserialize)]
+struct RawRoute {
+    prefix: String,
+    wasm: PathBuf,
+    #[serde(flatten)]
+    options: RouteOptions,
+    /// `limits = { deadline_ms = 100 }`, the older spelling.
+    limits: Option<RouteOptions>,
+    /// Whatever else the table holds: refused, naming the keys.
+    #[serde(flatten)]
+    unknown: std::collections::BTreeMap<String, serde::de::IgnoredAny>,
+}
+
+impl TryFrom<RawRoute> for RouteConfig {
+    type Error = String;
+
+    fn try_from(raw: RawRoute) -> Result<Self, String> {
+        if let Some(key) = raw.unknown.keys().next() {
+            return Err(format!(
+                "route {}: unknown key `{key}` (a route takes prefix, wasm, and the route options: isolation, deadline_ms, max_memory_bytes, max_request_body_bytes, max_response_bytes, max_response_headers, max_host_resources, max_requests_per_instance)",
+                raw.prefix
+            ));
+        }
+        let options = LegacyOptions {
+            options: raw.options,
+            limits: raw.limits,
+        };
+        Ok(RouteConfig {
+            prefix: raw.prefix,
+            source: Source::File(raw.wasm),
+            options: options.into_options(),
+        })
+    }
 }
 
 impl RouteConfig {
-    /// A route from a file, with global isolation and limits.
+    /// A route from a file, with the host's isolation and limits.
     pub fn file(prefix: impl Into<String>, wasm: impl Into<PathBuf>) -> Self {
         RouteConfig {
             prefix: prefix.into(),
             source: Source::File(wasm.into()),
-            isolation: None,
-            limits: LimitOverrides::default(),
+            options: RouteOptions::default(),
         }
     }
 
     /// Sets this route's isolation.
     pub fn with_isolation(mut self, isolation: Isolation) -> Self {
-        self.isolation = Some(isolation);
+        self.options.isolation = Some(isolation);
         self
     }
 
-    /// Parses the `--route` flag: `/PREFIX=FILE.wasm[,key=value...]` where the
-    /// keys are `isolation` (`request`|`core`), `deadline-ms`,
-    /// `max-memory-bytes`, `max-request-body-bytes` and `max-response-bytes`.
+    /// Parses the `--route` flag: `/PREFIX=FILE.wasm[,key=value...]`, the
+    /// keys those of [`RouteOptions`] (`isolation=core,deadline_ms=50`).
     pub fn parse_flag(spec: &str) -> Result<Self, String> {
         let (prefix, rest) = spec
             .split_once('=')
             .ok_or_else(|| format!("route {spec:?} is not of the form /PREFIX=FILE.wasm"))?;
-        let mut parts = rest.split(',');
-        let file = parts.next().unwrap_or_default();
+        let (file, options) = rest.split_once(',').unwrap_or((rest, ""));
         if file.is_empty() {
             return Err(format!("route {spec:?} names no .wasm file"));
         }
-        let mut route = RouteConfig::file(prefix, file);
-        for option in parts {
-            let (key, value) = option
-                .split_once('=')
-                .ok_or_else(|| format!("route option {option:?} is not key=value"))?;
-            let number = || {
-                value
-                    .parse::<u64>()
-                    .map_err(|_| format!("route option {key} needs a number, got {value:?}"))
-            };
-            match key {
-                "isolation" => {
-                    route.isolation = Some(match value {
-                        "request" => Isolation::Request,
-                        "core" => Isolation::Core,
-                        _ => {
-                            return Err(format!(
-                                "isolation must be request or core, got {value:?}"
-                            ));
-                        }
-                    })
-                }
-                "deadline-ms" => route.limits.deadline_ms = Some(number()?),
-                "max-memory-bytes" => route.limits.max_memory_bytes = Some(number()?),
-                "max-request-body-bytes" => route.limits.max_request_body_bytes = Some(number()?),
-                "max-response-bytes" => route.limits.max_response_bytes = Some(number()?),
-                _ => return Err(format!("unknown route option {key:?}")),
-            }
-        }
-        crate::router::validate_prefix(&route.prefix)?;
-        Ok(route)
+        let options = RouteOptions::from_query(&options.replace(',', "&"))
+            .map_err(|e| format!("route {spec:?}: {e}"))?;
+        crate::router::validate_prefix(prefix)?;
+        Ok(RouteConfig {
+            prefix: prefix.to_owned(),
+            source: Source::File(file.into()),
+            options,
+        })
     }
 }
 
@@ -218,6 +359,13 @@ pub struct HttpConfig {
     /// also bounds how long an idle keep-alive connection is kept. Default:
     /// 30 000 (30 s).
     pub header_read_timeout_ms: u64,
+    /// Longest a request body may make no progress, in milliseconds; then
+    /// the client gets 408 and the connection is closed. Default: 30 000.
+    pub request_body_timeout_ms: u64,
+    /// Longest a client may accept no bytes of a response being sent, in
+    /// milliseconds; then the connection is closed and what it held is
+    /// freed. Default: 30 000.
+    pub response_write_timeout_ms: u64,
     /// How long shutdown waits for in-flight requests, in milliseconds.
     /// Default: 30 000 (30 s).
     pub shutdown_grace_ms: u64,
@@ -226,12 +374,26 @@ pub struct HttpConfig {
     pub max_connections: usize,
 }
 
+impl HttpConfig {
+    /// [`HttpConfig::request_body_timeout_ms`] as a [`Duration`].
+    pub fn request_body_timeout(&self) -> Duration {
+        Duration::from_millis(self.request_body_timeout_ms)
+    }
+
+    /// [`HttpConfig::response_write_timeout_ms`] as a [`Duration`].
+    pub fn response_write_timeout(&self) -> Duration {
+        Duration::from_millis(self.response_write_timeout_ms)
+    }
+}
+
 impl Default for HttpConfig {
     fn default() -> Self {
         HttpConfig {
             max_headers: 100,
             max_header_bytes: 16 << 10,
             header_read_timeout_ms: 30_000,
+            request_body_timeout_ms: 30_000,
+            response_write_timeout_ms: 30_000,
             shutdown_grace_ms: 30_000,
             max_connections: 100_000,
         }
@@ -262,8 +424,24 @@ pub struct Config {
     pub index: Option<PathBuf>,
     /// Most handler instances alive at once across all workers; the pooling
     /// allocator reserves address space (not memory) for this many up front.
-    /// Requests beyond it get 503. Default: 1000.
+    /// Each worker gets an equal share, which its routes share fairly (see
+    /// the README's security section); requests beyond a route's share get
+    /// 503. Default: 1000.
     pub max_instances: u32,
+    /// Most linear memory all instances together may hold, in bytes, split
+    /// evenly across the workers; an instance that would grow past its
+    /// worker's share fails to grow (a trap in the guest, 500), one that
+    /// cannot even start gets 503. Default: half of the machine's memory
+    /// (of its cgroup's limit, when that is lower).
+    pub max_guest_memory_bytes: Option<u64>,
+    /// Most memory one compile of an uploaded component may use, in bytes:
+    /// uploads compile in a child process with this limit, and one that
+    /// needs more is refused. Default: 2 GiB.
+    pub compile_memory_bytes: u64,
+    /// Longest one compile of an uploaded component may take, in
+    /// milliseconds; one that takes longer is stopped and refused. Default:
+    /// 60 000.
+    pub compile_timeout_ms: u64,
     /// Address of the admin API (deploy, list, roll back, remove routes; see
     /// [`crate::admin`]). Default: none (no admin API). Keep it on loopback:
     /// anyone holding the token can run code on this host.
@@ -295,6 +473,9 @@ impl Default for Config {
             http: HttpConfig::default(),
             index: None,
             max_instances: 1000,
+            max_guest_memory_bytes: None,
+            compile_memory_bytes: 2 << 30,
+            compile_timeout_ms: 60_000,
             admin: None,
             admin_token_file: None,
             state: None,
@@ -303,18 +484,63 @@ impl Default for Config {
     }
 }
 
+/// Why a configuration cannot be used. Every message names the file or
+/// flag involved.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The config file could not be read.
+    #[error("cannot read config file {}: {source}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The config file is not valid TOML or has unknown or mistyped keys.
+    #[error("config file {} is invalid: {detail}", path.display())]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The parser's explanation, with the line.
+        detail: String,
+    },
+    /// A route's prefix is not a valid prefix.
+    #[error("{origin}: {detail}")]
+    BadPrefix {
+        /// Where the route was given (the config file, or `--route`).
+        origin: String,
+        /// What is wrong with it.
+        detail: String,
+    },
+    /// Two routes have the same prefix.
+    #[error(
+        "{origin}: route {prefix} is given twice; give each prefix once (a --route flag replaces a route of the config file with the same prefix)"
+    )]
+    DuplicatePrefix {
+        /// Where the routes were given.
+        origin: String,
+        /// The prefix.
+        prefix: String,
+    },
+}
+
 impl Config {
     /// Reads a TOML config file. Relative `wasm` and `index` paths are taken
-    /// relative to the file's directory.
-    pub fn from_file(path: &Path) -> Result<Config, String> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| format!("cannot read config file {}: {e}", path.display()))?;
-        let mut config: Config = toml::from_str(&text)
-            .map_err(|e| format!("config file {} is invalid: {e}", path.display()))?;
+    /// relative to the file's directory. A file that gives a prefix twice is
+    /// refused.
+    pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let mut config: Config = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.to_path_buf(),
+            detail: e.to_string(),
+        })?;
+        let origin = format!("config file {}", path.display());
+        check_routes(&config.routes, &origin)?;
         let base = path.parent().unwrap_or(Path::new("."));
         for route in &mut config.routes {
-            crate::router::validate_prefix(&route.prefix)
-                .map_err(|e| format!("config file {}: {e}", path.display()))?;
             if let Source::File(file) = &mut route.source
                 && file.is_relative()
             {
@@ -336,10 +562,16 @@ impl Config {
         Ok(config)
     }
 
-    /// Adds `route`, replacing a route with the same prefix.
-    pub fn set_route(&mut self, route: RouteConfig) {
-        self.routes.retain(|r| r.prefix != route.prefix);
-        self.routes.push(route);
+    /// Adds the routes of `--route` flags: each replaces a route of the
+    /// config file with the same prefix. Flags that give a prefix twice
+    /// are refused.
+    pub fn add_flag_routes(&mut self, routes: Vec<RouteConfig>) -> Result<(), ConfigError> {
+        check_routes(&routes, "--route")?;
+        for route in routes {
+            self.routes.retain(|r| r.prefix != route.prefix);
+            self.routes.push(route);
+        }
+        Ok(())
     }
 
     /// The number of workers to start.
@@ -350,30 +582,83 @@ impl Config {
     }
 }
 
+/// Checks that every prefix of `routes` is valid and given once.
+pub fn check_routes(routes: &[RouteConfig], origin: &str) -> Result<(), ConfigError> {
+    let mut seen = std::collections::BTreeSet::new();
+    for route in routes {
+        crate::router::validate_prefix(&route.prefix).map_err(|detail| ConfigError::BadPrefix {
+            origin: origin.to_owned(),
+            detail,
+        })?;
+        if !seen.insert(route.prefix.as_str()) {
+            return Err(ConfigError::DuplicatePrefix {
+                origin: origin.to_owned(),
+                prefix: route.prefix.clone(),
+            });
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn route_flag_with_options() {
-        let r = RouteConfig::parse_flag("/api=h.wasm,isolation=core,deadline-ms=50").unwrap();
+        let r = RouteConfig::parse_flag("/api=h.wasm,isolation=core,deadline_ms=50").unwrap();
         assert_eq!(r.prefix, "/api");
         assert_eq!(r.source, Source::File("h.wasm".into()));
-        assert_eq!(r.isolation, Some(Isolation::Core));
-        assert_eq!(r.limits.deadline_ms, Some(50));
+        assert_eq!(r.options.isolation, Some(Isolation::Core));
+        assert_eq!(r.options.deadline_ms, Some(50));
+        // The older kebab-case spelling still works.
+        let old = RouteConfig::parse_flag("/api=h.wasm,isolation=core,deadline-ms=50").unwrap();
+        assert_eq!(old, r);
+        assert_eq!(
+            RouteConfig::parse_flag("/=h.wasm").unwrap().options,
+            RouteOptions::default()
+        );
         assert!(RouteConfig::parse_flag("/api").is_err());
         assert!(RouteConfig::parse_flag("api=h.wasm").is_err());
         assert!(RouteConfig::parse_flag("/a=h.wasm,isolation=none").is_err());
-        assert!(RouteConfig::parse_flag("/a=h.wasm,colour=red").is_err());
+        let err = RouteConfig::parse_flag("/a=h.wasm,colour=red").unwrap_err();
+        assert!(err.contains("colour"), "{err}");
+        let err = RouteConfig::parse_flag("/a=h.wasm,deadline_ms=soon").unwrap_err();
+        assert!(err.contains("deadline_ms"), "{err}");
+    }
+
+    #[test]
+    fn options_round_trip_through_a_query() {
+        let options = RouteOptions {
+            isolation: Some(Isolation::Core),
+            deadline_ms: Some(50),
+            max_response_bytes: Some(7),
+            ..RouteOptions::default()
+        };
+        let query = options.to_query();
+        assert_eq!(query, "isolation=core&deadline_ms=50&max_response_bytes=7");
+        assert_eq!(RouteOptions::from_query(&query).unwrap(), options);
+        assert_eq!(RouteOptions::default().to_query(), "");
+        assert_eq!(
+            RouteOptions::from_query("").unwrap(),
+            RouteOptions::default()
+        );
+        let err = RouteOptions::from_query("isolation=none").unwrap_err();
+        assert!(err.contains("isolation"), "{err}");
+        let err = RouteOptions::from_query("colour=red").unwrap_err();
+        assert!(err.contains("colour"), "{err}");
+    }
+
+    fn write_config(text: &str) -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("percore.toml");
+        std::fs::write(&file, text).unwrap();
+        (dir, file)
     }
 
     #[test]
     fn toml_file() {
-        let dir = std::env::temp_dir().join(format!("percore-config-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let file = dir.join("percore.toml");
-        std::fs::write(
-            &file,
+        let (dir, file) = write_config(
             r#"
             listen = "127.0.0.1:9000"
             workers = 3
@@ -387,20 +672,55 @@ mod tests {
             prefix = "/slow"
             wasm = "/abs/slow.wasm"
             isolation = "request"
-            limits = { deadline_ms = 5000 }
+            deadline_ms = 5000
+            [[route]]
+            prefix = "/old"
+            wasm = "old.wasm"
+            limits = { deadline_ms = 7 }
             "#,
-        )
-        .unwrap();
+        );
         let c = Config::from_file(&file).unwrap();
         assert_eq!(c.listen.port(), 9000);
         assert_eq!(c.worker_count(), 3);
         assert_eq!(c.isolation, Isolation::Core);
         assert_eq!(c.limits.deadline_ms, 250);
-        assert_eq!(c.routes[0].source, Source::File(dir.join("hello.wasm")));
-        assert_eq!(c.routes[1].limits.apply(&c.limits).deadline_ms, 5000);
+        assert_eq!(
+            c.routes[0].source,
+            Source::File(dir.path().join("hello.wasm"))
+        );
+        assert_eq!(c.routes[1].options.limits(&c.limits).deadline_ms, 5000);
+        assert_eq!(c.routes[1].options.isolation, Some(Isolation::Request));
+        assert_eq!(c.routes[2].options.deadline_ms, Some(7));
         std::fs::write(&file, "listen = 5").unwrap();
-        let err = Config::from_file(&file).unwrap_err();
+        let err = Config::from_file(&file).unwrap_err().to_string();
         assert!(err.contains("percore.toml"), "{err}");
-        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn config_errors_name_what_is_wrong() {
+        let (_dir, file) = write_config(
+            "[[route]]\nprefix = \"/a\"\nwasm = \"a.wasm\"\n[[route]]\nprefix = \"/a\"\nwasm = \"b.wasm\"\n",
+        );
+        let err = Config::from_file(&file).unwrap_err();
+        assert!(matches!(err, ConfigError::DuplicatePrefix { .. }), "{err}");
+        assert!(err.to_string().contains("route /a is given twice"), "{err}");
+
+        let (_dir, file) =
+            write_config("[[route]]\nprefix = \"/a\"\nwasm = \"a.wasm\"\ncolour = 1\n");
+        let err = Config::from_file(&file).unwrap_err().to_string();
+        assert!(err.contains("unknown key `colour`"), "{err}");
+
+        let (_dir, file) = write_config("[[route]]\nprefix = \"a\"\nwasm = \"a.wasm\"\n");
+        let err = Config::from_file(&file).unwrap_err().to_string();
+        assert!(err.contains("must start with '/'"), "{err}");
+
+        let mut config = Config::default();
+        let twice = vec![RouteConfig::file("/x", "a"), RouteConfig::file("/x", "b")];
+        assert!(config.add_flag_routes(twice).is_err());
+        config.routes = vec![RouteConfig::file("/x", "file")];
+        config
+            .add_flag_routes(vec![RouteConfig::file("/x", "flag")])
+            .unwrap();
+        assert_eq!(config.routes, vec![RouteConfig::file("/x", "flag")]);
     }
 }

@@ -1,8 +1,15 @@
 //! The wasmtime side of the host, built once per process: the [`Engine`]
 //! (pooling allocator with copy-on-write memory images, epoch interruption),
 //! the [`Linker`] with WASI and the `wiki` host functions, the epoch ticker
-//! thread, and [`HostEngine::compile`], which turns component bytes into a
-//! ready-to-instantiate [`Handler`] (compile once, `instantiate_pre` once).
+//! thread, the pool of low-priority threads that compile, and
+//! [`HostEngine::compile`], which turns component bytes into a
+//! ready-to-instantiate [`CompiledComponent`] (compile once,
+//! `instantiate_pre` once).
+//!
+//! The shape of one store (how many core instances, tables and memories a
+//! component may have) is set here once, in [`MAX_CORE_INSTANCES`],
+//! [`MAX_TABLES`] and [`MAX_MEMORIES`], for both the pooling allocator and
+//! every store's limiter ([`crate::budget::GuestLimiter`]).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -12,10 +19,11 @@ use std::time::Duration;
 use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
-use percore_index::TitleIndex;
+use wasmtime_wasi_http::p2::bindings::ProxyPre;
 
 use crate::bindings::{self, HandlerPre};
-use crate::state::HostState;
+use crate::compiler::{ChildCompiler, ChildError, ChildSettings};
+use crate::host_functions::HostState;
 
 /// How often the epoch advances. A running handler checks its deadline (and
 /// yields to the other connections of its core) once per tick.
@@ -43,12 +51,34 @@ pub enum CompileError {
         /// The component's name.
         name: String,
     },
-    /// The component does not fit percore's handler world.
-    #[error("{name} does not fit percore's handler world: {detail}")]
+    /// The component exports neither world percore serves.
+    #[error(
+        "{name} exports neither percore's `handle` (world percore:host/handler) nor `wasi:http/incoming-handler` 0.2 (world wasi:http/proxy); it exports {exports}"
+    )]
+    UnknownWorld {
+        /// The component's name.
+        name: String,
+        /// What it exports.
+        exports: String,
+    },
+    /// The component exports a world percore serves, but does not fit it
+    /// (an import the host does not provide, a wrong signature).
+    #[error("{name} does not fit the {world} world: {detail}")]
     WrongWorld {
         /// The component's name.
         name: String,
+        /// The world its exports name.
+        world: World,
         /// Which import or export is wrong.
+        detail: String,
+    },
+    /// Compiling the component would exceed the compile budget (or the
+    /// compiler process failed).
+    #[error("{name} was not compiled: {detail}")]
+    Budget {
+        /// The component's name.
+        name: String,
+        /// Which budget, and what to do.
         detail: String,
     },
     /// The component imports `wiki` but the host has no index.
@@ -61,44 +91,160 @@ pub enum CompileError {
     },
 }
 
+/// Most core instances one component may create (a Rust guest has a
+/// handful: its own module, the WASI adapter, shims).
+pub const MAX_CORE_INSTANCES: u32 = 16;
+/// Most tables one component may create.
+pub const MAX_TABLES: u32 = 16;
+/// Most linear memories one component may create.
+pub const MAX_MEMORIES: u32 = 4;
+
+/// The nice value (Linux: per thread) of the threads that compile: the
+/// engine's compile pool, and the admin runtime's blocking pool that
+/// drives it. Raising it needs no privilege; workers stay at the default 0.
+pub const COMPILE_NICE: i32 = 10;
+
+/// Lowers the calling thread's priority to [`COMPILE_NICE`] (Linux only;
+/// elsewhere, and when the OS refuses, compiles run at normal priority).
+pub fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    {
+        let tid = rustix::thread::gettid();
+        if let Err(e) = rustix::process::setpriority_process(Some(tid), COMPILE_NICE) {
+            tracing::debug!("cannot lower the priority of a compile thread: {e}");
+        }
+    }
+}
+
 /// Engine-wide settings.
 #[derive(Clone, Debug)]
 pub struct EngineOptions {
     /// Whether handler calls run under deadlines (epoch interruption and a
-    /// timer). Always on in production; the load harness switches it off
-    /// with `PERCORE_BENCH_NO_DEADLINES=1` to measure what deadlines cost.
+    /// timer). Always on in the `percore` binary: neither a flag nor the
+    /// config file can switch it off. Only a program that embeds the
+    /// library can (the load harness's `percore-nodeadline`, which measures
+    /// what deadlines cost).
     pub deadlines: bool,
     /// Largest linear memory any instance may have, in bytes (the pooling
     /// allocator reserves slots of this size; routes may set lower caps).
     pub max_memory_bytes: u64,
     /// Most instances alive at once across all workers.
     pub max_instances: u32,
-    /// The shared title index, if the host has one.
-    pub index: Option<Arc<TitleIndex>>,
+    /// Whether the host has a title index: components that import `wiki`
+    /// are refused without one.
+    pub has_index: bool,
     /// Directory of wasmtime's cache of compiled components (machine code
     /// keyed by a hash of the component and the compiler settings), so that
     /// a restart serves without recompiling. Default: none (no cache).
     pub cache_dir: Option<std::path::PathBuf>,
+    /// Where untrusted components (uploads) compile: in a child process
+    /// within a budget, or, when `None`, in this process (a program that
+    /// embeds the library and has no `percore` binary to run).
+    pub child_compiler: Option<ChildCompiler>,
 }
 
 impl Default for EngineOptions {
     fn default() -> Self {
         EngineOptions {
-            deadlines: std::env::var_os("PERCORE_BENCH_NO_DEADLINES").is_none(),
+            deadlines: true,
             max_memory_bytes: 64 << 20,
             max_instances: 1000,
-            index: None,
+            has_index: false,
             cache_dir: None,
+            child_compiler: None,
+        }
+    }
+}
+
+impl EngineOptions {
+    /// The options a host configured by `config` needs: memory slots as
+    /// large as the largest route asks for, the index and the cache in the
+    /// state directory when there are.
+    pub fn for_config(config: &crate::config::Config) -> EngineOptions {
+        let max_memory_bytes = config
+            .routes
+            .iter()
+            .map(|r| r.options.limits(&config.limits).max_memory_bytes)
+            .chain([config.limits.max_memory_bytes])
+            .max()
+            .unwrap_or_default();
+        EngineOptions {
+            deadlines: true,
+            max_memory_bytes,
+            max_instances: config.max_instances.max(1),
+            has_index: config.index.is_some(),
+            cache_dir: config
+                .state
+                .as_deref()
+                .map(crate::registry::store::cache_dir),
+            child_compiler: None,
+        }
+    }
+}
+
+/// The world a component serves, told apart by its exports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum World {
+    /// percore's own `percore:host/handler`: exports `handle`.
+    #[serde(rename = "percore:host/handler")]
+    Percore,
+    /// The standard `wasi:http/proxy` of wasi:http 0.2 (any 0.2.x, linked
+    /// by semver): exports `wasi:http/incoming-handler`.
+    #[serde(rename = "wasi:http/proxy@0.2")]
+    WasiHttp,
+}
+
+impl World {
+    /// The world whose export is among `exports`, if any.
+    pub fn of_exports(exports: &[String]) -> Option<World> {
+        if exports.iter().any(|e| e == "handle") {
+            Some(World::Percore)
+        } else if exports
+            .iter()
+            .any(|e| e.starts_with("wasi:http/incoming-handler@0.2."))
+        {
+            Some(World::WasiHttp)
+        } else {
+            None
+        }
+    }
+}
+
+impl std::fmt::Display for World {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            World::Percore => "percore:host/handler",
+            World::WasiHttp => "wasi:http/proxy@0.2",
+        })
+    }
+}
+
+/// A component pre-linked against the host's imports, for its world.
+pub enum ComponentPre {
+    /// percore's own world.
+    Percore(HandlerPre<HostState>),
+    /// `wasi:http/proxy` 0.2.
+    WasiHttp(ProxyPre<HostState>),
+}
+
+impl ComponentPre {
+    /// The engine it was linked with.
+    pub fn engine(&self) -> &Engine {
+        match self {
+            ComponentPre::Percore(pre) => pre.engine(),
+            ComponentPre::WasiHttp(pre) => pre.engine(),
         }
     }
 }
 
 /// A compiled, linked component, ready to instantiate on any worker.
-pub struct Handler {
+pub struct CompiledComponent {
     /// Name for logs (file path or built-in name).
     pub name: String,
     /// The component pre-linked against the host's imports.
-    pub pre: HandlerPre<HostState>,
+    pub pre: ComponentPre,
+    /// The world it serves.
+    pub world: World,
     /// Size of the component in bytes.
     pub size: usize,
     /// SHA-256 of the component's bytes, lower-case hex: its identity in
@@ -121,10 +267,16 @@ pub struct HostEngine {
     ticker: Option<EpochTicker>,
     /// wasmtime's cache of compiled components, when enabled.
     cache: Option<wasmtime::Cache>,
+    /// Cache hits and misses of compiles in the compiler process.
+    child_cache: [std::sync::atomic::AtomicUsize; 2],
+    /// The threads wasmtime compiles functions on (in parallel), at
+    /// [`COMPILE_NICE`] so that the workers keep their cores. A pool of
+    /// its own: the process's global rayon pool is left as it is.
+    compile_pool: rayon::ThreadPool,
 }
 
 /// What the compilation cache did since the engine started.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct CacheStats {
     /// Compilations answered from the cache (no code generated).
     pub hits: usize,
@@ -137,19 +289,12 @@ impl HostEngine {
     /// to on-demand allocation when the machine cannot reserve its address
     /// space, and starts the epoch ticker.
     pub fn new(options: EngineOptions) -> anyhow::Result<Self> {
-        let cache = match &options.cache_dir {
-            Some(dir) => {
-                let mut cache = wasmtime::CacheConfig::new();
-                cache.with_directory(dir);
-                Some(wasmtime::Cache::new(cache).map_err(|e| {
-                    anyhow::anyhow!(
-                        "cannot use {} as the compilation cache: {e:#}",
-                        dir.display()
-                    )
-                })?)
-            }
-            None => None,
-        };
+        let cache = options
+            .cache_dir
+            .as_deref()
+            .map(crate::compiler::open_cache)
+            .transpose()
+            .map_err(anyhow::Error::msg)?;
         let configure = |pooling| {
             let mut config = base_config(&options, pooling);
             config.cache(cache.clone());
@@ -165,8 +310,16 @@ impl HostEngine {
             }
         };
         let mut linker = Linker::new(&engine);
+        // The whole of WASI 0.2 (each interface without authority; see
+        // `host_functions`), as language runtimes (Python, JavaScript)
+        // import it, then `wasi:http` and percore's own world.
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
         bindings::Handler::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)?;
+        let compile_pool = rayon::ThreadPoolBuilder::new()
+            .thread_name(|i| format!("percore-compile-{i}"))
+            .start_handler(|_| lower_priority())
+            .build()?;
         let ticker = Some(EpochTicker::start(engine.clone()));
         Ok(HostEngine {
             engine,
@@ -175,6 +328,8 @@ impl HostEngine {
             pooling,
             ticker,
             cache,
+            child_cache: Default::default(),
+            compile_pool,
         })
     }
 
@@ -188,17 +343,13 @@ impl HostEngine {
         self.pooling
     }
 
-    /// The shared title index, if the host has one.
-    pub fn index(&self) -> Option<&Arc<TitleIndex>> {
-        self.options.index.as_ref()
-    }
-
-    /// What the compilation cache did so far; `None` when the engine has no
-    /// cache (see [`EngineOptions::cache_dir`]).
+    /// What the compilation cache did so far, in this process and in the
+    /// compiler processes; `None` when the engine has no cache (see
+    /// [`EngineOptions::cache_dir`]).
     pub fn cache_stats(&self) -> Option<CacheStats> {
         self.cache.as_ref().map(|cache| CacheStats {
-            hits: cache.cache_hits(),
-            misses: cache.cache_misses(),
+            hits: cache.cache_hits() + self.child_cache[0].load(Ordering::Relaxed),
+            misses: cache.cache_misses() + self.child_cache[1].load(Ordering::Relaxed),
         })
     }
 
@@ -207,34 +358,127 @@ impl HostEngine {
         &self.options
     }
 
-    /// Compiles and links a component. This is slow (milliseconds to
-    /// seconds) and runs once per component, never on the request path.
-    pub fn compile(&self, name: &str, bytes: &[u8]) -> Result<Arc<Handler>, CompileError> {
+    /// Compiles and links a component the operator gave (a configured
+    /// route, or one restored from the state directory). This is slow
+    /// (milliseconds to seconds) and runs once per component, never on the
+    /// request path: on the compile pool, which the calling thread waits
+    /// for.
+    pub fn compile(
+        &self,
+        name: &str,
+        bytes: &[u8],
+    ) -> Result<Arc<CompiledComponent>, CompileError> {
         if is_core_module(bytes) {
             return Err(CompileError::CoreModule { name: name.into() });
         }
-        let component = Component::new(&self.engine, bytes).map_err(|e| CompileError::Invalid {
-            name: name.into(),
-            detail: format!("{e:#}"),
+        let component = self
+            .compile_pool
+            .install(|| Component::new(&self.engine, bytes))
+            .map_err(|e| CompileError::Invalid {
+                name: name.into(),
+                detail: format!("{e:#}"),
+            })?;
+        self.link(name, bytes, component)
+    }
+
+    /// Compiles and links a component from an untrusted source (an upload):
+    /// in the compiler process, within its memory and time budget, when the
+    /// engine has one ([`EngineOptions::child_compiler`]); else as
+    /// [`HostEngine::compile`] does.
+    pub fn compile_untrusted(
+        &self,
+        name: &str,
+        bytes: &[u8],
+    ) -> Result<Arc<CompiledComponent>, CompileError> {
+        let Some(child) = &self.options.child_compiler else {
+            return self.compile(name, bytes);
+        };
+        if is_core_module(bytes) {
+            return Err(CompileError::CoreModule { name: name.into() });
+        }
+        let settings = ChildSettings {
+            deadlines: self.options.deadlines,
+            cache_dir: self.options.cache_dir.clone(),
+        };
+        let output = child.compile(&settings, bytes).map_err(|e| match e {
+            ChildError::Invalid(detail) => CompileError::Invalid {
+                name: name.into(),
+                detail,
+            },
+            other => CompileError::Budget {
+                name: name.into(),
+                detail: other.to_string(),
+            },
         })?;
+        if self.cache.is_some() {
+            self.child_cache[usize::from(!output.cache_hit)].fetch_add(1, Ordering::Relaxed);
+        }
+        #[expect(
+            unsafe_code,
+            reason = "loading machine code compiled by our own child process"
+        )]
+        // SAFETY: the bytes are what `Component::serialize` wrote in the
+        // compiler process this host started from its own binary, with the
+        // same code-generation settings (`codegen_config`), sent over a
+        // pipe that nothing else writes; they were never on disk or the
+        // network. wasmtime checks that they were made for an engine
+        // compatible with this one and refuses them otherwise.
+        let component = unsafe { Component::deserialize(&self.engine, &output.serialized) }
+            .map_err(|e| CompileError::Invalid {
+                name: name.into(),
+                detail: format!("the compiled code could not be loaded: {e:#}"),
+            })?;
+        self.link(name, bytes, component)
+    }
+
+    /// Links a compiled `component` (of `bytes`) against the host's
+    /// imports.
+    fn link(
+        &self,
+        name: &str,
+        bytes: &[u8],
+        component: Component,
+    ) -> Result<Arc<CompiledComponent>, CompileError> {
         let imports_wiki = component
             .component_type()
             .imports(&self.engine)
             .any(|(import, _)| import.starts_with(WIKI_INTERFACE));
-        if imports_wiki && self.options.index.is_none() {
+        if imports_wiki && !self.options.has_index {
             return Err(CompileError::NeedsIndex { name: name.into() });
         }
+        let exports: Vec<String> = component
+            .component_type()
+            .exports(&self.engine)
+            .map(|(export, _)| export.to_owned())
+            .collect();
+        let world = World::of_exports(&exports).ok_or_else(|| CompileError::UnknownWorld {
+            name: name.into(),
+            exports: if exports.is_empty() {
+                "nothing".into()
+            } else {
+                exports.join(", ")
+            },
+        })?;
         let wrong_world = |e: wasmtime::Error| CompileError::WrongWorld {
             name: name.into(),
+            world,
             detail: format!("{e:#}"),
         };
         let instance_pre = self
             .linker
             .instantiate_pre(&component)
             .map_err(wrong_world)?;
-        let pre = HandlerPre::new(instance_pre).map_err(wrong_world)?;
-        Ok(Arc::new(Handler {
+        let pre = match world {
+            World::Percore => {
+                ComponentPre::Percore(HandlerPre::new(instance_pre).map_err(wrong_world)?)
+            }
+            World::WasiHttp => {
+                ComponentPre::WasiHttp(ProxyPre::new(instance_pre).map_err(wrong_world)?)
+            }
+        };
+        Ok(Arc::new(CompiledComponent {
             name: name.into(),
+            world,
             pre,
             size: bytes.len(),
             hash: sha256_hex(bytes),
@@ -268,26 +512,34 @@ fn is_core_module(bytes: &[u8]) -> bool {
     bytes.len() >= 8 && bytes[..4] == *b"\0asm" && bytes[4..8] == [1, 0, 0, 0]
 }
 
-fn base_config(options: &EngineOptions, pooling: bool) -> Config {
+/// The settings that decide the machine code wasmtime generates, and so
+/// whether compiled code can be shared: the same in the host and in the
+/// compiler process ([`crate::compiler`]).
+pub fn codegen_config(deadlines: bool) -> Config {
     let mut config = Config::new();
     config
-        .epoch_interruption(options.deadlines)
+        .epoch_interruption(deadlines)
         .memory_init_cow(true)
         .cranelift_opt_level(wasmtime::OptLevel::Speed)
         .max_wasm_stack(1 << 20)
         .async_stack_size(2 << 20);
+    config
+}
+
+fn base_config(options: &EngineOptions, pooling: bool) -> Config {
+    let mut config = codegen_config(options.deadlines);
     if pooling {
         let instances = options.max_instances;
         let mut pool = PoolingAllocationConfig::new();
         pool.total_component_instances(instances)
-            .total_core_instances(instances * 8)
+            .total_core_instances(instances.saturating_mul(8))
             .total_memories(instances)
-            .total_tables(instances * 8)
+            .total_tables(instances.saturating_mul(8))
             .total_stacks(instances)
             .max_memory_size(options.max_memory_bytes as usize)
-            .max_memories_per_component(4)
-            .max_tables_per_component(16)
-            .max_core_instances_per_component(16)
+            .max_memories_per_component(MAX_MEMORIES)
+            .max_tables_per_component(MAX_TABLES)
+            .max_core_instances_per_component(MAX_CORE_INSTANCES)
             // Reset only the pages an instance dirtied (Linux 6.7+, through
             // the PAGEMAP_SCAN ioctl) instead of madvise-ing whole heaps:
             // measured 51.7 -> 16.9 us of CPU per request in `request`

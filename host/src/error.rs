@@ -2,6 +2,12 @@
 //! request can meet is a [`RequestError`] variant; [`RequestError::status`]
 //! decides its status and [`RequestError::client_message`] its short body.
 //! Details (trap messages, guest backtraces) go to the log, not the client.
+//!
+//! Most answers go out through hyper ([`crate::http::error_response`]);
+//! the few a connection sends before hyper has it (a connection over the
+//! limit) are written raw, from [`RequestError::wire_response`]. A request
+//! hyper cannot parse gets hyper's own automatic answer (400, 414 or 431)
+//! and nothing else, then the connection closes.
 
 use hyper::StatusCode;
 
@@ -25,6 +31,27 @@ pub enum RequestError {
     /// Reading the request body failed (client went away, bad chunking).
     #[error("reading the request body failed: {0}")]
     BadBody(String),
+    /// The request body made no progress for `http.request_body_timeout_ms`.
+    #[error("the request body stalled after {received} bytes for {timeout_ms} ms")]
+    BodyTimeout {
+        /// Bytes received before it stalled.
+        received: u64,
+        /// The timeout.
+        timeout_ms: u64,
+    },
+    /// A method the host does not serve (CONNECT: percore is no proxy).
+    #[error("{method} is not implemented by this server")]
+    MethodNotImplemented {
+        /// The method.
+        method: String,
+    },
+    /// A request target that is not a path (`*` for a method other than
+    /// OPTIONS, or a bare authority).
+    #[error("the request target {target:?} is not a path")]
+    BadTarget {
+        /// The target as sent.
+        target: String,
+    },
     /// The handler ran past its deadline and was interrupted.
     #[error("handler for route {route} ran past its {deadline_ms} ms deadline")]
     Deadline {
@@ -49,6 +76,13 @@ pub enum RequestError {
         /// What was wrong.
         why: String,
     },
+    /// The worker is at its connection limit; the connection is answered
+    /// and closed before any request is read.
+    #[error("refused a connection: at the limit of {limit} connections per worker")]
+    TooManyConnections {
+        /// This worker's share of `http.max_connections`.
+        limit: usize,
+    },
     /// No instance could be created (the instance pool is exhausted).
     #[error("no instance available for route {route}: {detail}")]
     Overloaded {
@@ -65,12 +99,16 @@ impl RequestError {
         match self {
             RequestError::NoRoute { .. } => StatusCode::NOT_FOUND,
             RequestError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            RequestError::BadBody(_) => StatusCode::BAD_REQUEST,
+            RequestError::BadBody(_) | RequestError::BadTarget { .. } => StatusCode::BAD_REQUEST,
+            RequestError::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
+            RequestError::MethodNotImplemented { .. } => StatusCode::NOT_IMPLEMENTED,
             RequestError::Deadline { .. } => StatusCode::GATEWAY_TIMEOUT,
             RequestError::Trap { .. } | RequestError::BadResponse { .. } => {
                 StatusCode::INTERNAL_SERVER_ERROR
             }
-            RequestError::Overloaded { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            RequestError::Overloaded { .. } | RequestError::TooManyConnections { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
         }
     }
 
@@ -80,11 +118,40 @@ impl RequestError {
             RequestError::NoRoute { .. } => "not found\n",
             RequestError::BodyTooLarge { .. } => "request body too large\n",
             RequestError::BadBody(_) => "bad request body\n",
+            RequestError::BodyTimeout { .. } => "request body timed out\n",
+            RequestError::MethodNotImplemented { .. } => "method not implemented\n",
+            RequestError::BadTarget { .. } => "bad request target\n",
             RequestError::Deadline { .. } => "handler timed out\n",
             RequestError::Trap { .. } => "handler failed\n",
             RequestError::BadResponse { .. } => "handler returned a malformed response\n",
             RequestError::Overloaded { .. } => "server busy, try again\n",
+            RequestError::TooManyConnections { .. } => "too many connections, try again\n",
         }
+    }
+
+    /// The whole answer as bytes on the wire, for a connection that hyper
+    /// does not serve: status line, `Server`, `Content-Type`,
+    /// `Content-Length`, `Connection: close`, and the short body.
+    pub fn wire_response(&self) -> Vec<u8> {
+        let status = self.status();
+        let body = self.client_message();
+        format!(
+            "HTTP/1.1 {} {}\r\nserver: percore\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+            status.as_str(),
+            status.canonical_reason().unwrap_or(""),
+            body.len()
+        )
+        .into_bytes()
+    }
+
+    /// Whether the connection is closed after this answer: when the rest
+    /// of the request cannot be told apart from the next one (a body that
+    /// stalled or broke off midway).
+    pub fn closes_connection(&self) -> bool {
+        matches!(
+            self,
+            RequestError::BodyTimeout { .. } | RequestError::BadBody(_)
+        )
     }
 
     /// Whether this error is the server's or the guest's fault (and so worth
@@ -127,5 +194,22 @@ mod tests {
             500
         );
         assert!(!RequestError::NoRoute { path: "/".into() }.is_server_side());
+    }
+
+    #[test]
+    fn wire_responses_are_complete() {
+        let wire = RequestError::TooManyConnections { limit: 1 }.wire_response();
+        let text = String::from_utf8(wire).unwrap();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap();
+        assert!(
+            head.starts_with("HTTP/1.1 503 Service Unavailable\r\n"),
+            "{head}"
+        );
+        assert!(head.contains("server: percore"), "{head}");
+        assert!(
+            head.contains(&format!("content-length: {}", body.len())),
+            "{head}"
+        );
+        assert!(head.contains("connection: close"), "{head}");
     }
 }

@@ -1,10 +1,5 @@
-//! The guests built from `guests/` by `host/build.rs`: the TechEmpower and
-//! wiki guests embedded in the binary (for `percore demo`), and the path of
-//! every guest's component (for tests and benches).
-
-#![allow(
-    missing_docs,
-    reason = "generated constants are documented in build.rs"
-)]
+//! The guests embedded in the `percore` binary, built from `guests/` by
+//! `host/build.rs`: the TechEmpower guest and the wiki guest that
+//! `percore demo` serves. (Test guests live in `percore-test-guests`.)
 
 include!(concat!(env!("OUT_DIR"), "/guests.rs"));

@@ -1,193 +1,69 @@
-//! The HTTP hop: turns a hyper request into the guest's [`Request`], routes
-//! it, calls the route's instance pool, and turns the guest's [`Response`]
-//! (or a [`RequestError`]) into a hyper response with `Server`, `Date` and
-//! `Content-Length`. hyper owns the wire protocol: keep-alive, pipelining,
-//! and 400/431 for requests it cannot parse.
+//! The HTTP hop, request and response mapping only: routes a hyper
+//! request, turns it into the guest's request (borrowing hyper's parsed
+//! parts), calls the route's instance pool, and turns the guest's
+//! [`Response`] (or a [`RequestError`]) into a hyper response with
+//! `Server` (hyper adds `Date` and `Content-Length`). The wire protocol is
+//! hyper's and the connection's ([`crate::connection`]); the body is
+//! [`crate::body`]'s.
 
 use std::convert::Infallible;
-use std::pin::Pin;
 use std::rc::Rc;
-use std::sync::Arc;
-use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http_body_util::BodyExt;
-use hyper::body::{Body, Frame, Incoming, SizeHint};
+use hyper::body::{Body as _, Incoming};
 use hyper::header::{self, HeaderName, HeaderValue};
 use hyper::{HeaderMap, StatusCode};
 
 use crate::bindings::{self, Response};
+use crate::body::{ResponseBody, check_dump_range};
+use crate::engine::World;
 use crate::error::RequestError;
+use crate::host_functions::WorkerIndex;
 use crate::pool::GuestRequest;
-use crate::routes::{LocalRoute, LocalRoutes};
-use crate::state::WorkerIndex;
+use crate::routes::LocalRoute;
+use crate::worker::WorkerContext;
+use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
 /// The value of the `Server` header on every response.
 pub const SERVER: HeaderValue = HeaderValue::from_static("percore");
-
-/// Bytes of the dump streamed per frame: large enough for few wake-ups,
-/// small enough that a slow client pins little of the mapping at a time.
-const DUMP_CHUNK: u64 = 256 << 10;
-
-/// A response body: bytes the guest returned (or an error message), or a
-/// range of the shared dump streamed straight from its memory map.
-pub enum ResponseBody {
-    /// A body held in memory; `None` once sent.
-    Full(Option<Bytes>),
-    /// A range of the dump still to send: bytes `next..end`.
-    Dump {
-        /// The worker's handle on the index whose dump is sent.
-        index: WorkerIndex,
-        /// The next byte to send.
-        next: u64,
-        /// One past the last byte to send.
-        end: u64,
-        /// The read that is bringing the next chunk into memory, off the
-        /// worker thread, when it was not resident.
-        prefetch: Option<tokio::task::JoinHandle<()>>,
-    },
-}
-
-impl std::fmt::Debug for ResponseBody {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            ResponseBody::Full(b) => f
-                .debug_tuple("Full")
-                .field(&b.as_ref().map(Bytes::len))
-                .finish(),
-            ResponseBody::Dump { next, end, .. } => f
-                .debug_struct("Dump")
-                .field("next", next)
-                .field("end", end)
-                .finish(),
-        }
-    }
-}
-
-/// A slice of the memory-mapped dump that keeps the mapping alive; handed
-/// to hyper as `Bytes` without copying.
-struct DumpSlice {
-    index: WorkerIndex,
-    start: usize,
-    end: usize,
-}
-
-impl AsRef<[u8]> for DumpSlice {
-    fn as_ref(&self) -> &[u8] {
-        &self.index.dump_bytes()[self.start..self.end]
-    }
-}
-
-/// Slices at least this long are released from the host's mapping once
-/// sent; smaller ones (single pages) are not worth a system call, and their
-/// neighbours are likely to be read again soon.
-const RELEASE_AT: usize = 64 << 10;
-
-/// Once hyper has written a large slice, its pages need not stay mapped into
-/// the host: releasing them keeps the host's resident memory flat however
-/// much of the dump it streams (the kernel's page cache keeps the bytes).
-impl Drop for DumpSlice {
-    fn drop(&mut self) {
-        if self.end - self.start >= RELEASE_AT {
-            self.index
-                .release_dump_range(self.start as u64..self.end as u64);
-        }
-    }
-}
-
-impl ResponseBody {
-    fn full(bytes: impl Into<Bytes>) -> Self {
-        let bytes = bytes.into();
-        ResponseBody::Full((!bytes.is_empty()).then_some(bytes))
-    }
-}
-
-impl Body for ResponseBody {
-    type Data = Bytes;
-    type Error = Infallible;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
-        match self.get_mut() {
-            ResponseBody::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
-            ResponseBody::Dump {
-                index,
-                next,
-                end,
-                prefetch,
-            } => {
-                if *next >= *end {
-                    return Poll::Ready(None);
-                }
-                let stop = (*next + DUMP_CHUNK).min(*end);
-                // A chunk that is not in memory would make hyper's write
-                // fault it in from the disk on this worker thread, stalling
-                // every other connection of the core meanwhile: read it on
-                // tokio's blocking pool first, then send it.
-                match prefetch {
-                    Some(read) => {
-                        // The read only touches pages; if it panicked, the
-                        // write below faults in whatever it missed.
-                        let _ = std::task::ready!(Pin::new(read).poll(cx));
-                        *prefetch = None;
-                    }
-                    None if !index.dump_range_resident(*next..stop) => {
-                        let (reader, range) = (Arc::clone(index), *next..stop);
-                        let mut read = tokio::task::spawn_blocking(move || {
-                            reader.prefetch_dump_range(range);
-                        });
-                        if Pin::new(&mut read).poll(cx).is_pending() {
-                            *prefetch = Some(read);
-                            return Poll::Pending;
-                        }
-                    }
-                    None => {}
-                }
-                let slice = DumpSlice {
-                    index: index.clone(),
-                    start: *next as usize,
-                    end: stop as usize,
-                };
-                *next = stop;
-                Poll::Ready(Some(Ok(Frame::data(Bytes::from_owner(slice)))))
-            }
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        match self {
-            ResponseBody::Full(bytes) => bytes.is_none(),
-            ResponseBody::Dump { next, end, .. } => next >= end,
-        }
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        match self {
-            ResponseBody::Full(bytes) => {
-                SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64))
-            }
-            ResponseBody::Dump { next, end, .. } => SizeHint::with_exact(end.saturating_sub(*next)),
-        }
-    }
-}
 
 /// A response as sent to the client.
 pub type HttpResponse = hyper::Response<ResponseBody>;
 
 /// Serves one request on a worker.
 pub async fn serve(
-    routes: Rc<LocalRoutes>,
+    context: Rc<WorkerContext>,
     req: hyper::Request<Incoming>,
 ) -> Result<HttpResponse, Infallible> {
-    Ok(handle(&routes, req).await.unwrap_or_else(error_response))
+    let _active = context.counters.request();
+    Ok(handle(&context, req).await.unwrap_or_else(error_response))
 }
 
+/// The methods a route may see; what `OPTIONS *` answers with.
+const ALLOW: HeaderValue = HeaderValue::from_static("GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS");
+
 async fn handle(
-    routes: &LocalRoutes,
+    context: &WorkerContext,
     req: hyper::Request<Incoming>,
 ) -> Result<HttpResponse, RequestError> {
+    // What the WIT promises a guest: a method it can answer and a path that
+    // starts with `/`. CONNECT (authority-form) and `OPTIONS *`
+    // (asterisk-form) are the host's to answer.
+    if req.method() == hyper::Method::CONNECT {
+        return Err(RequestError::MethodNotImplemented {
+            method: req.method().to_string(),
+        });
+    }
+    if !req.uri().path().starts_with('/') {
+        if req.method() == hyper::Method::OPTIONS && req.uri().path() == "*" {
+            return Ok(server_options());
+        }
+        return Err(RequestError::BadTarget {
+            target: req.uri().to_string(),
+        });
+    }
+    let routes = &context.routes;
     let local = {
         let table = routes.table();
         match table.router.route(req.uri().path()) {
@@ -200,25 +76,52 @@ async fn handle(
         }
     };
     let (parts, body) = req.into_parts();
-    let body = read_body(&local, &parts.headers, body).await?;
-    // The guest request borrows from hyper's, and its header fields move
-    // into the instance's store: nothing is copied per field.
-    let guest_request = GuestRequest {
-        method: parts.method.as_str(),
-        path: parts.uri.path(),
-        query: parts.uri.query().unwrap_or_default(),
-        headers: parts.headers,
-        body: &body,
-    };
-    let response = local.pool.call(guest_request).await?;
-    into_http(&local, routes.index(), response)
+    let body = read_body(
+        &local,
+        &parts.headers,
+        body,
+        context.http.request_body_timeout(),
+    )
+    .await?;
+    match local.route.component.world {
+        World::Percore => {
+            // The guest request borrows from hyper's, and its header fields
+            // move into the instance's store: nothing is copied per field.
+            let guest_request = GuestRequest {
+                method: parts.method.as_str(),
+                path: parts.uri.path(),
+                query: parts.uri.query().unwrap_or_default(),
+                headers: parts.headers,
+                body: &body,
+            };
+            let response = local.pool.call(guest_request).await?;
+            into_http(&local, routes.index(), response)
+        }
+        World::WasiHttp => {
+            let request = hyper::Request::from_parts(parts, http_body_util::Full::new(body));
+            let response = local.pool.call_wasi_http(request).await?;
+            wasi_into_http(&local, response)
+        }
+    }
 }
 
-/// Reads the whole request body, up to the route's limit.
+/// The answer to `OPTIONS *` (RFC 9110, 9.3.7): what the server supports,
+/// no content.
+fn server_options() -> HttpResponse {
+    let mut response = hyper::Response::new(ResponseBody::full(Bytes::new()));
+    let headers = response.headers_mut();
+    headers.insert(header::SERVER, SERVER);
+    headers.insert(header::ALLOW, ALLOW);
+    response
+}
+
+/// Reads the whole request body, up to the route's limit; a body that
+/// makes no progress for `timeout` ends the request (408).
 async fn read_body(
     local: &LocalRoute,
     headers: &HeaderMap,
-    body: Incoming,
+    mut body: Incoming,
+    timeout: std::time::Duration,
 ) -> Result<Bytes, RequestError> {
     if body.is_end_stream() {
         return Ok(Bytes::new());
@@ -235,21 +138,58 @@ async fn read_body(
     if declared.is_some_and(|len| len > limit) {
         return Err(too_large());
     }
-    let limited = http_body_util::Limited::new(body, limit as usize);
-    match limited.collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
-        Err(e) => Err(RequestError::BadBody(e.to_string())),
+    // Most bodies arrive as one frame, handed to the guest without a copy.
+    let mut chunks: Vec<Bytes> = Vec::new();
+    let mut received = 0u64;
+    loop {
+        let frame = match tokio::time::timeout(timeout, body.frame()).await {
+            Err(_elapsed) => {
+                return Err(RequestError::BodyTimeout {
+                    received,
+                    timeout_ms: timeout.as_millis() as u64,
+                });
+            }
+            Ok(None) => break,
+            Ok(Some(Err(e))) => return Err(RequestError::BadBody(e.to_string())),
+            Ok(Some(Ok(frame))) => frame,
+        };
+        if let Ok(data) = frame.into_data() {
+            received += data.len() as u64;
+            if received > limit {
+                return Err(too_large());
+            }
+            chunks.push(data);
+        }
     }
+    Ok(match chunks.len() {
+        0 => Bytes::new(),
+        1 => chunks.pop().expect("one chunk"),
+        _ => chunks.concat().into(),
+    })
 }
 
 /// Headers the host sets itself; a guest's values for them are dropped.
 fn is_host_header(name: &HeaderName) -> bool {
-    name == header::SERVER
-        || name == header::DATE
-        || name == header::CONTENT_LENGTH
-        || name == header::TRANSFER_ENCODING
-        || name == header::CONNECTION
+    HOST_HEADERS.contains(name)
+}
+
+/// The header fields the host sets itself: `Server`, and what framing the
+/// connection (`Date`, `Content-Length`, `Transfer-Encoding`,
+/// `Connection`, `Upgrade`).
+const HOST_HEADERS: [HeaderName; 6] = [
+    header::SERVER,
+    header::DATE,
+    header::CONTENT_LENGTH,
+    header::TRANSFER_ENCODING,
+    header::CONNECTION,
+    header::UPGRADE,
+];
+
+/// Whether a handler may answer with `status`: a final status (200-599).
+/// 1xx statuses are interim (`100 Continue` and `101 Switching Protocols`
+/// belong to the host's HTTP layer), and nothing above 599 exists.
+pub fn is_handler_status(status: u16) -> bool {
+    (200..=599).contains(&status)
 }
 
 /// Turns the guest's response into an HTTP response, rejecting what cannot
@@ -264,12 +204,29 @@ fn into_http(
         route: route.prefix.clone(),
         why,
     };
-    let status = StatusCode::from_u16(response.status).map_err(|_| {
-        bad(format!(
-            "status {} is not a valid HTTP status",
-            response.status
-        ))
-    })?;
+    let limits = &route.limits;
+    // Header names and values count against the response's size, as the
+    // body does.
+    let head_bytes = check_head(
+        route,
+        response.status,
+        response.headers.len(),
+        response
+            .headers
+            .iter()
+            .map(|(name, value)| (name.len(), value.len())),
+    )?;
+    let status = StatusCode::from_u16(response.status).expect("checked: 200-599");
+    let body_bytes = match &response.body {
+        bindings::Body::Bytes(bytes) => bytes.len() as u64,
+        bindings::Body::Dump(_) => 0,
+    };
+    if head_bytes + body_bytes > limits.max_response_bytes {
+        return Err(bad(format!(
+            "{head_bytes} bytes of header fields and {body_bytes} of body exceed the route's {}-byte limit (max_response_bytes)",
+            limits.max_response_bytes
+        )));
+    }
     let mut builder = hyper::Response::builder().status(status);
     let headers = builder.headers_mut().expect("builder has no error yet");
     headers.reserve(response.headers.len() + 1);
@@ -285,31 +242,87 @@ fn into_http(
     }
     headers.insert(header::SERVER, SERVER);
     let body = match response.body {
-        bindings::Body::Bytes(bytes) => {
-            if bytes.len() as u64 > route.limits.max_response_bytes {
-                return Err(bad(format!(
-                    "body of {} bytes exceeds the route's {}-byte limit",
-                    bytes.len(),
-                    route.limits.max_response_bytes
-                )));
-            }
-            ResponseBody::full(bytes)
-        }
+        bindings::Body::Bytes(bytes) => ResponseBody::full(bytes),
         bindings::Body::Dump(range) => {
             let index = index
                 .ok_or_else(|| bad("a dump-range body needs a host started with --index".into()))?;
-            crate::state::check_dump_range(&range, index.dump_len()).map_err(bad)?;
-            ResponseBody::Dump {
-                index: index.clone(),
-                next: range.first,
-                end: range.last + 1,
-                prefetch: None,
-            }
+            check_dump_range(&range, index.dump_len()).map_err(bad)?;
+            ResponseBody::dump(index, &range)
         }
     };
     Ok(builder
         .body(body)
         .expect("status and headers were validated"))
+}
+
+/// Checks a handler's status and header fields against what may be sent
+/// and the route's limits, and returns the bytes the header fields count
+/// for against `max_response_bytes`.
+fn check_head(
+    route: &crate::routes::Route,
+    status: u16,
+    count: usize,
+    lengths: impl Iterator<Item = (usize, usize)>,
+) -> Result<u64, RequestError> {
+    let bad = |why: String| RequestError::BadResponse {
+        route: route.prefix.clone(),
+        why,
+    };
+    let limits = &route.limits;
+    if !is_handler_status(status) {
+        return Err(bad(format!(
+            "status {status} is not one a handler may send (200-599)"
+        )));
+    }
+    if count as u64 > limits.max_response_headers {
+        return Err(bad(format!(
+            "{count} header fields exceed the route's limit of {} (max_response_headers)",
+            limits.max_response_headers
+        )));
+    }
+    let head_bytes: u64 = lengths.map(|(name, value)| (name + value + 4) as u64).sum();
+    if head_bytes > limits.max_response_bytes {
+        return Err(bad(format!(
+            "{head_bytes} bytes of header fields exceed the route's {}-byte limit (max_response_bytes)",
+            limits.max_response_bytes
+        )));
+    }
+    Ok(head_bytes)
+}
+
+/// Turns a `wasi:http` guest's response into an HTTP response: the same
+/// checks as a percore guest's, the host's own header fields, and a body
+/// that is cut off past the route's limit.
+fn wasi_into_http(
+    local: &LocalRoute,
+    response: hyper::Response<HyperOutgoingBody>,
+) -> Result<HttpResponse, RequestError> {
+    let route = &local.route;
+    let (mut parts, body) = response.into_parts();
+    let head_bytes = check_head(
+        route,
+        parts.status.as_u16(),
+        parts.headers.len(),
+        parts
+            .headers
+            .iter()
+            .map(|(name, value)| (name.as_str().len(), value.len())),
+    )?;
+    // A wasi:http guest's `Content-Length` stays: wasmtime-wasi-http holds
+    // the body it writes to it, and hyper sends the body with it instead of
+    // in chunks.
+    for name in HOST_HEADERS
+        .iter()
+        .filter(|&name| name != header::CONTENT_LENGTH)
+    {
+        parts.headers.remove(name);
+    }
+    parts.headers.insert(header::SERVER, SERVER);
+    let body = ResponseBody::WasiHttp {
+        body,
+        remaining: route.limits.max_response_bytes - head_bytes,
+    };
+    Ok(hyper::Response::from_parts(parts, body))
 }
 
 /// The response for a request that failed before or inside the guest.
@@ -327,18 +340,9 @@ pub fn error_response(error: RequestError) -> HttpResponse {
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; charset=utf-8"),
     );
+    if error.closes_connection() {
+        // hyper closes the connection once this response is written.
+        headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
     response
-}
-
-/// Answers a request hyper could not parse (400, or 431 when its head was
-/// too large) on the connection's socket, then shuts its write side. The
-/// socket is non-blocking; a client that does not read gets nothing.
-pub fn reject_unparsable(stream: &tokio::net::TcpStream, too_large: bool) {
-    let response: &[u8] = if too_large {
-        b"HTTP/1.1 431 Request Header Fields Too Large\r\nserver: percore\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: 32\r\nconnection: close\r\n\r\nrequest header fields too large\n"
-    } else {
-        b"HTTP/1.1 400 Bad Request\r\nserver: percore\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: 12\r\nconnection: close\r\n\r\nbad request\n"
-    };
-    let _ = stream.try_write(response);
-    let _ = socket2::SockRef::from(stream).shutdown(std::net::Shutdown::Write);
 }

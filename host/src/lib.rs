@@ -7,43 +7,68 @@
 //!
 //! # Layout
 //!
-//! The request path, hop by hop, and the module that owns each hop:
+//! The request path, hop by hop, and the file that owns each hop:
 //!
 //! ```text
-//! accept (worker: one SO_REUSEPORT listener and one runtime per core)
-//!   → HTTP/1.1 (http: hyper connection, limits, request → guest request)
-//!     → router (router: longest prefix, pure)
-//!       → per-core route table (routes: generation-checked local snapshot)
-//!         → instance pool (pool: fresh or per-core instance, deadline)
-//!           → guest `handle` (bindings: the WIT world, bindgen!)
-//!             → WIT host functions (state: WASI without authority)
+//! worker.rs          accept: one thread, runtime and SO_REUSEPORT listener
+//!                    per core; a connection permit per connection
+//!   connection.rs    one connection: hyper's HTTP/1.1, write batching,
+//!                    graceful shutdown, the answer to a connection over
+//!                    the limit
+//!     http.rs        request → guest request, guest response → response
+//!       router.rs    longest prefix (pure)
+//!       routes.rs    the worker's generation-checked snapshot of the table
+//!         pool.rs    the route's instances on this worker, the deadline
+//!         budget.rs  the worker's instances shared fairly by its routes,
+//!                    and its share of guest memory
+//!           bindings.rs        the WIT world (bindgen!), guest `handle`
+//!             host_functions.rs  WASI without authority, `fields`, `wiki`
+//!               percore-index    the shared, memory-mapped title index
+//!     body.rs        the response body: guest bytes, or the dump streamed
+//!                    from its mapping (range checks, read-ahead)
+//!     error.rs       the one place a failure becomes a status
+//!   stats.rs         per-worker counters, summed when read
 //! ```
 //!
-//! Around it: [`config`] (one struct, CLI flags and TOML map onto it),
-//! [`engine`] (wasmtime engine, linker, compilation, epoch ticker),
-//! [`server`] (starts the workers, shutdown), [`error`] (the one place where
-//! failures become status codes), [`cli`] (the `percore` command) and
-//! [`guests`] (the guests this repo builds).
+//! Starting and changing it:
 //!
-//! Beside the request path: [`admin`] (the admin API: deploys, rollback,
-//! the state directory; it publishes new route tables that workers pick up
-//! at the routes hop) and [`new`] (`percore new`: a guest crate scaffold).
+//! ```text
+//! server.rs          start and stop: index, engine, registry, admin,
+//!                    listeners, workers
+//!   engine.rs        wasmtime engine, linker, compile pool, epoch ticker
+//!   compiler.rs      uploads compiled in a child process, within a budget
+//!   registry/        the one owner of routes: compiles, builds every
+//!                    Route, publishes tables to the workers, deploys and
+//!                    rolls back; registry/store.rs is the state directory
+//!   admin/           the admin API over HTTP (api.rs), its client
+//!                    (client.rs) and token
+//! config.rs          one struct for flags and TOML; RouteOptions, the one
+//!                    type of a route's options
+//! cli.rs             the `percore` command; new.rs: `percore new`
+//! guests.rs          the guests embedded in the binary (the demo)
+//! ```
 
 pub mod admin;
 pub mod bindings;
+pub mod body;
+pub mod budget;
 pub mod cli;
+pub mod compiler;
 pub mod config;
+pub mod connection;
 pub mod engine;
 pub mod error;
 pub mod guests;
+pub mod host_functions;
 pub mod http;
 pub mod new;
 pub mod pool;
+pub mod registry;
 pub mod router;
 pub mod routes;
 pub mod server;
-pub mod state;
+pub mod stats;
 pub mod worker;
 
-pub use config::{Config, Isolation, Limits, RouteConfig};
+pub use config::{Config, Isolation, Limits, RouteConfig, RouteOptions};
 pub use server::{RunningServer, Server};

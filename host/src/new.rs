@@ -163,8 +163,8 @@ mod tests {
 
     #[test]
     fn scaffold_writes_a_crate_and_refuses_bad_names() {
-        let dir = std::env::temp_dir().join(format!("percore-new-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("my-handler");
         let files = scaffold(&dir, "my-handler").unwrap();
         assert_eq!(files.len(), 5);
         let manifest = std::fs::read_to_string(dir.join("Cargo.toml")).unwrap();
@@ -182,6 +182,5 @@ mod tests {
             Err(NewError::BadName(_))
         ));
         assert!(matches!(scaffold(&dir, "a/b"), Err(NewError::BadName(_))));
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

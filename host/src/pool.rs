@@ -7,7 +7,7 @@
 //! is dropped. An instance never leaves the worker that created it.
 //!
 //! A request's header fields are lent to the instance for its call (the
-//! `fields` resource, [`crate::state::Fields`]); one that still holds them
+//! `fields` resource, [`crate::host_functions::Fields`]); one that still holds them
 //! when the call returns is dropped too.
 //!
 //! Every call runs under a deadline: the engine's epoch ticks every few
@@ -17,18 +17,25 @@
 use std::cell::RefCell;
 use std::future::Future;
 use std::pin::Pin;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::task::Poll;
 use std::time::Instant;
 
 use hyper::HeaderMap;
-use wasmtime::{Store, StoreLimitsBuilder, Trap, UpdateDeadline};
+use wasmtime::{Store, Trap, UpdateDeadline};
+use wasmtime_wasi_http::WasiHttpView as _;
+use wasmtime_wasi_http::p2::bindings::Proxy;
+use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
+use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
 use crate::bindings::{Handler as HandlerBindings, Request, Response};
+use crate::budget::{InstanceSlot, RouteUsage, WorkerBudget};
 use crate::config::Isolation;
+use crate::engine::ComponentPre;
 use crate::error::RequestError;
+use crate::host_functions::{HostState, WorkerIndex};
 use crate::routes::Route;
-use crate::state::{HostState, WorkerIndex};
 
 /// Most idle instances a worker keeps for one `core` route. Usually one is
 /// enough; more are only created while a call is suspended at a deadline
@@ -51,10 +58,23 @@ pub struct GuestRequest<'a> {
     pub body: &'a [u8],
 }
 
-/// A live instance: its store and the bindings to its exports.
+/// The exports of a live instance, by world.
+enum Bindings {
+    /// percore's own world: `handle`.
+    Percore(HandlerBindings),
+    /// `wasi:http/proxy`: `wasi:http/incoming-handler.handle`.
+    WasiHttp(Proxy),
+}
+
+/// A live instance: its store, the bindings to its exports, and its place
+/// in the worker's budget.
 struct Live {
     store: Store<HostState>,
-    bindings: HandlerBindings,
+    bindings: Bindings,
+    /// Requests it has served (for `max_requests_per_instance`).
+    served: u64,
+    /// Given back to the worker's budget when the instance is dropped.
+    _slot: InstanceSlot,
 }
 
 /// One worker's instances of one route version.
@@ -64,17 +84,28 @@ pub struct InstancePool {
     index: Option<WorkerIndex>,
     /// Idle instances (only in `core` isolation).
     idle: RefCell<Vec<Live>>,
+    /// The worker's instance and memory budget, shared by its routes.
+    budget: Rc<WorkerBudget>,
+    /// What this route holds of it.
+    usage: Rc<RouteUsage>,
 }
 
 impl InstancePool {
-    /// An empty pool for `route`.
-    pub fn new(route: Arc<Route>, index: Option<&WorkerIndex>) -> Self {
-        let index = index.filter(|_| route.handler.imports_wiki).cloned();
+    /// An empty pool for `route` on a worker with `budget`.
+    pub fn new(route: Arc<Route>, index: Option<&WorkerIndex>, budget: Rc<WorkerBudget>) -> Self {
+        let index = index.filter(|_| route.component.imports_wiki).cloned();
         InstancePool {
             route,
             index,
             idle: RefCell::new(Vec::new()),
+            budget,
+            usage: Rc::default(),
         }
+    }
+
+    /// What this route holds of its worker's budget.
+    pub fn usage(&self) -> &Rc<RouteUsage> {
+        &self.usage
     }
 
     /// Calls the guest's `handle` with `req`.
@@ -87,7 +118,7 @@ impl InstancePool {
     pub async fn call(&self, req: GuestRequest<'_>) -> Result<Response, RequestError> {
         let deadline = Instant::now() + self.route.limits.deadline();
         let call = self.call_until(req, deadline);
-        if !self.route.handler.deadlines {
+        if !self.route.component.deadlines {
             return call.await;
         }
         let mut call = std::pin::pin!(call);
@@ -109,21 +140,9 @@ impl InstancePool {
         req: GuestRequest<'_>,
         deadline: Instant,
     ) -> Result<Response, RequestError> {
-        let reuse = self.route.isolation == Isolation::Core;
-        let idle = if reuse {
-            self.idle.borrow_mut().pop()
-        } else {
-            None
-        };
-        let mut live = match idle {
-            Some(mut live) => {
-                live.store.data_mut().deadline = deadline;
-                if self.route.handler.deadlines {
-                    live.store.set_epoch_deadline(1);
-                }
-                live
-            }
-            None => self.instantiate(deadline).await?,
+        let mut live = self.take(deadline).await?;
+        let Bindings::Percore(bindings) = &live.bindings else {
+            return Err(self.not_this_world());
         };
         let request = Request {
             method: req.method,
@@ -132,7 +151,7 @@ impl InstancePool {
             headers: live.store.data_mut().lend_fields(req.headers),
             body: req.body,
         };
-        let result = live.bindings.call_handle(&mut live.store, request).await;
+        let result = bindings.call_handle(&mut live.store, request).await;
         // A guest that kept the request's fields past the call loses its
         // instance: a worker's instance holds no request's state.
         let kept = live.store.data_mut().reclaim_fields();
@@ -144,11 +163,8 @@ impl InstancePool {
         }
         match result {
             Ok(response) => {
-                if reuse && !kept {
-                    let mut idle = self.idle.borrow_mut();
-                    if idle.len() < MAX_IDLE {
-                        idle.push(live);
-                    }
+                if !kept {
+                    self.give_back(live);
                 }
                 Ok(response)
             }
@@ -157,23 +173,162 @@ impl InstancePool {
         }
     }
 
+    /// Calls a `wasi:http/proxy` guest's `incoming-handler.handle` with
+    /// `req`, and returns its response as soon as the guest has set it:
+    /// the call goes on in a task of the worker's own (the guest writes the
+    /// body while hyper sends it), under the route's deadline, and gives
+    /// the instance back when it ends.
+    pub async fn call_wasi_http(
+        self: &Rc<Self>,
+        req: hyper::Request<http_body_util::Full<bytes::Bytes>>,
+    ) -> Result<hyper::Response<HyperOutgoingBody>, RequestError> {
+        let deadline = Instant::now() + self.route.limits.deadline();
+        let mut live = self.take(deadline).await?;
+        if !matches!(live.bindings, Bindings::WasiHttp(_)) {
+            return Err(self.not_this_world());
+        }
+        let (sender, receiver) = tokio::sync::oneshot::channel();
+        let mut http = live.store.data_mut().http();
+        let bad = |e: wasmtime::Error| RequestError::BadBody(format!("{e:#}"));
+        let request = http.new_incoming_request(Scheme::Http, req).map_err(bad)?;
+        let out = http.new_response_outparam(sender).map_err(bad)?;
+        let pool = self.clone();
+        let call = async move {
+            let Bindings::WasiHttp(proxy) = &live.bindings else {
+                unreachable!("checked above");
+            };
+            let result = proxy
+                .wasi_http_incoming_handler()
+                .call_handle(&mut live.store, request, out)
+                .await;
+            match result {
+                Ok(()) => {
+                    pool.give_back(live);
+                    Ok(())
+                }
+                Err(e) => Err(pool.classify(e)),
+            }
+        };
+        let pool = self.clone();
+        let task = tokio::task::spawn_local(async move {
+            if !pool.route.component.deadlines {
+                return call.await;
+            }
+            match tokio::time::timeout_at(deadline.into(), call).await {
+                Ok(result) => result,
+                Err(_elapsed) => Err(RequestError::Deadline {
+                    route: pool.route.prefix.clone(),
+                    deadline_ms: pool.route.limits.deadline_ms,
+                }),
+            }
+        });
+        match receiver.await {
+            Ok(Ok(response)) => Ok(response),
+            Ok(Err(code)) => Err(RequestError::BadResponse {
+                route: self.route.prefix.clone(),
+                why: format!("the handler answered with the error {code:?}"),
+            }),
+            // The guest never set a response: its call ended (trapped, ran
+            // past its deadline, or returned without answering).
+            Err(_) => Err(match task.await {
+                Ok(Err(e)) => e,
+                Ok(Ok(())) => RequestError::BadResponse {
+                    route: self.route.prefix.clone(),
+                    why: "the handler returned without setting a response".into(),
+                },
+                Err(e) => RequestError::Trap {
+                    route: self.route.prefix.clone(),
+                    detail: format!("the handler's task failed: {e}"),
+                },
+            }),
+        }
+    }
+
+    /// An instance for a call that must end by `deadline`: this worker's
+    /// idle one in `core` isolation, else a new one.
+    async fn take(&self, deadline: Instant) -> Result<Live, RequestError> {
+        let idle = if self.route.isolation == Isolation::Core {
+            self.idle.borrow_mut().pop()
+        } else {
+            None
+        };
+        match idle {
+            Some(mut live) => {
+                live.store.data_mut().deadline = deadline;
+                if self.route.component.deadlines {
+                    live.store.set_epoch_deadline(1);
+                }
+                Ok(live)
+            }
+            None => self.instantiate(deadline).await,
+        }
+    }
+
+    /// Takes back an instance whose call succeeded: kept for the next call
+    /// in `core` isolation (until `max_requests_per_instance`), else
+    /// dropped.
+    fn give_back(&self, mut live: Live) {
+        live.served += 1;
+        let limit = self.route.limits.max_requests_per_instance;
+        let worn_out = limit != 0 && live.served >= limit;
+        if self.route.isolation == Isolation::Core && !worn_out {
+            let mut idle = self.idle.borrow_mut();
+            if idle.len() < MAX_IDLE {
+                idle.push(live);
+            }
+        }
+    }
+
+    /// The error for a call of the other world's kind (a bug in the HTTP
+    /// hop: it picks the call by the route's world).
+    fn not_this_world(&self) -> RequestError {
+        RequestError::BadResponse {
+            route: self.route.prefix.clone(),
+            why: format!(
+                "the route serves a {} component, called as another world's",
+                self.route.component.world
+            ),
+        }
+    }
+
     async fn instantiate(&self, deadline: Instant) -> Result<Live, RequestError> {
-        let pre = &self.route.handler.pre;
-        let limits = StoreLimitsBuilder::new()
-            .memory_size(self.route.limits.max_memory_bytes as usize)
-            .instances(64)
-            .tables(64)
-            .memories(8)
-            .build();
-        let mut state = HostState::new(limits, self.index.clone());
+        let slot =
+            self.budget
+                .try_acquire(&self.usage)
+                .map_err(|refusal| RequestError::Overloaded {
+                    route: self.route.prefix.clone(),
+                    detail: refusal.to_string(),
+                })?;
+        let pre = &self.route.component.pre;
+        let limits = &self.route.limits;
+        let mut state = HostState::new(
+            self.budget.limiter(limits.max_memory_bytes),
+            limits.max_host_resources,
+            self.index.clone(),
+        );
         state.deadline = deadline;
         let mut store = Store::new(pre.engine(), state);
         store.limiter(|state| &mut state.limits);
-        if self.route.handler.deadlines {
+        if self.route.component.deadlines {
             self.arm_deadline(&mut store);
         }
-        match pre.instantiate_async(&mut store).await {
-            Ok(bindings) => Ok(Live { store, bindings }),
+        let bindings = match pre {
+            ComponentPre::Percore(pre) => pre
+                .instantiate_async(&mut store)
+                .await
+                .map(Bindings::Percore),
+            ComponentPre::WasiHttp(pre) => pre
+                .instantiate_async(&mut store)
+                .await
+                .map(Bindings::WasiHttp),
+        };
+        match bindings {
+            Ok(bindings) => Ok(Live {
+                store,
+                bindings,
+                served: 0,
+                _slot: slot,
+            }),
             Err(e) if e.downcast_ref::<Trap>().is_some() => Err(self.classify(e)),
             Err(e) => Err(RequestError::Overloaded {
                 route: self.route.prefix.clone(),

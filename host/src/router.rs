@@ -1,19 +1,55 @@
 //! The router: longest-prefix matching of request paths to routes, at
 //! segment boundaries. Pure and unit-tested; it knows nothing of HTTP or wasm.
 
-/// Checks that `prefix` is a valid route prefix: it starts with `/`, has no
-/// trailing `/` (except `/` itself), and no query or fragment.
+/// Longest route prefix, in bytes.
+pub const MAX_PREFIX_LEN: usize = 256;
+
+/// Checks that `prefix` is a valid route prefix: `/`, or `/` followed by
+/// segments separated by single `/`s, each made of the characters RFC 3986
+/// calls unreserved (ASCII letters, digits, `-`, `.`, `_`, `~`) and none
+/// `.` or `..`; at most [`MAX_PREFIX_LEN`] bytes, no trailing `/`. So a
+/// prefix means one thing: no percent-encoding (`/a%2Fb`, `/%00`), no
+/// empty or dot segments (`/a//b`, `/..`), no query or fragment.
 pub fn validate_prefix(prefix: &str) -> Result<(), String> {
+    let shown = || {
+        let mut shown: String = prefix.chars().take(64).collect();
+        if shown.len() < prefix.len() {
+            shown.push('…');
+        }
+        format!("{shown:?}")
+    };
     if !prefix.starts_with('/') {
-        return Err(format!("route prefix {prefix:?} must start with '/'"));
+        return Err(format!("route prefix {} must start with '/'", shown()));
     }
-    if prefix.len() > 1 && prefix.ends_with('/') {
-        return Err(format!("route prefix {prefix:?} must not end with '/'"));
-    }
-    if prefix.contains(['?', '#', ' ']) {
+    if prefix.len() > MAX_PREFIX_LEN {
         return Err(format!(
-            "route prefix {prefix:?} must not contain '?', '#' or spaces"
+            "route prefix {} is {} bytes long; the most is {MAX_PREFIX_LEN}",
+            shown(),
+            prefix.len()
         ));
+    }
+    if prefix == "/" {
+        return Ok(());
+    }
+    if prefix.ends_with('/') {
+        return Err(format!("route prefix {} must not end with '/'", shown()));
+    }
+    for segment in prefix[1..].split('/') {
+        if segment.is_empty() || segment == "." || segment == ".." {
+            return Err(format!(
+                "route prefix {} has an empty, '.' or '..' segment",
+                shown()
+            ));
+        }
+        if let Some(bad) = segment
+            .chars()
+            .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_' | '~')))
+        {
+            return Err(format!(
+                "route prefix {} holds {bad:?}: a prefix's segments are made of ASCII letters, digits, '-', '.', '_' and '~'",
+                shown()
+            ));
+        }
     }
     Ok(())
 }
@@ -130,5 +166,31 @@ mod tests {
         assert!(r.insert("api", "x").is_err());
         assert!(r.insert("/api/", "x").is_err());
         assert!(r.insert("/a?b", "x").is_err());
+    }
+
+    #[test]
+    fn prefixes_mean_one_thing() {
+        for good in ["/", "/a", "/api/v2", "/a.b/c-d/e_f~g", "/v1.2"] {
+            assert!(validate_prefix(good).is_ok(), "{good}");
+        }
+        let long = format!("/{}", "a".repeat(60_000));
+        for bad in [
+            "",
+            "a",
+            "/a/",
+            "/..%2F..%2Fetc",
+            "/a//b",
+            "/%00",
+            "/a/../b",
+            "/.",
+            "/a b",
+            "/a?b",
+            "/a#b",
+            "/caf\u{e9}",
+            long.as_str(),
+        ] {
+            let err = validate_prefix(bad).unwrap_err();
+            assert!(err.len() < 300, "a short message for {bad:?}: {err}");
+        }
     }
 }

@@ -1,5 +1,7 @@
 //! The route table: the shared, immutable [`RouteTable`] that every worker
-//! serves from, and each worker's [`LocalRoutes`] snapshot of it.
+//! serves from, and each worker's [`LocalRoutes`] snapshot of it. The
+//! [`Registry`](crate::registry::Registry) builds the routes and publishes
+//! the tables; this module only carries them to the workers.
 //!
 //! Publishing a new table (hot deploy) swaps an `Arc` under a mutex and bumps
 //! a generation counter. On the request path a worker only reads that
@@ -14,11 +16,12 @@ use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+use crate::budget::WorkerBudget;
 use crate::config::{Isolation, Limits};
-use crate::engine::Handler;
+use crate::engine::CompiledComponent;
+use crate::host_functions::WorkerIndex;
 use crate::pool::InstancePool;
 use crate::router::Router;
-use crate::state::WorkerIndex;
 use percore_index::TitleIndex;
 
 /// One route of the table: a prefix served by one version of a component.
@@ -26,7 +29,7 @@ pub struct Route {
     /// The path prefix.
     pub prefix: String,
     /// The compiled component.
-    pub handler: Arc<Handler>,
+    pub component: Arc<CompiledComponent>,
     /// How requests are isolated from each other.
     pub isolation: Isolation,
     /// Limits of every call.
@@ -37,10 +40,26 @@ pub struct Route {
     pub version: u64,
 }
 
-/// A fresh [`Route::version`], unique within the process.
-pub fn next_version() -> u64 {
-    static NEXT: AtomicU64 = AtomicU64::new(1);
-    NEXT.fetch_add(1, Ordering::Relaxed)
+impl Route {
+    /// A new version of route `prefix`: `component` with these settings,
+    /// under a [`Route::version`] no other route of the process has. The
+    /// registry ([`crate::registry::Registry`]) is the only caller in the
+    /// host.
+    pub fn new(
+        prefix: &str,
+        component: Arc<CompiledComponent>,
+        isolation: Isolation,
+        limits: Limits,
+    ) -> Route {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        Route {
+            prefix: prefix.to_owned(),
+            component,
+            isolation,
+            limits,
+            version: NEXT.fetch_add(1, Ordering::Relaxed),
+        }
+    }
 }
 
 /// An immutable route table.
@@ -91,8 +110,9 @@ impl SharedRoutes {
 pub struct LocalRoute {
     /// The shared route.
     pub route: Arc<Route>,
-    /// This worker's instances of the route's component.
-    pub pool: InstancePool,
+    /// This worker's instances of the route's component (shared with the
+    /// tasks that finish `wasi:http` calls).
+    pub pool: Rc<InstancePool>,
 }
 
 /// One worker's snapshot of the route table.
@@ -107,18 +127,25 @@ pub struct LocalRoutes {
     shared: Arc<SharedRoutes>,
     /// This worker's handle on the shared index.
     index: Option<WorkerIndex>,
+    /// The worker's instance and memory budget, shared by its routes.
+    budget: Rc<WorkerBudget>,
     current: RefCell<Rc<LocalTable>>,
 }
 
 impl LocalRoutes {
-    /// A worker-local view of `shared`.
-    pub fn new(shared: Arc<SharedRoutes>, index: Option<&Arc<TitleIndex>>) -> Self {
+    /// A worker-local view of `shared`, whose routes share `budget`.
+    pub fn new(
+        shared: Arc<SharedRoutes>,
+        index: Option<&Arc<TitleIndex>>,
+        budget: Rc<WorkerBudget>,
+    ) -> Self {
         let index = index.map(|index| Arc::new(index.clone()));
         let generation = shared.generation();
-        let table = build_local(generation, &shared.current(), None, index.as_ref());
+        let table = build_local(generation, &shared.current(), None, index.as_ref(), &budget);
         LocalRoutes {
             shared,
             index,
+            budget,
             current: RefCell::new(Rc::new(table)),
         }
     }
@@ -138,6 +165,7 @@ impl LocalRoutes {
                 &self.shared.current(),
                 Some(&current),
                 self.index.as_ref(),
+                &self.budget,
             );
             *current = Rc::new(fresh);
         }
@@ -145,11 +173,15 @@ impl LocalRoutes {
     }
 }
 
+/// This worker's table for `table`: the routes of `old` whose version is
+/// unchanged keep their pools (and warm instances), the others get new
+/// ones; the budget is shared among exactly these routes from now on.
 fn build_local(
     generation: u64,
     table: &RouteTable,
     old: Option<&LocalTable>,
     index: Option<&WorkerIndex>,
+    budget: &Rc<WorkerBudget>,
 ) -> LocalTable {
     let mut router = Router::new();
     for (prefix, route) in table.router.iter() {
@@ -162,12 +194,18 @@ fn build_local(
         let local = reuse.unwrap_or_else(|| {
             Rc::new(LocalRoute {
                 route: route.clone(),
-                pool: InstancePool::new(route.clone(), index),
+                pool: Rc::new(InstancePool::new(route.clone(), index, budget.clone())),
             })
         });
         router
             .insert(prefix, local)
             .expect("prefixes of a published table are valid");
     }
+    budget.set_routes(
+        router
+            .iter()
+            .map(|(_, local)| local.pool.usage().clone())
+            .collect(),
+    );
     LocalTable { generation, router }
 }

@@ -1,6 +1,8 @@
-//! Starting and stopping the host: [`Server::start`] compiles every route's
-//! component, binds one listener per worker, and starts the workers;
-//! [`RunningServer`] reports the bound address and shuts down gracefully.
+//! Starting and stopping the host. [`Server::start`] reads top to bottom
+//! as the host comes up: the index, the engine, the registry (which
+//! compiles every route and publishes the first route table), the admin
+//! API, the listeners, the workers. [`RunningServer`] reports the bound
+//! addresses and shuts down gracefully.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -9,121 +11,79 @@ use std::thread::JoinHandle;
 use anyhow::Context as _;
 use tokio::sync::watch;
 
-use crate::admin::{AdminServer, AdminToken, Deployments};
-use crate::config::{Config, Source};
+use crate::admin::{AdminServer, AdminToken};
+use crate::config::Config;
 use crate::engine::{EngineOptions, HostEngine};
-use crate::router::Router;
-use crate::routes::{Route, SharedRoutes};
+use crate::registry::Registry;
+use crate::routes::SharedRoutes;
+use crate::stats::HostStats;
 use crate::worker::{self, WorkerSetup};
 
 /// A host about to start.
 pub struct Server {
     config: Config,
+    engine: EngineOptions,
 }
 
 impl Server {
     /// A server for `config`.
     pub fn new(config: Config) -> Self {
-        Server { config }
+        let engine = EngineOptions::for_config(&config);
+        Server { config, engine }
     }
 
-    /// Compiles the routes, binds the listeners and starts the workers.
-    /// Fails, with nothing left running, if a component is invalid or the
-    /// address cannot be bound.
+    /// Runs handler calls without deadlines: no epoch interruption, no
+    /// timer. For benchmarks that measure what deadlines cost (the load
+    /// harness's `percore-nodeadline`); no flag or config key of the
+    /// `percore` binary reaches it.
+    pub fn without_deadlines(mut self) -> Self {
+        self.engine.deadlines = false;
+        self
+    }
+
+    /// Compiles uploads in child processes running `program` (the `percore`
+    /// binary, which has the compiler subcommand), within the config's
+    /// `compile_memory_bytes` and `compile_timeout_ms`. Without it uploads
+    /// compile in this process, with no budget.
+    pub fn with_compiler(mut self, program: std::path::PathBuf) -> Self {
+        self.engine.child_compiler = Some(crate::compiler::ChildCompiler {
+            program,
+            memory_bytes: self.config.compile_memory_bytes,
+            timeout: std::time::Duration::from_millis(self.config.compile_timeout_ms),
+        });
+        self
+    }
+
+    /// Opens the index, compiles the routes, binds the listeners and starts
+    /// the workers. Fails, with nothing left running, if a component is
+    /// invalid or an address cannot be bound.
     pub fn start(self) -> anyhow::Result<RunningServer> {
-        let config = self.config;
+        let Server {
+            config,
+            engine: engine_options,
+        } = self;
         // A missing admin token is a configuration error: report it before
         // compiling anything.
         let admin_token = match config.admin {
             Some(_) => Some(AdminToken::load(config.admin_token_file.as_deref())?),
             None => None,
         };
-        let max_memory = config
-            .routes
-            .iter()
-            .map(|r| r.limits.apply(&config.limits).max_memory_bytes)
-            .chain([config.limits.max_memory_bytes])
-            .max()
-            .unwrap_or_default();
+
         let index = match &config.index {
-            Some(dir) => {
-                let started = std::time::Instant::now();
-                let index = percore_index::TitleIndex::open(dir)
-                    .with_context(|| format!("cannot open the index at {}", dir.display()))?;
-                tracing::info!(
-                    index = %dir.display(),
-                    dump = %index.dump_path().display(),
-                    titles = index.len(),
-                    elapsed = ?started.elapsed(),
-                    "index opened"
-                );
-                let index = Arc::new(index);
-                // Read the index files into the page cache in the background:
-                // the first lookups then find their pages there instead of
-                // faulting them in from the disk one at a time on a worker.
-                let warm = Arc::clone(&index);
-                std::thread::Builder::new()
-                    .name("percore-index-warm".into())
-                    .spawn(move || warm.warm())
-                    .context("cannot start the index warm-up thread")?;
-                Some(index)
-            }
+            Some(dir) => Some(open_index(dir)?),
             None => None,
         };
-        let engine = Arc::new(HostEngine::new(EngineOptions {
-            max_memory_bytes: max_memory,
-            index: index.clone(),
-            max_instances: config.max_instances.max(1),
-            cache_dir: config.state.as_deref().map(crate::admin::store::cache_dir),
-            ..EngineOptions::default()
-        })?);
 
-        let mut router = Router::new();
-        let mut compiled: Vec<(Vec<u8>, Arc<crate::engine::Handler>)> = Vec::new();
-        for route in &config.routes {
-            let bytes = match &route.source {
-                Source::File(path) => std::fs::read(path).with_context(|| {
-                    format!("cannot read {} for route {}", path.display(), route.prefix)
-                })?,
-                Source::Embedded { bytes, .. } => bytes.to_vec(),
-            };
-            // Routes that serve the same component share one compilation.
-            let handler = match compiled.iter().find(|(b, _)| *b == bytes) {
-                Some((_, handler)) => handler.clone(),
-                None => {
-                    let handler = engine
-                        .compile(&route.source.to_string(), &bytes)
-                        .with_context(|| format!("route {}", route.prefix))?;
-                    compiled.push((bytes, handler.clone()));
-                    handler
-                }
-            };
-            let route = Route {
-                prefix: route.prefix.clone(),
-                handler,
-                isolation: route.isolation.unwrap_or(config.isolation),
-                limits: route.limits.apply(&config.limits),
-                version: crate::routes::next_version(),
-            };
-            router
-                .insert(&route.prefix.clone(), Arc::new(route))
-                .map_err(anyhow::Error::msg)?;
-        }
-        // Deployments takes over the configured routes, restores the
-        // deployed ones from the state directory, and shares the table.
-        let configured_bytes: Vec<Vec<u8>> = compiled.into_iter().map(|(b, _)| b).collect();
-        let deployments = Arc::new(Deployments::open(
-            &config,
-            engine.clone(),
-            router,
-            &configured_bytes,
-        )?);
-        let routes = deployments.routes().clone();
+        let engine = Arc::new(HostEngine::new(engine_options)?);
+
+        let registry = Arc::new(Registry::open(&config, engine.clone())?);
+        let routes = registry.routes().clone();
+
         let admin = match (config.admin, admin_token) {
             (Some(addr), Some(token)) => Some(AdminServer::start(
                 addr,
                 token,
-                deployments.clone(),
+                registry.clone(),
                 config.max_upload_bytes,
             )?),
             _ => None,
@@ -141,6 +101,10 @@ impl Server {
             );
         }
 
+        let stats = Arc::new(HostStats::new(workers));
+        let guest_memory = config
+            .max_guest_memory_bytes
+            .unwrap_or_else(crate::budget::default_guest_memory);
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let mut threads = Vec::with_capacity(workers);
         for (id, listener) in listeners.into_iter().enumerate() {
@@ -151,6 +115,9 @@ impl Server {
                 index: index.clone(),
                 http: config.http.clone(),
                 max_connections: config.http.max_connections.div_ceil(workers).max(1),
+                counters: stats.worker(id),
+                max_instances: (config.max_instances as usize / workers).max(1) as u32,
+                max_guest_memory_bytes: guest_memory / workers as u64,
                 shutdown: shutdown_rx.clone(),
             })?);
         }
@@ -159,7 +126,12 @@ impl Server {
         let route_list: Vec<String> = table
             .router
             .iter()
-            .map(|(prefix, r)| format!("{prefix} -> {} ({})", r.handler.name, r.isolation))
+            .map(|(prefix, r)| {
+                format!(
+                    "{prefix} -> {} ({}, {})",
+                    r.component.name, r.component.world, r.isolation
+                )
+            })
             .collect();
         tracing::info!(
             listen = %local_addr,
@@ -174,12 +146,35 @@ impl Server {
             local_addr,
             shutdown: shutdown_tx,
             threads,
-            routes,
             engine,
             admin,
-            deployments,
+            registry,
+            stats,
         })
     }
+}
+
+/// Opens the title index in `dir` and starts reading its files into the
+/// page cache in the background, so that the first lookups find their
+/// pages there instead of faulting them in from the disk on a worker.
+fn open_index(dir: &std::path::Path) -> anyhow::Result<Arc<percore_index::TitleIndex>> {
+    let started = std::time::Instant::now();
+    let index = percore_index::TitleIndex::open(dir)
+        .with_context(|| format!("cannot open the index at {}", dir.display()))?;
+    tracing::info!(
+        index = %dir.display(),
+        dump = %index.dump_path().display(),
+        titles = index.len(),
+        elapsed = ?started.elapsed(),
+        "index opened"
+    );
+    let index = Arc::new(index);
+    let warm = Arc::clone(&index);
+    std::thread::Builder::new()
+        .name("percore-index-warm".into())
+        .spawn(move || warm.warm())
+        .context("cannot start the index warm-up thread")?;
+    Ok(index)
 }
 
 /// A started host.
@@ -187,12 +182,13 @@ pub struct RunningServer {
     local_addr: SocketAddr,
     shutdown: watch::Sender<bool>,
     threads: Vec<JoinHandle<()>>,
-    routes: Arc<SharedRoutes>,
     engine: Arc<HostEngine>,
     /// The admin listener, when `--admin` was given.
     admin: Option<AdminServer>,
-    /// The versioned routes behind `routes`.
-    deployments: Arc<Deployments>,
+    /// The routes and their versions.
+    registry: Arc<Registry>,
+    /// What the workers are doing.
+    stats: Arc<HostStats>,
 }
 
 impl RunningServer {
@@ -202,9 +198,9 @@ impl RunningServer {
         self.local_addr
     }
 
-    /// The shared route table (for deploys).
+    /// The shared route table the workers serve from.
     pub fn routes(&self) -> &Arc<SharedRoutes> {
-        &self.routes
+        self.registry.routes()
     }
 
     /// The engine (for compiling new versions).
@@ -212,15 +208,20 @@ impl RunningServer {
         &self.engine
     }
 
+    /// What the workers are doing (active requests...).
+    pub fn stats(&self) -> &HostStats {
+        &self.stats
+    }
+
     /// The admin API's address, when it is enabled.
     pub fn admin_addr(&self) -> Option<SocketAddr> {
         self.admin.as_ref().map(AdminServer::local_addr)
     }
 
-    /// The versioned routes (deploy, rollback, list; what the admin API
-    /// calls).
-    pub fn deployments(&self) -> &Arc<Deployments> {
-        &self.deployments
+    /// The routes and their versions (deploy, rollback, list; what the
+    /// admin API calls).
+    pub fn registry(&self) -> &Arc<Registry> {
+        &self.registry
     }
 
     /// Stops accepting (admin API included), finishes in-flight requests,

@@ -8,11 +8,21 @@ set -euo pipefail
 cd "$(dirname "$0")"
 seconds="${1:-60}"
 command -v cargo-fuzz >/dev/null 2>&1 || cargo install cargo-fuzz --locked
+# Targets keep a scratch directory in a static (never dropped): give them a
+# TMPDIR of their own and remove it at the end.
+export TMPDIR="$PWD/target/tmp"
+mkdir -p "$TMPDIR"
+trap 'rm -rf "$TMPDIR"' EXIT
 # Seed the scanner with the index's fixtures (real export structure), so
 # that it starts deep inside <page> elements rather than at "not an export".
 mkdir -p corpus/scanner
 cp ../../host/index/tests/fixtures/*.xml corpus/scanner/
-for target in range title scanner; do
+# Seed damaged_index with one edit in each of the index's files.
+mkdir -p corpus/damaged_index
+for file in 0 1 2 3 4; do
+    printf "\\x0$file\\x10\\x00\\x01" > "corpus/damaged_index/seed-$file"
+done
+for target in range title scanner damaged_index; do
     echo "=== fuzzing $target for ${seconds}s"
     cargo +nightly fuzz run "$target" -- -max_total_time="$seconds" -rss_limit_mb=4096
 done

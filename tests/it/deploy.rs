@@ -7,26 +7,28 @@
 //! marker it answers with, so every response names the version that served
 //! it.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use percore::admin::client::{AdminClient, ClientError};
-use percore::admin::{AdminToken, DeployOptions};
-use percore::config::{Config, Isolation};
+use percore::admin::AdminToken;
+use percore::admin::client::AdminClient;
+use percore::config::{Config, Isolation, RouteOptions};
+use percore::registry::RouteInfo;
 
-use crate::support::{Client, TestHost, config, guest};
+use crate::guests;
+use crate::support::{Client, TestHost, config, refused, wait_until};
 
 const TOKEN: &str = "test-token-0123456789abcdef";
 const MARKER: &[u8] = b"AAAAAAAAAAAAAAAA";
 
-/// A fresh directory for one test.
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("percore-it-deploy-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+/// A fresh directory for one test, removed when it is dropped.
+fn temp_dir(name: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("percore-it-deploy-{name}-"))
+        .tempdir()
+        .unwrap()
 }
 
 /// A host with no routes, the admin API on loopback (token in a file under
@@ -55,7 +57,7 @@ fn admin_with(host: &TestHost, token: Option<&str>) -> AdminClient {
 /// The `test-version` component answering `version:<tag>` (16 bytes).
 fn version(tag: &str) -> Vec<u8> {
     assert_eq!(tag.len(), 16, "tags are 16 bytes");
-    let mut bytes = std::fs::read(guest("test-version")).unwrap();
+    let mut bytes = std::fs::read(guests::TEST_VERSION).unwrap();
     let at = bytes
         .windows(MARKER.len())
         .position(|w| w == MARKER)
@@ -78,61 +80,57 @@ fn serving(host: &TestHost, path: &str) -> String {
     body.strip_prefix("version:").expect("a version").to_owned()
 }
 
-fn deploy(host: &TestHost, prefix: &str, wasm: &[u8]) -> serde_json::Value {
+fn deploy(host: &TestHost, prefix: &str, wasm: &[u8]) -> RouteInfo {
     admin(host)
-        .deploy(prefix, wasm, &DeployOptions::default())
+        .deploy(prefix, wasm, &RouteOptions::default())
         .unwrap_or_else(|e| panic!("deploy to {prefix}: {e}"))
-}
-
-fn refused(result: Result<serde_json::Value, ClientError>) -> (u16, String) {
-    match result {
-        Err(ClientError::Refused { status, message }) => (status, message),
-        other => panic!("expected a refusal, got {other:?}"),
-    }
 }
 
 #[test]
 fn deploy_call_redeploy_roll_back_undeploy() {
     let dir = temp_dir("cycle");
-    let host = TestHost::start(admin_config(&dir));
+    let dir = dir.path();
+    let host = TestHost::start(admin_config(dir));
     let (a, b) = (version("aaaaaaaaaaaaaaaa"), version("bbbbbbbbbbbbbbbb"));
 
     assert_eq!(host.get("/v").status, 404);
     let info = deploy(&host, "/v", &a);
-    assert_eq!(info["prefix"], "/v");
-    assert_eq!(info["version"]["size"], a.len());
-    assert_eq!(info["version"]["hash"].as_str().unwrap().len(), 64);
+    assert_eq!(info.prefix, "/v");
+    assert_eq!(info.version.size, a.len() as u64);
+    assert_eq!(info.version.hash.len(), 64);
     assert_eq!(serving(&host, "/v"), "aaaaaaaaaaaaaaaa");
     assert_eq!(serving(&host, "/v/deeper"), "aaaaaaaaaaaaaaaa");
 
     // A request in flight when B is deployed finishes on A.
     let mut slow = host.client();
     slow.send(&Client::get_request("/v?ms=600"));
-    std::thread::sleep(Duration::from_millis(150));
+    wait_until("the request reaches the guest", || {
+        host.server().stats().active_requests() == 1
+    });
     let info = admin(&host)
         .deploy(
             "/v",
             &b,
-            &DeployOptions {
+            &RouteOptions {
                 isolation: Some(Isolation::Core),
-                ..DeployOptions::default()
+                ..RouteOptions::default()
             },
         )
         .unwrap();
-    assert_eq!(info["isolation"], "core");
+    assert_eq!(info.isolation, Isolation::Core);
     assert_eq!(serving(&host, "/v"), "bbbbbbbbbbbbbbbb");
     assert_eq!(slow.read_response(false).text(), "version:aaaaaaaaaaaaaaaa");
 
     let listed = admin(&host).routes().unwrap();
-    let route = &listed["routes"][0];
-    assert_eq!(route["prefix"], "/v");
-    assert_eq!(route["version"]["hash"], info["version"]["hash"]);
-    assert_eq!(route["history"].as_array().unwrap().len(), 1);
-    assert_ne!(route["history"][0]["hash"], route["version"]["hash"]);
+    let route = &listed.routes[0];
+    assert_eq!(route.prefix, "/v");
+    assert_eq!(route.version.hash, info.version.hash);
+    assert_eq!(route.history.len(), 1);
+    assert_ne!(route.history[0].hash, route.version.hash);
 
     let back = admin(&host).rollback("/v").unwrap();
-    assert_eq!(back["history"].as_array().unwrap().len(), 0);
-    assert_eq!(back["isolation"], "request");
+    assert_eq!(back.history.len(), 0);
+    assert_eq!(back.isolation, Isolation::Request);
     assert_eq!(serving(&host, "/v"), "aaaaaaaaaaaaaaaa");
     let (status, message) = refused(admin(&host).rollback("/v"));
     assert_eq!(status, 409);
@@ -146,13 +144,13 @@ fn deploy_call_redeploy_roll_back_undeploy() {
     let (status, _) = refused(admin(&host).call("GET", "/v1/nothing", &[]));
     assert_eq!(status, 404);
     host.shutdown();
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
 fn calls_without_the_right_token_change_nothing() {
     let dir = temp_dir("token");
-    let host = TestHost::start(admin_config(&dir));
+    let dir = dir.path();
+    let host = TestHost::start(admin_config(dir));
     let (a, b) = (version("aaaaaaaaaaaaaaaa"), version("bbbbbbbbbbbbbbbb"));
     deploy(&host, "/v", &a);
     deploy(&host, "/v", &b);
@@ -166,11 +164,11 @@ fn calls_without_the_right_token_change_nothing() {
             "wrong admin token"
         };
         for result in [
-            client.deploy("/v", &a, &DeployOptions::default()),
-            client.deploy("/w", &a, &DeployOptions::default()),
+            client.deploy("/v", &a, &RouteOptions::default()),
+            client.deploy("/w", &a, &RouteOptions::default()),
             client.rollback("/v"),
             client.undeploy("/v"),
-            client.routes(),
+            client.routes().map(|list| list.routes[0].clone()),
         ] {
             let (status, message) = refused(result);
             assert_eq!(status, 401);
@@ -181,15 +179,15 @@ fn calls_without_the_right_token_change_nothing() {
     assert_eq!(serving(&host, "/v"), "bbbbbbbbbbbbbbbb");
     assert_eq!(host.get("/w").status, 404);
     host.shutdown();
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
 fn invalid_uploads_are_refused_and_the_old_version_keeps_serving() {
     let dir = temp_dir("invalid");
-    let host = TestHost::start(admin_config(&dir));
+    let dir = dir.path();
+    let host = TestHost::start(admin_config(dir));
     deploy(&host, "/v", &version("aaaaaaaaaaaaaaaa"));
-    let before = admin(&host).routes().unwrap()["routes"].clone();
+    let before = admin(&host).routes().unwrap().routes.clone();
 
     let mut random = vec![0u8; 4096];
     let mut x: u32 = 0x1234_5678;
@@ -204,7 +202,7 @@ fn invalid_uploads_are_refused_and_the_old_version_keeps_serving() {
         bytes.resize(3 << 20, 0);
         bytes
     };
-    let cases: [(&str, Vec<u8>, u16, &[&str]); 7] = [
+    let cases: [(&str, Vec<u8>, u16, &[&str]); 6] = [
         (
             "random bytes",
             random,
@@ -219,23 +217,22 @@ fn invalid_uploads_are_refused_and_the_old_version_keeps_serving() {
         ),
         (
             "a component for another world",
-            std::fs::read(guest("test-otherworld")).unwrap(),
+            std::fs::read(guests::TEST_OTHERWORLD).unwrap(),
             400,
-            &["does not fit percore's handler world", "handle"],
-        ),
-        (
-            // The load harness's guest for `wasmtime serve`: a standard
-            // HTTP component is not a percore handler.
-            "a wasi:http/proxy component",
-            std::fs::read(guest("wasi-hello")).unwrap(),
-            400,
-            &["does not fit percore's handler world", "wasi:http/"],
+            &[
+                "exports neither percore's `handle`",
+                "wasi:http/incoming-handler",
+                "it exports run",
+            ],
         ),
         (
             "a component with an unknown import",
-            std::fs::read(guest("test-badimport")).unwrap(),
+            std::fs::read(guests::TEST_BADIMPORT).unwrap(),
             400,
-            &["does not fit percore's handler world", "test:bad/secrets"],
+            &[
+                "does not fit the percore:host/handler world",
+                "test:bad/secrets",
+            ],
         ),
         (
             "an oversized file",
@@ -247,14 +244,14 @@ fn invalid_uploads_are_refused_and_the_old_version_keeps_serving() {
     ];
     for (what, bytes, expect_status, expect_message) in cases {
         let (status, message) =
-            refused(admin(&host).deploy("/v", &bytes, &DeployOptions::default()));
+            refused(admin(&host).deploy("/v", &bytes, &RouteOptions::default()));
         assert_eq!(status, expect_status, "{what}: {message}");
         for part in expect_message {
             assert!(message.contains(part), "{what}: {message:?} lacks {part:?}");
         }
         assert_eq!(serving(&host, "/v"), "aaaaaaaaaaaaaaaa", "after {what}");
         assert_eq!(
-            admin(&host).routes().unwrap()["routes"],
+            admin(&host).routes().unwrap().routes,
             before,
             "after {what}"
         );
@@ -266,7 +263,7 @@ fn invalid_uploads_are_refused_and_the_old_version_keeps_serving() {
     ));
     assert_eq!(status, 400);
     assert!(
-        message.contains("isolation must be request or core"),
+        message.contains("isolation") && message.contains("expected `request` or `core`"),
         "{message}"
     );
     let (status, message) = refused(admin(&host).call(
@@ -276,53 +273,52 @@ fn invalid_uploads_are_refused_and_the_old_version_keeps_serving() {
     ));
     assert_eq!(status, 400);
     assert!(message.contains("above this host's ceiling"), "{message}");
-    assert_eq!(admin(&host).routes().unwrap()["routes"], before);
+    assert_eq!(admin(&host).routes().unwrap().routes, before);
     host.shutdown();
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
 fn restart_restores_routes_without_recompiling() {
     let dir = temp_dir("restart");
-    let first = TestHost::start(admin_config(&dir));
+    let dir = dir.path();
+    let first = TestHost::start(admin_config(dir));
     deploy(&first, "/a", &version("aaaaaaaaaaaaaaaa"));
     deploy(&first, "/b", &version("bbbbbbbbbbbbbbbb"));
     admin(&first)
         .deploy(
             "/b",
             &version("cccccccccccccccc"),
-            &DeployOptions {
+            &RouteOptions {
                 isolation: Some(Isolation::Core),
-                ..DeployOptions::default()
+                ..RouteOptions::default()
             },
         )
         .unwrap();
-    let stats = first.server().deployments().cache_stats().expect("a cache");
+    let stats = first.server().registry().list().cache.expect("a cache");
     assert_eq!(stats.misses, 3, "three versions compiled: {stats:?}");
-    let listed = admin(&first).routes().unwrap()["routes"].clone();
+    let listed = admin(&first).routes().unwrap().routes;
     first.shutdown();
     let cached = count_files(&dir.join("state/cache"));
     assert!(cached >= 3, "{cached} files in the cache");
 
-    let second = TestHost::start(admin_config(&dir));
+    let second = TestHost::start(admin_config(dir));
     let answer = admin(&second).routes().unwrap();
     assert_eq!(
-        answer["routes"], listed,
+        answer.routes, listed,
         "the same routes, versions and history"
     );
-    assert_eq!(answer["restore_errors"].as_array().unwrap().len(), 0);
+    assert_eq!(answer.restore_errors.len(), 0);
     assert_eq!(serving(&second, "/a"), "aaaaaaaaaaaaaaaa");
     assert_eq!(serving(&second, "/b"), "cccccccccccccccc");
     // Rolling back to a version compiled by the first host is a cache hit too.
     admin(&second).rollback("/b").unwrap();
     assert_eq!(serving(&second, "/b"), "bbbbbbbbbbbbbbbb");
-    let stats = second.server().deployments().cache_stats().unwrap();
+    let stats = second.server().registry().list().cache.unwrap();
     assert_eq!(stats.misses, 0, "nothing recompiled: {stats:?}");
     assert_eq!(stats.hits, 3, "{stats:?}");
-    assert_eq!(answer["cache"]["misses"], 0);
+    assert_eq!(answer.cache.unwrap().misses, 0);
     second.shutdown();
     assert_eq!(count_files(&dir.join("state/cache")), cached);
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 fn count_files(dir: &Path) -> usize {
@@ -342,20 +338,20 @@ fn count_files(dir: &Path) -> usize {
 #[test]
 fn corrupt_state_is_named_and_the_rest_restored() {
     let dir = temp_dir("corrupt");
-    let first = TestHost::start(admin_config(&dir));
+    let dir = dir.path();
+    let first = TestHost::start(admin_config(dir));
     let a = deploy(&first, "/a", &version("aaaaaaaaaaaaaaaa"));
     deploy(&first, "/b", &version("bbbbbbbbbbbbbbbb"));
     first.shutdown();
 
     // A component goes missing: /a is reported, /b restored.
-    let hash = a["version"]["hash"].as_str().unwrap();
+    let hash = &a.version.hash;
     let component = dir.join(format!("state/components/{hash}.wasm"));
     std::fs::remove_file(&component).unwrap();
-    let second = TestHost::start(admin_config(&dir));
-    let errors = admin(&second).routes().unwrap()["restore_errors"].clone();
-    let errors = errors.as_array().unwrap();
+    let second = TestHost::start(admin_config(dir));
+    let errors = admin(&second).routes().unwrap().restore_errors;
     assert_eq!(errors.len(), 1, "{errors:?}");
-    let error = errors[0].as_str().unwrap();
+    let error = &errors[0];
     assert!(
         error.contains("/a") && error.contains(&component.display().to_string()),
         "{error}"
@@ -367,14 +363,14 @@ fn corrupt_state_is_named_and_the_rest_restored() {
     // The route table is garbage: the host starts, names it, keeps it.
     let table = dir.join("state/routes.json");
     std::fs::write(&table, b"{\"format\": 1, \"routes\": [oops").unwrap();
-    let third = TestHost::start(admin_config(&dir));
+    let third = TestHost::start(admin_config(dir));
     let answer = admin(&third).routes().unwrap();
-    let error = answer["restore_errors"][0].as_str().unwrap().to_owned();
+    let error = answer.restore_errors[0].clone();
     assert!(
         error.contains(&table.display().to_string()) && error.contains("corrupt"),
         "{error}"
     );
-    assert_eq!(answer["routes"].as_array().unwrap().len(), 0);
+    assert_eq!(answer.routes.len(), 0);
     let kept = std::fs::read_dir(dir.join("state")).unwrap().any(|e| {
         e.unwrap()
             .file_name()
@@ -385,7 +381,6 @@ fn corrupt_state_is_named_and_the_rest_restored() {
     deploy(&third, "/c", &version("cccccccccccccccc"));
     assert_eq!(serving(&third, "/c"), "cccccccccccccccc");
     third.shutdown();
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
@@ -393,7 +388,8 @@ fn redeploys_under_load_fail_no_request() {
     const CONNECTIONS: usize = 32;
     const REDEPLOYS: usize = 20;
     let dir = temp_dir("load");
-    let host = TestHost::start(admin_config(&dir));
+    let dir = dir.path();
+    let host = TestHost::start(admin_config(dir));
     let tags: Vec<String> = (0..=REDEPLOYS).map(|i| format!("v{i:015}")).collect();
     deploy(&host, "/v", &version(&tags[0]));
 
@@ -476,11 +472,10 @@ fn redeploys_under_load_fail_no_request() {
     );
     let listed = admin(&host).routes().unwrap();
     assert_eq!(
-        listed["routes"][0]["history"].as_array().unwrap().len(),
-        percore::admin::deploy::MAX_HISTORY
+        listed.routes[0].history.len(),
+        percore::registry::MAX_HISTORY
     );
     host.shutdown();
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// Runs the `percore` binary with the admin token in its environment.
@@ -501,7 +496,8 @@ fn percore(args: &[&str]) -> (bool, String) {
 #[test]
 fn the_cli_deploys_lists_rolls_back_and_undeploys() {
     let dir = temp_dir("cli");
-    let host = TestHost::start(admin_config(&dir));
+    let dir = dir.path();
+    let host = TestHost::start(admin_config(dir));
     let url = format!("http://{}", host.server().admin_addr().unwrap());
     let (a, b) = (dir.join("a.wasm"), dir.join("b.wasm"));
     std::fs::write(&a, version("aaaaaaaaaaaaaaaa")).unwrap();
@@ -527,11 +523,8 @@ fn the_cli_deploys_lists_rolls_back_and_undeploys() {
     let (ok, out) = run(&["rollback", "/v"]);
     assert!(ok && out.contains("rolled back /v"), "{out}");
     assert_eq!(serving(&host, "/v"), "aaaaaaaaaaaaaaaa");
-    let (ok, out) = run(&["deploy", "/v", guest("test-otherworld")]);
-    assert!(
-        !ok && out.contains("does not fit percore's handler world"),
-        "{out}"
-    );
+    let (ok, out) = run(&["deploy", "/v", guests::TEST_OTHERWORLD]);
+    assert!(!ok && out.contains("exports neither"), "{out}");
     let (ok, out) = run(&["undeploy", "/v"]);
     assert!(ok && out.contains("removed /v"), "{out}");
     assert_eq!(host.get("/v").status, 404);
@@ -542,12 +535,12 @@ fn the_cli_deploys_lists_rolls_back_and_undeploys() {
         "{out}"
     );
     host.shutdown();
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
 fn a_new_crate_builds_and_deploys_as_is() {
     let dir = temp_dir("new");
+    let dir = dir.path();
     let (ok, out) = percore(&[
         "new",
         "hello-percore",
@@ -578,7 +571,7 @@ fn a_new_crate_builds_and_deploys_as_is() {
     );
     let wasm = std::fs::read(target.join("wasm32-wasip2/release/hello_percore.wasm")).unwrap();
 
-    let host = TestHost::start(admin_config(&dir));
+    let host = TestHost::start(admin_config(dir));
     deploy(&host, "/hello", &wasm);
     let response = host.get("/hello/world");
     assert_eq!(response.status, 200);
@@ -587,12 +580,12 @@ fn a_new_crate_builds_and_deploys_as_is() {
         "Hello from hello-percore! You asked for GET /hello/world\n"
     );
     host.shutdown();
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
 fn an_admin_api_without_a_usable_token_is_refused_at_start() {
     let dir = temp_dir("no-token");
+    let dir = dir.path();
     let missing = dir.join("missing.token");
     let short = dir.join("short.token");
     std::fs::write(&short, "abc\n").unwrap();
@@ -602,7 +595,7 @@ fn an_admin_api_without_a_usable_token_is_refused_at_start() {
     ] {
         let config = Config {
             admin_token_file: Some(file.clone()),
-            ..admin_config(&dir)
+            ..admin_config(dir)
         };
         let err = match percore::Server::new(config).start() {
             Ok(_) => panic!("started with the token file {}", file.display()),
@@ -613,13 +606,13 @@ fn an_admin_api_without_a_usable_token_is_refused_at_start() {
             "{err}"
         );
     }
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
 fn a_configured_route_overrides_a_deployed_one_which_stays_in_its_history() {
     let dir = temp_dir("override");
-    let first = TestHost::start(admin_config(&dir));
+    let dir = dir.path();
+    let first = TestHost::start(admin_config(dir));
     deploy(&first, "/", &version("aaaaaaaaaaaaaaaa"));
     first.shutdown();
 
@@ -627,13 +620,33 @@ fn a_configured_route_overrides_a_deployed_one_which_stays_in_its_history() {
     std::fs::write(&b, version("bbbbbbbbbbbbbbbb")).unwrap();
     let second = TestHost::start(Config {
         routes: vec![percore::config::RouteConfig::file("/", &b)],
-        ..admin_config(&dir)
+        ..admin_config(dir)
     });
     assert_eq!(serving(&second, "/"), "bbbbbbbbbbbbbbbb");
-    let route = admin(&second).call("GET", "/v1/routes/", &[]).unwrap();
-    assert_eq!(route["history"].as_array().unwrap().len(), 1);
+    let route = admin(&second).route("/").unwrap();
+    assert_eq!(route.history.len(), 1);
     admin(&second).rollback("/").unwrap();
     assert_eq!(serving(&second, "/anything"), "aaaaaaaaaaaaaaaa");
     second.shutdown();
-    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_wasi_http_component_deploys_and_reports_its_world() {
+    let dir = temp_dir("wasi-http");
+    let dir = dir.path();
+    let host = TestHost::start(admin_config(dir));
+    let info = deploy(&host, "/te", &std::fs::read(guests::WASI_HELLO).unwrap());
+    assert_eq!(info.world, percore::engine::World::WasiHttp);
+    assert_eq!(host.get("/te/plaintext").text(), "Hello, World!");
+    let info = deploy(&host, "/v", &version("aaaaaaaaaaaaaaaa"));
+    assert_eq!(info.world, percore::engine::World::Percore);
+    let (ok, out) = percore(&[
+        "routes",
+        "--admin",
+        &format!("http://{}", host.server().admin_addr().unwrap()),
+    ]);
+    assert!(
+        ok && out.contains("wasi:http/proxy@0.2") && out.contains("percore:host/handler"),
+        "{out}"
+    );
 }

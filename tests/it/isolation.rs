@@ -7,12 +7,13 @@
 
 use percore::config::Isolation;
 
+use crate::guests;
 use crate::support::{Client, Response, TestHost};
 
 #[test]
 fn failures_give_500_and_the_next_request_succeeds() {
     for isolation in [Isolation::Request, Isolation::Core] {
-        let host = TestHost::guest("test-trap", 1, isolation);
+        let host = TestHost::guest(guests::TEST_TRAP, 1, isolation);
         let mut client = host.client();
         for failure in ["/panic", "/unreachable", "/bad-status", "/bad-header"] {
             let response = client.get(failure);
@@ -28,7 +29,7 @@ fn failures_give_500_and_the_next_request_succeeds() {
 
 #[test]
 fn request_isolation_gives_every_request_a_fresh_instance() {
-    let host = TestHost::guest("test-counter", 2, Isolation::Request);
+    let host = TestHost::guest(guests::TEST_COUNTER, 2, Isolation::Request);
     let mut client = host.client();
     for _ in 0..20 {
         assert_eq!(client.get("/").text(), "1");
@@ -41,7 +42,7 @@ fn request_isolation_gives_every_request_a_fresh_instance() {
 #[test]
 fn core_isolation_reuses_one_instance_per_worker() {
     // One worker: the counter counts exactly the requests it served.
-    let host = TestHost::guest("test-counter", 1, Isolation::Core);
+    let host = TestHost::guest(guests::TEST_COUNTER, 1, Isolation::Core);
     let mut client = host.client();
     for expected in 1..=20 {
         assert_eq!(client.get("/").text(), expected.to_string());
@@ -51,7 +52,7 @@ fn core_isolation_reuses_one_instance_per_worker() {
 
     // Two workers: no counter can exceed the requests served in all, and the
     // counters of both workers together account for every request.
-    let host = TestHost::guest("test-counter", 2, Isolation::Core);
+    let host = TestHost::guest(guests::TEST_COUNTER, 2, Isolation::Core);
     let mut seen = Vec::new();
     for _ in 0..40 {
         let n: u64 = host.get("/").text().parse().unwrap();
@@ -72,15 +73,32 @@ fn core_isolation_reuses_one_instance_per_worker() {
 }
 
 #[test]
+fn a_core_instance_is_replaced_after_max_requests_per_instance() {
+    let mut cfg = crate::support::config(
+        vec![percore::config::RouteConfig::file(
+            "/",
+            guests::TEST_COUNTER,
+        )],
+        1,
+        Isolation::Core,
+    );
+    cfg.limits.max_requests_per_instance = 3;
+    let host = TestHost::start(cfg);
+    let mut client = host.client();
+    let counts: Vec<String> = (0..7).map(|_| client.get("/").text()).collect();
+    assert_eq!(counts, ["1", "2", "3", "1", "2", "3", "1"]);
+}
+
+#[test]
 fn a_trap_in_core_isolation_discards_the_instance() {
-    let host = TestHost::guest("test-counter", 1, Isolation::Core);
+    let host = TestHost::guest(guests::TEST_COUNTER, 1, Isolation::Core);
     let mut client = host.client();
     assert_eq!(client.get("/").text(), "1");
     assert_eq!(client.get("/").text(), "2");
     drop(client);
     host.shutdown();
 
-    let host = TestHost::guest("test-trap", 1, Isolation::Core);
+    let host = TestHost::guest(guests::TEST_TRAP, 1, Isolation::Core);
     assert_eq!(host.get("/panic").status, 500);
     assert_eq!(host.get("/ok").status, 200);
 }
@@ -97,7 +115,7 @@ fn get_with(client: &mut Client, path: &str, headers: &[u8]) -> Response {
 #[test]
 fn header_fields_reach_the_guest_on_demand() {
     for isolation in [Isolation::Request, Isolation::Core] {
-        let host = TestHost::guest("test-fields", 1, isolation);
+        let host = TestHost::guest(guests::TEST_FIELDS, 1, isolation);
         let mut client = host.client();
         let headers: &[u8] =
             b"X-Token: abc\r\nAccept: text/html\r\nAccept: */*\r\nX-Bin: a\xffb\r\n";
@@ -121,7 +139,7 @@ fn header_fields_reach_the_guest_on_demand() {
 
 #[test]
 fn a_guest_that_keeps_a_requests_fields_loses_its_instance() {
-    let host = TestHost::guest("test-fields", 1, Isolation::Core);
+    let host = TestHost::guest(guests::TEST_FIELDS, 1, Isolation::Core);
     let mut client = host.client();
     assert_eq!(client.get("/").text(), "calls 1, kept 0");
     assert_eq!(client.get("/").text(), "calls 2, kept 0");
@@ -137,7 +155,7 @@ fn a_guest_that_keeps_a_requests_fields_loses_its_instance() {
 fn guests_have_no_ambient_authority() {
     // SAFETY of the test's claim: the host process has this variable; the
     // guest must not see it.
-    let host = TestHost::guest("test-escape", 1, Isolation::Request);
+    let host = TestHost::guest(guests::TEST_ESCAPE, 1, Isolation::Request);
     let response = host.get("/");
     assert_eq!(response.status, 200);
     let report = response.text();

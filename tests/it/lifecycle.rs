@@ -8,12 +8,13 @@ use std::time::{Duration, Instant};
 use percore::Server;
 use percore::config::{Isolation, RouteConfig};
 
-use crate::support::{Client, TestHost, config, guest, spawn_binary};
+use crate::guests;
+use crate::support::{Client, TestHost, config, spawn_binary, wait_until};
 
 #[test]
 fn invalid_components_are_refused_at_start() {
-    let dir = std::env::temp_dir().join(format!("percore-it-invalid-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
     let random = dir.join("random.wasm");
     std::fs::write(&random, b"this is not wasm at all").unwrap();
     let core = dir.join("core.wasm");
@@ -32,17 +33,18 @@ fn invalid_components_are_refused_at_start() {
         };
         assert!(err.contains(expect), "error for {}: {err}", file.display());
     }
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
 fn shutdown_finishes_an_in_flight_request() {
-    let host = TestHost::guest("test-slow", 1, Isolation::Request);
+    let host = TestHost::guest(guests::TEST_SLOW, 1, Isolation::Request);
     let addr = host.addr;
     let mut client = Client::connect(addr);
     client.send(&Client::get_request("/?ms=700"));
-    // Let the request reach the guest, then shut down while it sleeps.
-    std::thread::sleep(Duration::from_millis(200));
+    // Once the request is in the guest, shut down while it sleeps.
+    wait_until("the request reaches the guest", || {
+        host.server().stats().active_requests() == 1
+    });
     let server = host.into_server();
     let stopper = std::thread::spawn(move || server.shutdown());
     let response = client.read_response(false);
@@ -55,7 +57,7 @@ fn shutdown_finishes_an_in_flight_request() {
 
 #[test]
 fn sigterm_stops_the_binary_with_exit_code_0() {
-    let route = format!("/={}", guest("hello"));
+    let route = format!("/={}", guests::HELLO);
     let (mut child, addr) = spawn_binary(&[
         "serve",
         "--listen",

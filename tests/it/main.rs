@@ -3,7 +3,7 @@
 //!
 //! # Contents
 //!
-//! - [`support`]: starting a host, a raw HTTP/1.1 client, guest paths.
+//! - [`support`]: starting a host, a raw HTTP/1.1 client.
 //! - [`techempower`]: `/json` and `/plaintext` bodies and headers, `Date`,
 //!   pipelining, 404, 400.
 //! - [`isolation`]: traps give 500 and the next request succeeds; a global
@@ -19,9 +19,35 @@
 //!   directory without recompiling; corrupt state; redeploys under load;
 //!   `percore new` builds and deploys.
 //! - [`hostile`]: loops, memory bombs, stack overflows, huge responses, slow
-//!   and idle clients, connection limits; every guest has a test.
+//!   and idle clients, connection limits.
 //! - [`chaos`]: healthy traffic stays whole while hostile requests run.
+//! - [`wasi_http`]: standard `wasi:http/proxy` components on percore
+//!   routes: both worlds side by side, streaming, limits, no outgoing HTTP,
+//!   and a Python handler (componentize-py) reading the wiki index.
+//! - [`attacks`]: security round 2: stalled bodies, clients that stop
+//!   reading, one answer to garbage, CONNECT and `OPTIONS *`, response
+//!   headers and statuses, fair instance shares, the guest-memory budget,
+//!   host-resource caps, compile bombs, compiles that block nothing,
+//!   corrupt route tables, strange prefixes.
 
+// Every guest has a test: [`guests`] holds one constant per guest crate,
+// and a constant no test uses is a dead-code error, so the test binary does
+// not build until a new guest is used by a test.
+#![deny(dead_code)]
+
+/// The path of every guest's component, one constant per guest crate
+/// (`guests/test-loop` is [`guests::TEST_LOOP`]).
+mod guests {
+    macro_rules! guest_const {
+        ($konst:ident, $name:literal, $path:literal) => {
+            #[doc = concat!("The `", $name, "` guest's component.")]
+            pub(crate) const $konst: &str = $path;
+        };
+    }
+    percore_test_guests::for_each_guest!(guest_const);
+}
+
+mod attacks;
 mod browser;
 mod chaos;
 mod deploy;
@@ -30,4 +56,5 @@ mod isolation;
 mod lifecycle;
 mod support;
 mod techempower;
+mod wasi_http;
 mod wiki;

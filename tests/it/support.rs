@@ -7,20 +7,12 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
+use percore::admin::client::ClientError;
 use percore::config::{Config, Isolation, RouteConfig};
 use percore::{RunningServer, Server};
 
 /// How long a test waits for any one read before failing.
 pub const READ_TIMEOUT: Duration = Duration::from_secs(20);
-
-/// A guest's component path by crate name (from `percore::guests::ALL`).
-pub fn guest(name: &str) -> &'static str {
-    percore::guests::ALL
-        .iter()
-        .find(|(n, _)| *n == name)
-        .map(|(_, path)| *path)
-        .unwrap_or_else(|| panic!("no guest called {name}"))
-}
 
 /// A test configuration: loopback, ephemeral port, few instances.
 pub fn config(routes: Vec<RouteConfig>, workers: usize, isolation: Isolation) -> Config {
@@ -44,7 +36,20 @@ pub struct TestHost {
 impl TestHost {
     /// Starts a host with `config`.
     pub fn start(config: Config) -> TestHost {
-        let server = Server::new(config).start().expect("host starts");
+        TestHost::start_server(Server::new(config))
+    }
+
+    /// Starts a host that compiles uploads in child processes of the real
+    /// binary, within the config's compile budget (as `percore serve` does).
+    pub fn start_with_compiler(config: Config) -> TestHost {
+        TestHost::start_server(
+            Server::new(config).with_compiler(env!("CARGO_BIN_EXE_percore-under-test").into()),
+        )
+    }
+
+    /// Starts `server`.
+    pub fn start_server(server: Server) -> TestHost {
+        let server = server.start().expect("host starts");
         let addr = server.local_addr();
         TestHost {
             server: Some(server),
@@ -52,10 +57,11 @@ impl TestHost {
         }
     }
 
-    /// Starts a host serving `guest` (crate name) at `/`.
-    pub fn guest(name: &str, workers: usize, isolation: Isolation) -> TestHost {
+    /// Starts a host serving `guest` (a component's path, from
+    /// [`crate::guests`]) at `/`.
+    pub fn guest(guest: &str, workers: usize, isolation: Isolation) -> TestHost {
         TestHost::start(config(
-            vec![RouteConfig::file("/", guest(name))],
+            vec![RouteConfig::file("/", guest)],
             workers,
             isolation,
         ))
@@ -146,6 +152,42 @@ pub fn spawn_binary(args: &[&str]) -> (ChildGuard, SocketAddr) {
     (ChildGuard(child), addr)
 }
 
+/// Waits (at most 30 s, polling) until `condition` holds; fails the test,
+/// naming `what`, when it does not.
+pub fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !condition() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting until {what}"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Reads until EOF, bounded by the client's read timeout; true if the host
+/// closed the connection.
+pub fn closed_by_host(client: &mut Client) -> bool {
+    let mut buf = [0u8; 1024];
+    loop {
+        match client.stream().read(&mut buf) {
+            Ok(0) => return true,
+            Ok(_) => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return true,
+            Err(_) => return false,
+        }
+    }
+}
+
+/// The status and message of an admin request the host refused; fails
+/// the test when it was not refused.
+pub fn refused<T: std::fmt::Debug>(result: Result<T, ClientError>) -> (u16, String) {
+    match result {
+        Err(ClientError::Refused { status, message }) => (status, message),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
+
 /// A parsed HTTP/1.1 response.
 #[derive(Debug, Clone)]
 pub struct Response {
@@ -181,7 +223,11 @@ pub struct Client {
 impl Client {
     /// Connects to `addr`.
     pub fn connect(addr: SocketAddr) -> Client {
-        let stream = TcpStream::connect(addr).expect("connect to the host");
+        Client::from_stream(TcpStream::connect(addr).expect("connect to the host"))
+    }
+
+    /// A client on a connected `stream`.
+    pub fn from_stream(stream: TcpStream) -> Client {
         stream.set_read_timeout(Some(READ_TIMEOUT)).unwrap();
         stream.set_nodelay(true).unwrap();
         Client {
@@ -229,23 +275,53 @@ impl Client {
             })
             .collect();
         self.buf.drain(..header_end + 4);
-        let length: usize = if head {
-            0
+        let chunked = headers
+            .iter()
+            .any(|(n, v)| n == "transfer-encoding" && v.eq_ignore_ascii_case("chunked"));
+        let body = if head {
+            Vec::new()
+        } else if chunked {
+            self.read_chunked()
         } else {
-            headers
+            let length: usize = headers
                 .iter()
                 .find(|(n, _)| n == "content-length")
                 .map(|(_, v)| v.parse().expect("numeric content-length"))
-                .unwrap_or_else(|| panic!("response has no content-length: {headers:?}"))
+                .unwrap_or_else(|| panic!("response has no content-length: {headers:?}"));
+            while self.buf.len() < length {
+                self.fill();
+            }
+            self.buf.drain(..length).collect()
         };
-        while self.buf.len() < length {
-            self.fill();
-        }
-        let body = self.buf.drain(..length).collect();
         Response {
             status,
             headers,
             body,
+        }
+    }
+
+    /// A body in chunked transfer coding (no trailers expected).
+    fn read_chunked(&mut self) -> Vec<u8> {
+        let mut body = Vec::new();
+        loop {
+            let line_end = loop {
+                if let Some(at) = find(&self.buf, b"\r\n") {
+                    break at;
+                }
+                self.fill();
+            };
+            let size_text = String::from_utf8(self.buf[..line_end].to_vec()).expect("ASCII size");
+            let size = usize::from_str_radix(size_text.split(';').next().unwrap().trim(), 16)
+                .unwrap_or_else(|_| panic!("bad chunk size {size_text:?}"));
+            self.buf.drain(..line_end + 2);
+            while self.buf.len() < size + 2 {
+                self.fill();
+            }
+            body.extend(self.buf.drain(..size));
+            self.buf.drain(..2);
+            if size == 0 {
+                return body;
+            }
         }
     }
 

@@ -5,13 +5,14 @@ use std::time::Duration;
 
 use percore::config::{Isolation, RouteConfig};
 
-use crate::support::{Client, TestHost, config, guest};
+use crate::guests;
+use crate::support::{Client, TestHost, config};
 
 fn hello_host(isolation: Isolation) -> TestHost {
     TestHost::start(config(
         vec![
-            RouteConfig::file("/json", guest("hello")),
-            RouteConfig::file("/plaintext", guest("hello")),
+            RouteConfig::file("/json", guests::HELLO),
+            RouteConfig::file("/plaintext", guests::HELLO),
         ],
         2,
         isolation,
@@ -124,7 +125,7 @@ fn head_and_post_reach_the_guest() {
 #[test]
 fn oversized_request_body_is_413() {
     let mut cfg = config(
-        vec![RouteConfig::file("/", guest("hello"))],
+        vec![RouteConfig::file("/", guests::HELLO)],
         1,
         Isolation::Core,
     );

@@ -9,7 +9,8 @@ use std::sync::OnceLock;
 
 use percore::config::{Isolation, RouteConfig};
 
-use crate::support::{Client, Response, TestHost, config, guest};
+use crate::guests;
+use crate::support::{Client, Response, TestHost, config};
 
 /// The sample dump.
 pub fn sample_dump() -> PathBuf {
@@ -24,17 +25,19 @@ pub fn sample_index() -> PathBuf {
     static INDEX: OnceLock<PathBuf> = OnceLock::new();
     INDEX
         .get_or_init(|| {
-            let dir = std::env::temp_dir().join(format!("percore-it-index-{}", std::process::id()));
-            percore_index::build_index(&sample_dump(), &dir, Default::default())
+            // In cargo's scratch directory for this test target (under
+            // target/), rebuilt by every run of the test binary.
+            let index = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("sample-index");
+            percore_index::build_index(&sample_dump(), &index, Default::default())
                 .expect("index the sample dump");
-            dir
+            index
         })
         .clone()
 }
 
 /// A host serving the wiki guest at `/` over the sample index.
 pub fn wiki_host(isolation: Isolation) -> TestHost {
-    let mut cfg = config(vec![RouteConfig::file("/", guest("wiki"))], 2, isolation);
+    let mut cfg = config(vec![RouteConfig::file("/", guests::WIKI)], 2, isolation);
     cfg.index = Some(sample_index());
     TestHost::start(cfg)
 }
@@ -351,7 +354,7 @@ fn the_search_page_and_unknown_routes() {
 #[test]
 fn a_wiki_guest_is_refused_by_a_host_without_an_index() {
     let cfg = config(
-        vec![RouteConfig::file("/", guest("wiki"))],
+        vec![RouteConfig::file("/", guests::WIKI)],
         1,
         Isolation::Request,
     );
@@ -363,6 +366,38 @@ fn a_wiki_guest_is_refused_by_a_host_without_an_index() {
         err.contains("percore:host/wiki") && err.contains("--index"),
         "{err}"
     );
+}
+
+#[test]
+fn a_host_refuses_a_damaged_index_naming_the_file() {
+    // A copy of the sample index with one bit flipped in each file in
+    // turn: the host does not start, and says which file and how to fix it.
+    for victim in ["pages.bin", "strings.bin", "titles.0.fst"] {
+        let dir = tempfile::tempdir().unwrap();
+        for entry in std::fs::read_dir(sample_index()).unwrap() {
+            let entry = entry.unwrap();
+            std::fs::copy(entry.path(), dir.path().join(entry.file_name())).unwrap();
+        }
+        let file = dir.path().join(victim);
+        let mut bytes = std::fs::read(&file).unwrap();
+        let middle = bytes.len() / 2;
+        bytes[middle] ^= 0x10;
+        std::fs::write(&file, bytes).unwrap();
+        let mut cfg = config(
+            vec![RouteConfig::file("/", guests::WIKI)],
+            1,
+            Isolation::Request,
+        );
+        cfg.index = Some(dir.path().to_path_buf());
+        let err = match percore::Server::new(cfg).start() {
+            Ok(_) => panic!("a host started on an index with {victim} damaged"),
+            Err(e) => format!("{e:#}"),
+        };
+        assert!(
+            err.contains(victim) && err.contains("percore index"),
+            "{victim}: {err}"
+        );
+    }
 }
 
 /// Resident anonymous memory of process `pid`, in KiB.
@@ -381,8 +416,8 @@ fn streaming_the_dump_keeps_host_memory_flat() {
     // A 256 MiB generated dump, streamed whole by 4 clients at once from the
     // real binary: the host's anonymous memory must not grow with the bytes
     // sent (with hyper buffering a streamed body it grew by the dump size).
-    let dir = std::env::temp_dir().join(format!("percore-it-stream-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
     let dump = dir.join("big.xml");
     let file = std::fs::File::create(&dump).unwrap();
     percore_index::synth::write_dump(
@@ -397,7 +432,7 @@ fn streaming_the_dump_keeps_host_memory_flat() {
     let index = dir.join("big.index");
     percore_index::build_index(&dump, &index, Default::default()).unwrap();
     let size = std::fs::metadata(&dump).unwrap().len();
-    let route = format!("/={}", guest("wiki"));
+    let route = format!("/={}", guests::WIKI);
     let (child, addr) = crate::support::spawn_binary(&[
         "serve",
         "--listen",
@@ -493,7 +528,6 @@ fn streaming_the_dump_keeps_host_memory_flat() {
         .load(std::sync::atomic::Ordering::Relaxed)
         .saturating_sub(before);
     drop(child);
-    let _ = std::fs::remove_dir_all(&dir);
     println!(
         "streamed 4 x {} MiB; host RssAnon grew by {growth_kib} KiB",
         size >> 20

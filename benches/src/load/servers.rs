@@ -37,7 +37,8 @@ pub enum ServerKind {
     /// wasmtime, at the wasmtime version percore embeds.
     WasmtimeServe,
     /// percore core isolation with the deadline machinery switched off
-    /// (`PERCORE_BENCH_NO_DEADLINES=1`), to measure what deadlines cost.
+    /// (the bench-only `percore-nodeadline` binary), to measure what
+    /// deadlines cost.
     PercoreCoreNoDeadlines,
 }
 
@@ -106,8 +107,8 @@ impl ServerKind {
     /// For [`ServerKind::WasmtimeServe`] when `paths.wasmtime` is `None`: the
     /// driver drops that server before it starts anything.
     pub fn command(self, paths: &Paths, addr: SocketAddr, workers: usize) -> Command {
-        let percore = |isolation: &str| {
-            let mut cmd = Command::new(&paths.percore);
+        let percore_with = |binary: &Path, isolation: &str| {
+            let mut cmd = Command::new(binary);
             cmd.arg("serve")
                 .arg("--listen")
                 .arg(addr.to_string())
@@ -136,6 +137,7 @@ impl ServerKind {
             }
             cmd
         };
+        let percore = |isolation: &str| percore_with(&paths.percore, isolation);
         match self {
             ServerKind::Native => {
                 let mut cmd = Command::new(&paths.native);
@@ -176,11 +178,7 @@ impl ServerKind {
                     .env("TOKIO_WORKER_THREADS", workers.to_string());
                 cmd
             }
-            ServerKind::PercoreCoreNoDeadlines => {
-                let mut cmd = percore("core");
-                cmd.env("PERCORE_BENCH_NO_DEADLINES", "1");
-                cmd
-            }
+            ServerKind::PercoreCoreNoDeadlines => percore_with(&paths.percore_nodeadline, "core"),
         }
     }
 }
@@ -192,6 +190,8 @@ pub struct Paths {
     pub native: PathBuf,
     /// The `percore` binary.
     pub percore: PathBuf,
+    /// `percore serve` without deadlines (`percore-nodeadline`).
+    pub percore_nodeadline: PathBuf,
     /// The TechEmpower guest (`hello.wasm`).
     pub guest: PathBuf,
     /// The `wasmtime` CLI for [`ServerKind::WasmtimeServe`]
@@ -232,6 +232,7 @@ impl Paths {
         Paths {
             native: bin_dir.join("native-hyper"),
             percore: bin_dir.join("percore"),
+            percore_nodeadline: bin_dir.join("percore-nodeadline"),
             guest: guests.join("hello.wasm"),
             wasmtime: wasmtime.exists().then_some(wasmtime),
             wasi_guest: guests.join("wasi_hello.wasm"),
@@ -262,6 +263,7 @@ impl Paths {
         for path in [
             &self.native,
             &self.percore,
+            &self.percore_nodeadline,
             &self.guest,
             &self.wasi_guest,
             &self.pipeline_script,

@@ -144,7 +144,31 @@ pub enum IndexError {
         dir: PathBuf,
         /// The dump it was built from, as far as we know it.
         dump: PathBuf,
-        /// What is wrong, e.g. "format version 1, this build reads version 2".
+        /// What is wrong, e.g. "…/pages.bin has format version 1 (from a
+        /// percore without checksums); this build reads version 2".
+        why: String,
+    },
+
+    /// An index file is not what the builder wrote: its checksum or its
+    /// size differs from what the index recorded. The file was damaged
+    /// after `percore index` wrote it (a failing disk, an interrupted copy,
+    /// a write by another program), and nothing in it can be trusted.
+    #[error(
+        "the title index at {dir} is corrupt: {file} {why}, so it changed after \
+         `percore index` wrote it (a failing disk, a bad copy, or a write by another program); \
+         rebuild the index with `percore index {dump} --out {dir}`"
+    )]
+    IndexCorrupt {
+        /// The index directory.
+        dir: PathBuf,
+        /// The damaged file.
+        file: PathBuf,
+        /// The dump the index was built from, as far as we know it (when
+        /// `pages.bin`, which records it, is the damaged file: the path it
+        /// records if such a file exists, else `DUMP.xml`).
+        dump: PathBuf,
+        /// How it differs, e.g. "has checksum 0123…, but the index
+        /// recorded 4567…".
         why: String,
     },
 

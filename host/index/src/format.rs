@@ -4,7 +4,7 @@
 //!
 //! | file | contents |
 //! | --- | --- |
-//! | `pages.bin` | a [`Header`], then one fixed-width [`Record`] per `<page>` in dump order; the record number is the page number |
+//! | `pages.bin` | a [`Header`], then one fixed-width [`Record`] per `<page>` in dump order (the record number is the page number), then an 8-byte footer: the [checksum](crate::checksum) of every byte before it |
 //! | `strings.bin` | for each page, its title then its redirect target, UTF-8, back to back; records point into it |
 //! | `titles.0.fst`, `titles.1.fst` … | `fst::Map`s from title bytes to page number (for duplicate titles, the first page), one per shard |
 //!
@@ -13,6 +13,11 @@
 //! only titles greater than every title of shard `n`, so a title belongs to
 //! the last shard whose first title is not greater than it, and walking the
 //! shards in order lists all titles in byte order.
+//!
+//! Every file is covered by a checksum: `pages.bin` by its footer, the
+//! others by checksums in its header. `TitleIndex::open` verifies them all
+//! before it trusts anything in them (it reads only the magic and the
+//! version first), so a damaged file is refused, not served.
 //!
 //! `pages.bin` starts with:
 //!
@@ -34,7 +39,8 @@
 //! | 96 | 4 | length of the dump path |
 //! | 100 | 4 | number of namespaces |
 //! | 104 | 8 | export schema version, e.g. `0.11`, NUL-padded |
-//! | 112 | … | absolute dump path (UTF-8 where the OS allows); for each namespace: key `i32`, name length `u16`, name; the number of fst shards `u32`, then the length of each fst file `u64` |
+//! | 112 | 8 | checksum of `strings.bin` |
+//! | 120 | … | absolute dump path (UTF-8 where the OS allows); for each namespace: key `i32`, name length `u16`, name; the number of fst shards `u32`, then for each fst file its length `u64` and checksum `u64` |
 //!
 //! and a [`Record`] is 40 bytes:
 //!
@@ -47,15 +53,23 @@
 //! | 32 | 2 | title length |
 //! | 34 | 2 | redirect target length, `0xFFFF` when the page is not a redirect |
 //! | 36 | 4 | namespace |
+//!
+//! Version 1 (before checksums) had no footer, no `strings.bin` checksum
+//! (the dump path started at 112) and no fst checksums; this crate refuses
+//! it and reads only its dump path, for the rebuild hint.
 
 /// The first eight bytes of `pages.bin`.
 pub(crate) const MAGIC: [u8; 8] = *b"PCTITLE\0";
 /// The format version this crate writes and reads. Bump on any change.
-pub(crate) const VERSION: u32 = 1;
+pub(crate) const VERSION: u32 = 2;
+/// The last version without checksums.
+pub(crate) const VERSION_WITHOUT_CHECKSUMS: u32 = 1;
 /// Size of one page record in bytes.
 pub(crate) const RECORD_LEN: usize = 40;
 /// Size of the fixed part of the header.
-pub(crate) const FIXED_HEADER_LEN: usize = 112;
+pub(crate) const FIXED_HEADER_LEN: usize = 120;
+/// Size of the footer of `pages.bin`: the checksum of the bytes before it.
+pub(crate) const FOOTER_LEN: usize = 8;
 /// `redirect_len` value of pages that are not redirects.
 pub(crate) const NO_REDIRECT: u16 = u16::MAX;
 /// Longest title or redirect target a record can hold, in bytes
@@ -83,8 +97,12 @@ pub(crate) struct Header {
     pub redirects: u64,
     pub duplicates: u64,
     pub strings_len: u64,
+    /// Checksum of `strings.bin`.
+    pub strings_checksum: u64,
     /// Length of each fst shard's file.
     pub fst_lens: Vec<u64>,
+    /// Checksum of each fst shard's file (as many as `fst_lens`).
+    pub fst_checksums: Vec<u64>,
     pub schema: String,
     pub dump_path: String,
     pub namespaces: Vec<(i32, String)>,
@@ -131,6 +149,7 @@ impl Header {
         let n = self.schema.len().min(8);
         schema[..n].copy_from_slice(&self.schema.as_bytes()[..n]);
         out.extend_from_slice(&schema);
+        out.extend_from_slice(&self.strings_checksum.to_le_bytes());
         debug_assert_eq!(out.len(), FIXED_HEADER_LEN);
         out.extend_from_slice(self.dump_path.as_bytes());
         for (key, name) in &self.namespaces {
@@ -140,8 +159,10 @@ impl Header {
             out.extend_from_slice(name);
         }
         out.extend_from_slice(&(self.fst_lens.len() as u32).to_le_bytes());
-        for len in &self.fst_lens {
+        for (n, len) in self.fst_lens.iter().enumerate() {
+            let checksum = self.fst_checksums.get(n).copied().unwrap_or_default();
             out.extend_from_slice(&len.to_le_bytes());
+            out.extend_from_slice(&checksum.to_le_bytes());
         }
         out.resize(out.len().next_multiple_of(8), 0);
         let len = out.len() as u64;
@@ -149,15 +170,23 @@ impl Header {
         out
     }
 
-    /// Decodes a header; returns it and the offset where records start.
-    pub(crate) fn decode(bytes: &[u8]) -> Result<(Header, usize), HeaderError> {
+    /// Checks that `bytes` start like a `pages.bin` of this version: the
+    /// magic, then [`VERSION`].
+    pub(crate) fn check_version(bytes: &[u8]) -> Result<(), HeaderError> {
         if bytes.len() < 12 || bytes[..8] != MAGIC {
             return Err(HeaderError::BadMagic);
         }
-        let version = u32_at(bytes, 8);
-        if version != VERSION {
-            return Err(HeaderError::Version(version));
+        match u32_at(bytes, 8) {
+            VERSION => Ok(()),
+            other => Err(HeaderError::Version(other)),
         }
+    }
+
+    /// Decodes a header from `bytes`, the contents of `pages.bin` without
+    /// its footer; returns it and the offset where records start. Never
+    /// panics, whatever the bytes.
+    pub(crate) fn decode(bytes: &[u8]) -> Result<(Header, usize), HeaderError> {
+        Header::check_version(bytes)?;
         if bytes.len() < FIXED_HEADER_LEN {
             return Err(HeaderError::Corrupt("the header is cut short"));
         }
@@ -191,10 +220,15 @@ impl Header {
         }
         let shards = u32::from_le_bytes(take(&mut at, 4)?.try_into().unwrap_or_default());
         let mut fst_lens = Vec::with_capacity((shards as usize).min(1024));
+        let mut fst_checksums = Vec::with_capacity((shards as usize).min(1024));
         for _ in 0..shards {
             fst_lens.push(u64_at(take(&mut at, 8)?, 0));
+            fst_checksums.push(u64_at(take(&mut at, 8)?, 0));
         }
-        if fst_lens.iter().sum::<u64>() != u64_at(bytes, 88) {
+        let total = fst_lens
+            .iter()
+            .try_fold(0u64, |sum, &len| sum.checked_add(len));
+        if total != Some(u64_at(bytes, 88)) {
             return Err(HeaderError::Corrupt("the fst lengths do not add up"));
         }
         let header = Header {
@@ -206,13 +240,37 @@ impl Header {
             redirects: u64_at(bytes, 64),
             duplicates: u64_at(bytes, 72),
             strings_len: u64_at(bytes, 80),
+            strings_checksum: u64_at(bytes, 112),
             fst_lens,
+            fst_checksums,
             schema: String::from_utf8_lossy(schema).into_owned(),
             dump_path,
             namespaces,
         };
         Ok((header, header_len))
     }
+}
+
+/// Splits the contents of `pages.bin` into the bytes its footer covers and
+/// the checksum the footer holds; `None` if the file is too short to have
+/// one.
+pub(crate) fn split_footer(pages: &[u8]) -> Option<(&[u8], u64)> {
+    let body = pages.len().checked_sub(FOOTER_LEN)?;
+    let (body, footer) = pages.split_at(body);
+    Some((body, u64_at(footer, 0)))
+}
+
+/// The dump path recorded by a version 1 `pages.bin`, if it can be read:
+/// the rebuild hint for an index from before checksums then names the
+/// right dump.
+pub(crate) fn v1_dump_path(pages: &[u8]) -> Option<String> {
+    const V1_FIXED_HEADER_LEN: usize = 112;
+    if pages.get(..8)? != MAGIC || u32_at(pages.get(..12)?, 8) != VERSION_WITHOUT_CHECKSUMS {
+        return None;
+    }
+    let len = u32_at(pages.get(..V1_FIXED_HEADER_LEN)?, 96) as usize;
+    let path = pages.get(V1_FIXED_HEADER_LEN..V1_FIXED_HEADER_LEN.checked_add(len)?)?;
+    Some(String::from_utf8_lossy(path).into_owned()).filter(|p| !p.is_empty())
 }
 
 /// One page's fixed-width entry in `pages.bin`.
@@ -255,12 +313,14 @@ impl Record {
     }
 }
 
+/// The `u64` at `at`; the caller has checked that `b` holds it.
 fn u64_at(b: &[u8], at: usize) -> u64 {
     let mut w = [0u8; 8];
     w.copy_from_slice(&b[at..at + 8]);
     u64::from_le_bytes(w)
 }
 
+/// The `u32` at `at`; the caller has checked that `b` holds it.
 fn u32_at(b: &[u8], at: usize) -> u32 {
     let mut w = [0u8; 4];
     w.copy_from_slice(&b[at..at + 4]);
@@ -336,7 +396,9 @@ mod tests {
             redirects: 2,
             duplicates: 1,
             strings_len: 99,
+            strings_checksum: 0x1234_5678_9abc_def0,
             fst_lens: vec![77, 0, 5],
+            fst_checksums: vec![1, 2, 3],
             schema: "0.11".into(),
             dump_path: "/data/enwiki.xml".into(),
             namespaces: vec![
@@ -356,6 +418,51 @@ mod tests {
             Header::decode(&bytes[..FIXED_HEADER_LEN + 3]),
             Err(HeaderError::Corrupt(_))
         ));
+    }
+
+    #[test]
+    fn decoding_any_bytes_never_panics() {
+        let good = Header {
+            fst_lens: vec![3, 4],
+            fst_checksums: vec![5, 6],
+            dump_path: "/d.xml".into(),
+            namespaces: vec![(1, "Talk".into())],
+            ..Header::default()
+        }
+        .encode();
+        let mut seed = 0x9E37_79B9_7F4A_7C15u64;
+        for round in 0..20_000 {
+            let mut bytes = good.clone();
+            for _ in 0..1 + round % 3 {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                let at = (seed % bytes.len() as u64) as usize;
+                bytes[at] ^= (seed >> 40) as u8 | 1;
+            }
+            bytes.truncate(bytes.len() - round % 7);
+            let _ = Header::decode(&bytes);
+            let _ = split_footer(&bytes);
+            let _ = v1_dump_path(&bytes);
+        }
+    }
+
+    #[test]
+    fn footer_and_v1_path() {
+        assert_eq!(split_footer(b"short"), None);
+        let (body, sum) = split_footer(b"abc\x01\0\0\0\0\0\0\0").unwrap();
+        assert_eq!((body, sum), (&b"abc"[..], 1));
+        let mut v1 = vec![0u8; 112];
+        v1[..8].copy_from_slice(&MAGIC);
+        v1[8..12].copy_from_slice(&1u32.to_le_bytes());
+        v1[96..100].copy_from_slice(&6u32.to_le_bytes());
+        v1.extend_from_slice(b"/d.xml");
+        assert_eq!(v1_dump_path(&v1).as_deref(), Some("/d.xml"));
+        assert_eq!(v1_dump_path(&v1[..115]), None);
+        assert_eq!(
+            Header::check_version(&v1),
+            Err(HeaderError::Version(VERSION_WITHOUT_CHECKSUMS))
+        );
     }
 
     #[test]

@@ -35,13 +35,13 @@ use serde::Serialize;
 use tokio::sync::watch;
 
 use super::AdminToken;
-use super::deploy::{DeployError, DeployOptions, Deployments};
-use crate::config::Isolation;
+use crate::config::RouteOptions;
+use crate::registry::{Registry, RegistryError};
 
 /// The admin API's state.
 pub struct AdminApi {
     token: AdminToken,
-    deployments: Arc<Deployments>,
+    registry: Arc<Registry>,
     max_upload_bytes: u64,
 }
 
@@ -52,8 +52,8 @@ pub type AdminResponse = hyper::Response<Full<Bytes>>;
 #[derive(Debug)]
 struct Failure(StatusCode, String);
 
-impl From<DeployError> for Failure {
-    fn from(e: DeployError) -> Self {
+impl From<RegistryError> for Failure {
+    fn from(e: RegistryError) -> Self {
         let status = StatusCode::from_u16(e.status()).expect("valid status");
         if status.is_server_error() {
             tracing::error!("admin: {e}");
@@ -63,11 +63,11 @@ impl From<DeployError> for Failure {
 }
 
 impl AdminApi {
-    /// The API for `deployments`, guarded by `token`.
-    pub fn new(token: AdminToken, deployments: Arc<Deployments>, max_upload_bytes: u64) -> Self {
+    /// The API for `registry`, guarded by `token`.
+    pub fn new(token: AdminToken, registry: Arc<Registry>, max_upload_bytes: u64) -> Self {
         AdminApi {
             token,
-            deployments,
+            registry,
             max_upload_bytes,
         }
     }
@@ -103,38 +103,32 @@ impl AdminApi {
         if path == "/v1/routes" {
             return match method {
                 Method::GET => {
-                    let deployments = self.deployments.clone();
-                    let (routes, cache) =
-                        blocking(move || Ok((deployments.list(), deployments.cache_stats())))
-                            .await?;
-                    Ok(serde_json::json!({
-                        "routes": routes,
-                        "restore_errors": self.deployments.restore_errors(),
-                        "cache": cache,
-                    }))
+                    let registry = self.registry.clone();
+                    json(blocking(move || Ok(registry.list())).await?)
                 }
                 _ => Err(not_allowed(&method, &path, "GET")),
             };
         }
         if let Some(rest) = path.strip_prefix("/v1/routes/") {
             let prefix = format!("/{rest}");
-            let deployments = self.deployments.clone();
+            let registry = self.registry.clone();
             return match method {
-                Method::GET => json(blocking(move || Ok(deployments.get(&prefix)?)).await?),
-                Method::DELETE => json(blocking(move || Ok(deployments.undeploy(&prefix)?)).await?),
+                Method::GET => json(blocking(move || Ok(registry.get(&prefix)?)).await?),
+                Method::DELETE => json(blocking(move || Ok(registry.undeploy(&prefix)?)).await?),
                 Method::PUT => {
-                    let options = parse_options(req.uri().query().unwrap_or_default())?;
+                    let options = RouteOptions::from_query(req.uri().query().unwrap_or_default())
+                        .map_err(|e| Failure(StatusCode::BAD_REQUEST, e))?;
                     let body = self.read_upload(req).await?;
-                    json(blocking(move || Ok(deployments.deploy(&prefix, &body, options)?)).await?)
+                    json(blocking(move || Ok(registry.deploy(&prefix, &body, options)?)).await?)
                 }
                 _ => Err(not_allowed(&method, &path, "GET, PUT or DELETE")),
             };
         }
         if let Some(rest) = path.strip_prefix("/v1/rollback/") {
             let prefix = format!("/{rest}");
-            let deployments = self.deployments.clone();
+            let registry = self.registry.clone();
             return match method {
-                Method::POST => json(blocking(move || Ok(deployments.rollback(&prefix)?)).await?),
+                Method::POST => json(blocking(move || Ok(registry.rollback(&prefix)?)).await?),
                 _ => Err(not_allowed(&method, &path, "POST")),
             };
         }
@@ -302,59 +296,4 @@ fn respond(status: StatusCode, body: serde_json::Value) -> AdminResponse {
         HeaderValue::from_static("application/json"),
     );
     response
-}
-
-/// Parses a deploy's query string into [`DeployOptions`].
-fn parse_options(query: &str) -> Result<DeployOptions, Failure> {
-    let bad = |message: String| Failure(StatusCode::BAD_REQUEST, message);
-    let mut options = DeployOptions::default();
-    for pair in query.split('&').filter(|p| !p.is_empty()) {
-        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-        let number = || {
-            value
-                .parse::<u64>()
-                .map_err(|_| bad(format!("option {key} needs a whole number, got {value:?}")))
-        };
-        match key {
-            "isolation" => {
-                options.isolation = Some(match value {
-                    "request" => Isolation::Request,
-                    "core" => Isolation::Core,
-                    _ => {
-                        return Err(bad(format!(
-                            "isolation must be request or core, got {value:?}"
-                        )));
-                    }
-                })
-            }
-            "deadline_ms" => options.limits.deadline_ms = Some(number()?),
-            "max_memory_bytes" => options.limits.max_memory_bytes = Some(number()?),
-            "max_request_body_bytes" => options.limits.max_request_body_bytes = Some(number()?),
-            "max_response_bytes" => options.limits.max_response_bytes = Some(number()?),
-            _ => {
-                return Err(bad(format!(
-                    "unknown option {key:?}: use isolation, deadline_ms, max_memory_bytes, max_request_body_bytes or max_response_bytes"
-                )));
-            }
-        }
-    }
-    Ok(options)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn deploy_options() {
-        let o = parse_options("isolation=core&deadline_ms=50").unwrap();
-        assert_eq!(o.isolation, Some(Isolation::Core));
-        assert_eq!(o.limits.deadline_ms, Some(50));
-        assert_eq!(parse_options("").unwrap(), DeployOptions::default());
-        assert!(parse_options("isolation=none").is_err());
-        assert!(parse_options("deadline_ms=soon").is_err());
-        let Failure(status, message) = parse_options("colour=red").unwrap_err();
-        assert_eq!(status, StatusCode::BAD_REQUEST);
-        assert!(message.contains("colour"), "{message}");
-    }
 }

@@ -8,8 +8,11 @@ use std::io::{Read as _, Write as _};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs as _};
 use std::time::Duration;
 
+use serde::de::DeserializeOwned;
+
 use super::AdminToken;
-use super::deploy::DeployOptions;
+use crate::config::RouteOptions;
+use crate::registry::{RouteInfo, RouteList};
 
 /// How long the client waits for the host; compiles of large components
 /// take seconds.
@@ -34,6 +37,14 @@ pub enum ClientError {
         /// The address.
         addr: String,
         /// What went wrong.
+        detail: String,
+    },
+    /// The host's answer is not the record expected.
+    #[error("the admin API at {addr} answered with an unexpected body: {detail}")]
+    Unexpected {
+        /// The address.
+        addr: String,
+        /// What did not parse.
         detail: String,
     },
     /// The host refused the request.
@@ -81,47 +92,52 @@ impl AdminClient {
     }
 
     /// `GET /v1/routes`.
-    pub fn routes(&self) -> Result<serde_json::Value, ClientError> {
-        self.call("GET", "/v1/routes", &[])
+    pub fn routes(&self) -> Result<RouteList, ClientError> {
+        self.call_typed("GET", "/v1/routes", &[])
     }
 
-    /// `PUT /v1/routes/PREFIX` with the component's bytes.
+    /// `GET /v1/routes/PREFIX`.
+    pub fn route(&self, prefix: &str) -> Result<RouteInfo, ClientError> {
+        self.call_typed("GET", &route_path("/v1/routes", prefix), &[])
+    }
+
+    /// `PUT /v1/routes/PREFIX?OPTIONS` with the component's bytes.
     pub fn deploy(
         &self,
         prefix: &str,
         wasm: &[u8],
-        options: &DeployOptions,
-    ) -> Result<serde_json::Value, ClientError> {
-        let mut query = Vec::new();
-        if let Some(isolation) = options.isolation {
-            query.push(format!("isolation={isolation}"));
-        }
-        let limits = &options.limits;
-        for (key, value) in [
-            ("deadline_ms", limits.deadline_ms),
-            ("max_memory_bytes", limits.max_memory_bytes),
-            ("max_request_body_bytes", limits.max_request_body_bytes),
-            ("max_response_bytes", limits.max_response_bytes),
-        ] {
-            if let Some(value) = value {
-                query.push(format!("{key}={value}"));
-            }
-        }
+        options: &RouteOptions,
+    ) -> Result<RouteInfo, ClientError> {
         let mut path = route_path("/v1/routes", prefix);
+        let query = options.to_query();
         if !query.is_empty() {
-            path = format!("{path}?{}", query.join("&"));
+            path = format!("{path}?{query}");
         }
-        self.call("PUT", &path, wasm)
+        self.call_typed("PUT", &path, wasm)
     }
 
     /// `POST /v1/rollback/PREFIX`.
-    pub fn rollback(&self, prefix: &str) -> Result<serde_json::Value, ClientError> {
-        self.call("POST", &route_path("/v1/rollback", prefix), &[])
+    pub fn rollback(&self, prefix: &str) -> Result<RouteInfo, ClientError> {
+        self.call_typed("POST", &route_path("/v1/rollback", prefix), &[])
     }
 
     /// `DELETE /v1/routes/PREFIX`.
-    pub fn undeploy(&self, prefix: &str) -> Result<serde_json::Value, ClientError> {
-        self.call("DELETE", &route_path("/v1/routes", prefix), &[])
+    pub fn undeploy(&self, prefix: &str) -> Result<RouteInfo, ClientError> {
+        self.call_typed("DELETE", &route_path("/v1/routes", prefix), &[])
+    }
+
+    /// [`AdminClient::call`], the answer read as a `T`.
+    fn call_typed<T: DeserializeOwned>(
+        &self,
+        method: &str,
+        path: &str,
+        body: &[u8],
+    ) -> Result<T, ClientError> {
+        let value = self.call(method, path, body)?;
+        serde_json::from_value(value).map_err(|e| ClientError::Unexpected {
+            addr: self.addr.clone(),
+            detail: e.to_string(),
+        })
     }
 
     /// Sends a request and turns a non-2xx answer into

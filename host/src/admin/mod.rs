@@ -4,21 +4,19 @@
 //!
 //! | module | owns |
 //! | --- | --- |
+//! | this one | [`AdminServer`] (the listener's thread) and [`AdminToken`] |
 //! | [`api`] | the HTTP side: authentication, upload cap, endpoints, JSON |
-//! | [`deploy`] | [`Deployments`]: versions, validation, atomic switch, rollback |
-//! | [`store`] | the state directory: components, route table, compile cache |
 //! | [`client`] | the client `percore deploy`/`routes`/`rollback`/`undeploy` use |
 //!
+//! The routes themselves are the [`Registry`]'s: the API only calls it.
 //! The admin listener runs on its own thread and current-thread runtime;
-//! compiles run on that runtime's blocking pool (and wasmtime's rayon pool),
-//! at a lower OS priority ([`COMPILE_NICE`]) so that the workers keep their
-//! cores. Nothing here runs on a worker thread: workers only see the route
-//! table [`Deployments`] publishes.
+//! changes run on that runtime's blocking pool, and compiles on the
+//! engine's compile pool, both at a lower OS priority
+//! ([`crate::engine::COMPILE_NICE`]) so that the workers keep their cores.
+//! Nothing here runs on a worker thread.
 
 pub mod api;
 pub mod client;
-pub mod deploy;
-pub mod store;
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -28,28 +26,11 @@ use std::thread::JoinHandle;
 use anyhow::Context as _;
 use tokio::sync::watch;
 
-pub use deploy::{DeployError, DeployOptions, Deployments, RouteInfo, VersionInfo};
+use crate::registry::Registry;
 
 /// The environment variable that holds the admin token when no token file
 /// is given (for the host and for the CLI).
 pub const TOKEN_ENV: &str = "PERCORE_ADMIN_TOKEN";
-
-/// The nice value (Linux: per thread) of the threads that compile deploys:
-/// the admin runtime's blocking pool and the rayon pool wasmtime compiles
-/// on. Raising it needs no privilege; workers stay at the default 0.
-pub const COMPILE_NICE: i32 = 10;
-
-/// Lowers the calling thread's priority to [`COMPILE_NICE`] (Linux only;
-/// elsewhere, and when the OS refuses, compiles run at normal priority).
-fn lower_priority() {
-    #[cfg(target_os = "linux")]
-    {
-        let tid = rustix::thread::gettid();
-        if let Err(e) = rustix::process::setpriority_process(Some(tid), COMPILE_NICE) {
-            tracing::debug!("cannot lower the priority of a compile thread: {e}");
-        }
-    }
-}
 
 /// Fewest bytes an admin token may have.
 pub const MIN_TOKEN_LEN: usize = 16;
@@ -127,12 +108,12 @@ pub struct AdminServer {
 }
 
 impl AdminServer {
-    /// Binds `addr` and serves the admin API for `deployments` on a thread
-    /// of its own.
+    /// Binds `addr` and serves the admin API for `registry` on a thread of
+    /// its own.
     pub fn start(
         addr: SocketAddr,
         token: AdminToken,
-        deployments: Arc<Deployments>,
+        registry: Arc<Registry>,
         max_upload_bytes: u64,
     ) -> anyhow::Result<AdminServer> {
         let listener = std::net::TcpListener::bind(addr)
@@ -150,13 +131,9 @@ impl AdminServer {
             .enable_all()
             .thread_name("percore-admin-compile")
             .max_blocking_threads(4)
-            .on_thread_start(lower_priority)
+            .on_thread_start(crate::engine::lower_priority)
             .build()?;
-        // wasmtime compiles functions in parallel on rayon's global pool;
-        // from now on only deploys compile, so that pool can yield to the
-        // workers too.
-        rayon::broadcast(|_| lower_priority());
-        let api = Arc::new(api::AdminApi::new(token, deployments, max_upload_bytes));
+        let api = Arc::new(api::AdminApi::new(token, registry, max_upload_bytes));
         let thread = std::thread::Builder::new()
             .name("percore-admin".into())
             .spawn(move || runtime.block_on(api::serve(listener, api, stop)))?;

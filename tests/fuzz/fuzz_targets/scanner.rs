@@ -4,18 +4,22 @@
 
 #![no_main]
 
-use std::path::PathBuf;
+use std::path::Path;
+use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
 use percore_index::{TitleIndex, build_index};
 
-fn scratch() -> PathBuf {
-    std::env::temp_dir().join(format!("percore-fuzz-scanner-{}", std::process::id()))
+/// A scratch directory for the whole run. A static is never dropped, so it
+/// outlives the run; `run.sh` points `TMPDIR` at a folder it removes.
+fn scratch() -> &'static Path {
+    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
+    DIR.get_or_init(|| tempfile::tempdir().expect("a temporary directory"))
+        .path()
 }
 
 fuzz_target!(|data: &[u8]| {
     let dir = scratch();
-    let _ = std::fs::create_dir_all(&dir);
     let dump = dir.join("dump.xml");
     let out = dir.join("index");
     std::fs::write(&dump, data).unwrap();

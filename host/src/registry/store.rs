@@ -19,11 +19,16 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{Isolation, LimitOverrides};
+use crate::config::{LegacyOptions, RouteOptions};
 use crate::engine::sha256_hex;
 
-/// The version of `routes.json`'s layout; a file with another is refused.
-pub const FORMAT: u32 = 1;
+/// The version of `routes.json`'s layout written now. Format 2 records a
+/// version's [`RouteOptions`] at the top level of its record; format 1
+/// (still read) nested its limits in a `limits` object.
+pub const FORMAT: u32 = 2;
+
+/// The oldest layout still read.
+pub const OLDEST_FORMAT: u32 = 1;
 
 /// Why the state directory could not be read or written. Every message
 /// names the file involved.
@@ -50,6 +55,14 @@ pub enum StoreError {
         /// Where it was moved so that the next write does not destroy it.
         moved: PathBuf,
         /// The parse error.
+        detail: String,
+    },
+    /// A record of the route table is not valid (its file is named).
+    #[error("the route table {} holds an invalid record: {detail}", path.display())]
+    BadRecord {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
         detail: String,
     },
     /// A component file is missing.
@@ -88,12 +101,15 @@ pub struct VersionRecord {
     pub size: u64,
     /// When this version was deployed, in seconds since the Unix epoch.
     pub deployed_at: u64,
-    /// Isolation requested at deploy time; `None` follows the host default.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub isolation: Option<Isolation>,
-    /// Limits requested at deploy time; unset ones follow the host defaults.
-    #[serde(default)]
-    pub limits: LimitOverrides,
+    /// Isolation and limits asked for at deploy time; unset ones follow
+    /// the host's defaults.
+    #[serde(flatten, deserialize_with = "legacy_options")]
+    pub options: RouteOptions,
+}
+
+/// Reads a record's options in either layout (see [`FORMAT`]).
+fn legacy_options<'de, D: serde::Deserializer<'de>>(d: D) -> Result<RouteOptions, D::Error> {
+    LegacyOptions::deserialize(d).map(LegacyOptions::into_options)
 }
 
 /// One route in `routes.json`.
@@ -178,6 +194,14 @@ impl StateStore {
     /// Reads the component `hash` of route `prefix`, checking that its bytes
     /// still hash to its name.
     pub fn component(&self, prefix: &str, hash: &str) -> Result<Vec<u8>, StoreError> {
+        if !is_sha256_hex(hash) {
+            return Err(StoreError::BadRecord {
+                path: self.table_path(),
+                detail: format!(
+                    "route {prefix} names the component {hash:?}, which is not a SHA-256 in hex"
+                ),
+            });
+        }
         let path = self.component_path(hash);
         let bytes = match std::fs::read(&path) {
             Ok(bytes) => bytes,
@@ -230,11 +254,11 @@ impl StateStore {
         let parsed = serde_json::from_slice::<PersistedTable>(&text)
             .map_err(|e| e.to_string())
             .and_then(|table| {
-                if table.format == FORMAT {
+                if (OLDEST_FORMAT..=FORMAT).contains(&table.format) {
                     Ok(table)
                 } else {
                     Err(format!(
-                        "format {} is not the supported {FORMAT}",
+                        "format {} is not one of the supported {OLDEST_FORMAT} to {FORMAT}",
                         table.format
                     ))
                 }
@@ -267,6 +291,12 @@ pub fn cache_dir(state: &Path) -> PathBuf {
     std::path::absolute(state)
         .unwrap_or_else(|_| state.to_path_buf())
         .join("cache")
+}
+
+/// Whether `text` is a SHA-256 in lower-case hex (64 digits), as every
+/// component's name is: nothing else may become a path.
+fn is_sha256_hex(text: &str) -> bool {
+    text.len() == 64 && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
 /// Seconds since the Unix epoch.
@@ -304,30 +334,25 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn temp(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("percore-store-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        dir
-    }
+    use crate::config::Isolation;
 
     fn record(hash: &str) -> VersionRecord {
         VersionRecord {
             hash: hash.into(),
             size: 3,
             deployed_at: 1,
-            isolation: Some(Isolation::Core),
-            limits: LimitOverrides {
+            options: RouteOptions {
+                isolation: Some(Isolation::Core),
                 deadline_ms: Some(5),
-                ..LimitOverrides::default()
+                ..RouteOptions::default()
             },
         }
     }
 
     #[test]
     fn components_are_content_addressed_and_checked() {
-        let dir = temp("components");
-        let store = StateStore::open(&dir).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::open(dir.path()).unwrap();
         let hash = store.put_component(b"abc").unwrap();
         assert_eq!(
             hash,
@@ -337,15 +362,23 @@ mod tests {
         std::fs::write(store.component_path(&hash), b"abd").unwrap();
         let err = store.component("/x", &hash).unwrap_err().to_string();
         assert!(err.contains("is corrupt") && err.contains(&hash), "{err}");
-        let err = store.component("/x", "00").unwrap_err().to_string();
-        assert!(err.contains("00.wasm") && err.contains("missing"), "{err}");
-        std::fs::remove_dir_all(&dir).unwrap();
+        let missing = "0".repeat(64);
+        let err = store.component("/x", &missing).unwrap_err().to_string();
+        assert!(
+            err.contains(&format!("{missing}.wasm")) && err.contains("missing"),
+            "{err}"
+        );
+        // A name that is not a hash never becomes a path.
+        for bad in ["00", "../../etc/passwd", &"A".repeat(64)] {
+            let err = store.component("/x", bad).unwrap_err();
+            assert!(matches!(err, StoreError::BadRecord { .. }), "{bad}: {err}");
+        }
     }
 
     #[test]
     fn table_round_trips_and_corrupt_tables_are_moved_aside() {
-        let dir = temp("table");
-        let store = StateStore::open(&dir).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::open(dir.path()).unwrap();
         assert!(store.load_table().unwrap().routes.is_empty());
         let table = PersistedTable {
             format: FORMAT,
@@ -362,6 +395,21 @@ mod tests {
         assert!(err.contains("routes.json is corrupt"), "{err}");
         assert!(!store.table_path().exists());
         assert!(store.load_table().unwrap().routes.is_empty());
-        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn format_1_tables_are_still_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::open(dir.path()).unwrap();
+        std::fs::write(
+            store.table_path(),
+            r#"{"format": 1, "routes": [{"prefix": "/api",
+                "current": {"hash": "b", "size": 3, "deployed_at": 1,
+                            "isolation": "core", "limits": {"deadline_ms": 5}},
+                "history": []}]}"#,
+        )
+        .unwrap();
+        let table = store.load_table().unwrap();
+        assert_eq!(table.routes[0].current, record("b"));
     }
 }

@@ -1,9 +1,13 @@
-//! Per-store host state: what one handler instance can reach. WASI is
-//! provided only as far as a Rust guest's std needs it to start (clocks,
-//! random, stdio sinks): no preopened directories, no environment variables,
-//! no arguments, no sockets. The `wiki` host functions are thin adapters that
-//! reach the shared index (when the host has one); the `fields` functions
-//! read the header fields of the request in progress.
+//! The host functions: what one handler instance can reach, as the data of
+//! its store ([`HostState`]). WASI is provided only as far as a Rust
+//! guest's std needs it to start (clocks, random, stdio sinks): no
+//! preopened directories, no environment variables, no arguments, no
+//! sockets. The `wiki` host functions are thin adapters that reach the
+//! shared index (when the host has one; this is the only module that reads
+//! it for guests); the `fields` functions read the header fields of the
+//! request in progress. A standard `wasi:http/proxy` component gets
+//! wasmtime-wasi-http's implementation of `wasi:http` over the same
+//! resource table, with outgoing requests denied ([`NoOutgoingHttp`]).
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -11,11 +15,12 @@ use std::time::Instant;
 use percore_index::TitleIndex;
 
 use hyper::HeaderMap;
-use wasmtime::StoreLimits;
 use wasmtime::component::Resource;
 use wasmtime_wasi::{ResourceTable, WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView};
 
 use crate::bindings::percore::host::{types, wiki};
+use crate::budget::GuestLimiter;
 
 /// A worker's handle on the shared index: an `Arc` of its own around the
 /// process-wide `Arc`, so that cloning it per request touches a reference
@@ -29,8 +34,9 @@ pub struct HostState {
     wasi: WasiCtx,
     /// WASI resources (streams, etc.) the guest holds.
     table: ResourceTable,
-    /// Memory and table limits of this instance.
-    pub(crate) limits: StoreLimits,
+    /// Memory and shape limits of this instance, charging its worker's
+    /// guest-memory budget.
+    pub(crate) limits: GuestLimiter,
     /// When the current call must end; checked at every epoch tick.
     pub(crate) deadline: Instant,
     /// The shared, read-only title index, if the host has one.
@@ -39,11 +45,16 @@ pub struct HostState {
     /// `fields` (handle [`FIELDS_REP`]); `None` once it dropped them, and
     /// between calls.
     fields: Option<HeaderMap>,
+    /// `wasi:http`'s state, for `wasi:http/proxy` components.
+    http: WasiHttpCtx,
+    /// How `wasi:http` behaves here: no outgoing requests.
+    http_hooks: NoOutgoingHttp,
 }
 
 impl HostState {
-    /// State for one instance with the given limits.
-    pub fn new(limits: StoreLimits, index: Option<WorkerIndex>) -> Self {
+    /// State for one instance with the given limits, holding at most
+    /// `max_resources` host resources (WASI streams, pollables...) at once.
+    pub fn new(limits: GuestLimiter, max_resources: u64, index: Option<WorkerIndex>) -> Self {
         // `WasiCtx::default()` is what `WasiCtx::builder()...build()` gives
         // with nothing configured: closed stdin, discarded stdout/stderr, no
         // preopens, environment or arguments, and TCP, UDP and name lookup
@@ -52,13 +63,52 @@ impl HostState {
         // request (`build` leaves a fresh one behind), seeding two sets of
         // RNGs; this builds it once.
         let wasi = WasiCtx::default();
+        let mut table = ResourceTable::new();
+        table.set_max_capacity(usize::try_from(max_resources).unwrap_or(usize::MAX));
         HostState {
             wasi,
-            table: ResourceTable::new(),
+            table,
             limits,
             deadline: Instant::now(),
             index,
             fields: None,
+            http: WasiHttpCtx::new(),
+            http_hooks: NoOutgoingHttp,
+        }
+    }
+}
+
+/// `wasi:http` without authority: a guest may build outgoing requests but
+/// never send one (`outgoing-handler.handle` fails with
+/// `HTTP-request-denied`), as it may open no socket.
+pub struct NoOutgoingHttp;
+
+impl WasiHttpHooks for NoOutgoingHttp {
+    fn send_request(
+        &mut self,
+        _request: hyper::Request<wasmtime_wasi_http::WasiBody>,
+        _options: Option<wasmtime_wasi_http::RequestOptions>,
+        _fut: Box<dyn Future<Output = wasmtime_wasi_http::Result<()>> + Send>,
+    ) -> Box<
+        dyn Future<
+                Output = wasmtime_wasi_http::Result<(
+                    hyper::Response<wasmtime_wasi_http::WasiBody>,
+                    Box<dyn Future<Output = wasmtime_wasi_http::Result<()>> + Send>,
+                )>,
+            > + Send,
+    > {
+        Box::new(std::future::ready(Err(
+            wasmtime_wasi_http::p2::bindings::http::types::ErrorCode::HttpRequestDenied.into(),
+        )))
+    }
+}
+
+impl WasiHttpView for HostState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.http_hooks,
         }
     }
 }
@@ -141,20 +191,6 @@ pub const MAX_PREFIX_BYTES: usize = 4 << 20;
 /// Most bytes one `read` call returns.
 pub const MAX_READ_BYTES: u64 = 1 << 20;
 
-/// Checks that `range` lies inside a dump of `size` bytes; the error says
-/// which bytes exist.
-pub fn check_dump_range(range: &types::DumpRange, size: u64) -> Result<(), String> {
-    if range.first > range.last || range.last >= size {
-        return Err(format!(
-            "dump range {}-{} is outside the dump (bytes 0-{})",
-            range.first,
-            range.last,
-            size.saturating_sub(1)
-        ));
-    }
-    Ok(())
-}
-
 fn invalid(why: impl Into<String>) -> wiki::Error {
     wiki::Error::InvalidArgument(why.into())
 }
@@ -236,7 +272,7 @@ impl wiki::Host for HostState {
             .index
             .as_ref()
             .ok_or_else(|| invalid("this host has no index"))?;
-        check_dump_range(&range, index.dump_len()).map_err(invalid)?;
+        crate::body::check_dump_range(&range, index.dump_len()).map_err(invalid)?;
         if range.last - range.first + 1 > MAX_READ_BYTES {
             return Err(invalid(format!(
                 "range {}-{} is larger than {MAX_READ_BYTES} bytes; return it as a dump body instead",

@@ -1,0 +1,142 @@
+//! Test guest: a standard `wasi:http/proxy` component (wasi:http 0.2, the
+//! `wasi` crate), for what percore must do with one:
+//!
+//! Each path is matched on its last segment (`/any/prefix/echo`):
+//!
+//! - `/echo`: `METHOD PATH?QUERY x-test=VALUE body=BODY`, from what it got;
+//! - `/stream?kib=N`: a body of N KiB written in 64 KiB writes after the
+//!   response is set (more than the host buffers: it must be sent while
+//!   the guest writes);
+//! - `/outgoing`: tries an outgoing request and answers with what happened;
+//! - `/sleep?ms=N`: sleeps N ms before answering;
+//! - `/trap`: panics before answering;
+//! - `/no-answer`: returns without setting a response;
+//! - anything else: 404.
+
+use wasi::exports::http::incoming_handler::Guest;
+use wasi::http::types::{
+    Fields, IncomingRequest, Method, OutgoingBody, OutgoingRequest, OutgoingResponse,
+    ResponseOutparam, Scheme,
+};
+
+struct TestWasiHttp;
+
+fn param(query: &str, name: &str) -> Option<u64> {
+    query.split('&').find_map(|pair| {
+        let (k, v) = pair.split_once('=')?;
+        (k == name).then(|| v.parse().ok()).flatten()
+    })
+}
+
+/// Sets a response of `status` with `body`, written in one go.
+fn answer(out: ResponseOutparam, status: u16, body: &[u8]) {
+    let response = OutgoingResponse::new(Fields::new());
+    response.set_status_code(status).expect("a valid status");
+    let outgoing = response.body().expect("a new response has a body");
+    ResponseOutparam::set(out, Ok(response));
+    write_all(&outgoing, body);
+    OutgoingBody::finish(outgoing, None).expect("no trailers");
+}
+
+/// Writes `bytes` to `body`, in pieces the stream accepts.
+fn write_all(body: &OutgoingBody, bytes: &[u8]) {
+    let stream = body.write().expect("the body stream is taken once");
+    for chunk in bytes.chunks(4096) {
+        stream
+            .blocking_write_and_flush(chunk)
+            .expect("the client is still reading");
+    }
+}
+
+/// The incoming request's body, read whole.
+fn read_body(request: &IncomingRequest) -> Vec<u8> {
+    let body = request.consume().expect("the body is consumed once");
+    let stream = body.stream().expect("the body's stream is taken once");
+    let mut all = Vec::new();
+    while let Ok(chunk) = stream.blocking_read(64 << 10) {
+        all.extend_from_slice(&chunk);
+    }
+    all
+}
+
+impl Guest for TestWasiHttp {
+    fn handle(request: IncomingRequest, out: ResponseOutparam) {
+        let target = request.path_with_query().unwrap_or_default();
+        let (path, query) = target.split_once('?').unwrap_or((&target, ""));
+        // The last segment: the guest serves wherever it is mounted.
+        match path.rsplit('/').next().unwrap_or_default() {
+            "echo" => {
+                let test = request
+                    .headers()
+                    .get("x-test")
+                    .first()
+                    .map(|v| String::from_utf8_lossy(v).into_owned())
+                    .unwrap_or_default();
+                let method = match request.method() {
+                    Method::Get => "GET".to_string(),
+                    Method::Post => "POST".to_string(),
+                    Method::Put => "PUT".to_string(),
+                    Method::Head => "HEAD".to_string(),
+                    Method::Delete => "DELETE".to_string(),
+                    Method::Other(other) => other,
+                    other => format!("{other:?}"),
+                };
+                let body = read_body(&request);
+                let text = format!(
+                    "{method} {target} x-test={test} body={}",
+                    String::from_utf8_lossy(&body)
+                );
+                answer(out, 200, text.as_bytes());
+            }
+            "stream" => {
+                let kib = param(query, "kib").unwrap_or(1024) as usize;
+                let response = OutgoingResponse::new(Fields::new());
+                let outgoing = response.body().expect("a new response has a body");
+                ResponseOutparam::set(out, Ok(response));
+                let piece = vec![b'x'; 64 << 10];
+                let stream = outgoing.write().expect("the body stream is taken once");
+                let mut left = kib << 10;
+                while left > 0 {
+                    let n = left.min(piece.len());
+                    for chunk in piece[..n].chunks(4096) {
+                        if stream.blocking_write_and_flush(chunk).is_err() {
+                            return;
+                        }
+                    }
+                    left -= n;
+                }
+                drop(stream);
+                let _ = OutgoingBody::finish(outgoing, None);
+            }
+            "outgoing" => {
+                let outgoing = OutgoingRequest::new(Fields::new());
+                let _ = outgoing.set_scheme(Some(&Scheme::Http));
+                let _ = outgoing.set_authority(Some("127.0.0.1:9"));
+                let _ = outgoing.set_path_with_query(Some("/"));
+                // Refused at once, or through the response future.
+                let text = match wasi::http::outgoing_handler::handle(outgoing, None) {
+                    Ok(future) => {
+                        future.subscribe().block();
+                        match future.get() {
+                            Some(Ok(Err(code))) => format!("refused: {code:?}"),
+                            Some(Ok(Ok(_))) => "sent".to_string(),
+                            other => format!("unexpected: {other:?}"),
+                        }
+                    }
+                    Err(code) => format!("refused: {code:?}"),
+                };
+                answer(out, 200, text.as_bytes());
+            }
+            "sleep" => {
+                let ms = param(query, "ms").unwrap_or(500);
+                wasi::clocks::monotonic_clock::subscribe_duration(ms * 1_000_000).block();
+                answer(out, 200, format!("slept {ms} ms").as_bytes());
+            }
+            "trap" => panic!("the test guest panics on /trap"),
+            "no-answer" => drop(out),
+            _ => answer(out, 404, b"not found\n"),
+        }
+    }
+}
+
+wasi::http::proxy::export!(TestWasiHttp);

@@ -1,0 +1,639 @@
+//! The route registry: the one owner of the host's routes. [`Registry`]
+//! opens the state directory, compiles the configured and the recorded
+//! components (each distinct component once), builds every [`Route`]
+//! (in [`Registry::route`], the only place one is made), publishes route
+//! tables to the workers, and applies changes (deploy, rollback, undeploy)
+//! while the host serves.
+//!
+//! Every change validates and compiles first, then writes the state
+//! directory, then publishes a new [`RouteTable`]; a change that fails at
+//! any step leaves the serving table as it was. Routes a change does not
+//! touch keep their [`Route`] (and so their version and the workers' warm
+//! instances).
+//!
+//! Compiling is slow, so the methods that compile block; the admin API
+//! calls them on its blocking pool, never on a worker thread. A compile
+//! holds no lock: only the short commit of a change does, so a rollback,
+//! an undeploy or a listing never waits for another route's compile.
+//!
+//! | module | owns |
+//! | --- | --- |
+//! | this one | [`Registry`]: versions, validation, atomic switch, rollback |
+//! | [`store`] | the state directory: components, route table, compile cache |
+
+pub mod store;
+
+use std::collections::BTreeMap;
+use std::collections::btree_map::Entry;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::{Config, ConfigError, Isolation, Limits, RouteOptions, Source};
+use crate::engine::{CacheStats, CompileError, CompiledComponent, HostEngine, World, sha256_hex};
+use crate::router::Router;
+use crate::routes::{Route, RouteTable, SharedRoutes};
+use store::{PersistedRoute, PersistedTable, StateStore, StoreError, VersionRecord, unix_now};
+
+/// Earlier versions remembered per route (for rollback).
+pub const MAX_HISTORY: usize = 10;
+
+/// Why the registry could not open, or refused a change.
+/// [`RegistryError::status`] is the HTTP status the admin API answers with.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    /// The configured routes are not usable (a prefix given twice...).
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// A configured component could not be read.
+    #[error("cannot read {} for route {prefix}: {source}", path.display())]
+    Read {
+        /// The route.
+        prefix: String,
+        /// The file.
+        path: std::path::PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The component is not one percore can serve.
+    #[error("route {prefix}: {source}")]
+    Compile {
+        /// The route.
+        prefix: String,
+        /// Why.
+        source: CompileError,
+    },
+    /// The request is malformed (bad prefix, bad option).
+    #[error("{0}")]
+    BadRequest(String),
+    /// No such route.
+    #[error("no route {prefix} is deployed; `percore routes` lists the routes")]
+    NoRoute {
+        /// The prefix asked for.
+        prefix: String,
+    },
+    /// Rollback of a route without an earlier version.
+    #[error("route {prefix} has no earlier version to roll back to")]
+    NoHistory {
+        /// The route.
+        prefix: String,
+    },
+    /// The state directory could not be read or written; nothing changed.
+    #[error("{0}; nothing was changed")]
+    Store(#[from] StoreError),
+}
+
+impl RegistryError {
+    /// The HTTP status for this error.
+    pub fn status(&self) -> u16 {
+        match self {
+            RegistryError::Compile { .. }
+            | RegistryError::BadRequest(_)
+            | RegistryError::Config(_) => 400,
+            RegistryError::NoRoute { .. } => 404,
+            RegistryError::NoHistory { .. } => 409,
+            RegistryError::Store(_) | RegistryError::Read { .. } => 500,
+        }
+    }
+}
+
+/// One version of a route, as the admin API reports it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VersionInfo {
+    /// SHA-256 of the component, lower-case hex.
+    pub hash: String,
+    /// Size of the component in bytes.
+    pub size: u64,
+    /// When it was deployed, in seconds since the Unix epoch.
+    pub deployed_at: u64,
+}
+
+/// A route, as the admin API reports it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RouteInfo {
+    /// The path prefix.
+    pub prefix: String,
+    /// The serving version.
+    pub version: VersionInfo,
+    /// The world its component serves (`percore:host/handler` or
+    /// `wasi:http/proxy@0.2`).
+    pub world: World,
+    /// Its isolation (after defaults).
+    pub isolation: Isolation,
+    /// Its limits (after defaults).
+    pub limits: Limits,
+    /// Earlier versions, newest first; rollback returns to the first.
+    pub history: Vec<VersionInfo>,
+}
+
+/// Every route, as `GET /v1/routes` reports them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RouteList {
+    /// The routes, by prefix.
+    pub routes: Vec<RouteInfo>,
+    /// What could not be restored from the state directory at start.
+    pub restore_errors: Vec<String>,
+    /// What the compilation cache did (`None` without a state directory).
+    pub cache: Option<CacheStats>,
+}
+
+/// A version of a route in memory: its record and, once compiled, its
+/// component.
+#[derive(Clone)]
+struct Version {
+    record: VersionRecord,
+    compiled: Option<Arc<CompiledComponent>>,
+}
+
+/// A route in memory.
+#[derive(Clone)]
+struct RouteState {
+    /// The serving route (the one published to the workers).
+    route: Arc<Route>,
+    /// The serving version's record.
+    current: VersionRecord,
+    /// Earlier versions, oldest first.
+    history: Vec<Version>,
+}
+
+/// The host's routes, their versions, and the state directory behind them.
+pub struct Registry {
+    engine: Arc<HostEngine>,
+    /// The table the workers serve from; published after every change.
+    routes: Arc<SharedRoutes>,
+    store: Option<StateStore>,
+    /// Host-wide defaults, applied to each version's options.
+    isolation: Isolation,
+    limits: Limits,
+    /// Held while a change is committed (never while compiling), so that
+    /// changes apply one at a time, each to the table the last one left.
+    changes: Mutex<()>,
+    /// The routes; locked briefly to read or swap.
+    state: Mutex<BTreeMap<String, RouteState>>,
+    /// What could not be restored from the state directory at start.
+    restore_errors: Vec<String>,
+    /// Deploys compiling right now.
+    compiling: std::sync::atomic::AtomicUsize,
+}
+
+/// Components compiled while the registry opens, by hash, so that routes
+/// serving the same component share one compilation.
+type Compiled = BTreeMap<String, Arc<CompiledComponent>>;
+
+impl Registry {
+    /// Compiles the configured routes, restores the routes recorded in
+    /// `config.state`, persists the merged table, and publishes it.
+    /// Configured routes override recorded ones with the same prefix; the
+    /// recorded version then becomes their history.
+    ///
+    /// A configured route that cannot be served stops the start. A corrupt
+    /// route table or a missing or corrupt recorded component does not: it
+    /// is logged and reported by [`Registry::restore_errors`], and the rest
+    /// is restored.
+    pub fn open(config: &Config, engine: Arc<HostEngine>) -> Result<Registry, RegistryError> {
+        crate::config::check_routes(&config.routes, "the configured routes")?;
+        let store = match &config.state {
+            Some(dir) => Some(StateStore::open(dir)?),
+            None => None,
+        };
+        let mut registry = Registry {
+            engine,
+            routes: Arc::new(SharedRoutes::new(RouteTable::default())),
+            store,
+            isolation: config.isolation,
+            limits: config.limits.clone(),
+            changes: Mutex::new(()),
+            state: Mutex::new(BTreeMap::new()),
+            restore_errors: Vec::new(),
+            compiling: Default::default(),
+        };
+        let mut compiled = Compiled::new();
+        let mut state = BTreeMap::new();
+        let now = unix_now();
+        for configured in &config.routes {
+            let prefix = &configured.prefix;
+            let bytes = match &configured.source {
+                Source::File(path) => {
+                    std::fs::read(path).map_err(|source| RegistryError::Read {
+                        prefix: prefix.clone(),
+                        path: path.clone(),
+                        source,
+                    })?
+                }
+                Source::Embedded { bytes, .. } => bytes.to_vec(),
+            };
+            let hash = sha256_hex(&bytes);
+            let component = match compiled.entry(hash.clone()) {
+                Entry::Occupied(entry) => entry.get().clone(),
+                Entry::Vacant(entry) => {
+                    let component =
+                        registry.compile(prefix, &configured.source.to_string(), &bytes)?;
+                    entry.insert(component).clone()
+                }
+            };
+            if let Some(store) = &registry.store {
+                store.put_component(&bytes)?;
+            }
+            let record = VersionRecord {
+                hash,
+                size: bytes.len() as u64,
+                deployed_at: now,
+                options: configured.options.clone(),
+            };
+            registry.check_limits(&record.options)?;
+            state.insert(
+                prefix.clone(),
+                RouteState {
+                    route: registry.route(prefix, &record, component),
+                    current: record,
+                    history: Vec::new(),
+                },
+            );
+        }
+        if let Some(store) = registry.store.clone() {
+            registry.restore(&store, &mut state, &mut compiled);
+            store.save_table(&persisted(&state))?;
+        }
+        registry.routes.publish(table_of(&state));
+        *registry.state.get_mut().expect("not shared yet") = state;
+        Ok(registry)
+    }
+
+    /// Adds the routes recorded in `store` to `state` (see [`Registry::open`]).
+    fn restore(
+        &mut self,
+        store: &StateStore,
+        state: &mut BTreeMap<String, RouteState>,
+        compiled: &mut Compiled,
+    ) {
+        let table = match store.load_table() {
+            Ok(table) => table,
+            Err(e) => {
+                self.restore_failed(e.to_string());
+                return;
+            }
+        };
+        for persisted in table.routes {
+            let prefix = persisted.prefix.clone();
+            if let Err(e) = crate::router::validate_prefix(&prefix) {
+                let bad = StoreError::BadRecord {
+                    path: store.table_path(),
+                    detail: e,
+                };
+                self.restore_failed(format!("a route was not restored: {bad}"));
+                continue;
+            }
+            if let Some(configured) = state.get_mut(&prefix) {
+                // The configured version wins; what was deployed becomes
+                // its history, so a rollback returns to it.
+                let mut history = persisted.history;
+                if persisted.current.hash == configured.current.hash {
+                    configured.current.deployed_at = persisted.current.deployed_at;
+                } else {
+                    history.push(persisted.current);
+                }
+                configured.history = history.into_iter().map(Version::unloaded).collect();
+                trim(&mut configured.history);
+                tracing::info!(route = %prefix, "configured route overrides the deployed one");
+                continue;
+            }
+            let record = &persisted.current;
+            let restored = self.check_limits(&record.options).and_then(|()| {
+                match compiled.get(&record.hash) {
+                    Some(component) => Ok(component.clone()),
+                    None => {
+                        let component = self.load(store, &prefix, record)?;
+                        compiled.insert(record.hash.clone(), component.clone());
+                        Ok(component)
+                    }
+                }
+            });
+            match restored {
+                Ok(component) => {
+                    let route = self.route(&prefix, record, component);
+                    tracing::info!(route = %prefix, hash = %record.hash, "restored");
+                    state.insert(
+                        prefix,
+                        RouteState {
+                            route,
+                            current: persisted.current,
+                            history: persisted
+                                .history
+                                .into_iter()
+                                .map(Version::unloaded)
+                                .collect(),
+                        },
+                    );
+                }
+                Err(e) => self.restore_failed(format!("route {prefix} was not restored: {e}")),
+            }
+        }
+    }
+
+    fn restore_failed(&mut self, message: String) {
+        tracing::error!("{message}");
+        self.restore_errors.push(message);
+    }
+
+    /// The shared route table the workers serve from.
+    pub fn routes(&self) -> &Arc<SharedRoutes> {
+        &self.routes
+    }
+
+    /// What could not be restored from the state directory at start, one
+    /// message per problem, each naming the file involved.
+    pub fn restore_errors(&self) -> &[String] {
+        &self.restore_errors
+    }
+
+    /// Every route, the restore errors and the compile cache's counts.
+    pub fn list(&self) -> RouteList {
+        let routes = self
+            .lock_state()
+            .iter()
+            .map(|(prefix, route)| self.info(prefix, route))
+            .collect();
+        RouteList {
+            routes,
+            restore_errors: self.restore_errors.clone(),
+            cache: self.engine.cache_stats(),
+        }
+    }
+
+    /// How many deploys are compiling right now.
+    pub fn compiles_in_progress(&self) -> usize {
+        self.compiling.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// One route.
+    pub fn get(&self, prefix: &str) -> Result<RouteInfo, RegistryError> {
+        let state = self.lock_state();
+        let route = state.get(prefix).ok_or_else(|| RegistryError::NoRoute {
+            prefix: prefix.into(),
+        })?;
+        Ok(self.info(prefix, route))
+    }
+
+    /// Validates and compiles `bytes`, stores them, and makes them the
+    /// serving version of `prefix` (which need not exist yet); the previous
+    /// version becomes the newest of the route's history.
+    pub fn deploy(
+        &self,
+        prefix: &str,
+        bytes: &[u8],
+        options: RouteOptions,
+    ) -> Result<RouteInfo, RegistryError> {
+        crate::router::validate_prefix(prefix).map_err(RegistryError::BadRequest)?;
+        self.check_limits(&options)?;
+        let started = std::time::Instant::now();
+        self.compiling
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let compiled = self
+            .engine
+            .compile_untrusted(&format!("the upload for route {prefix}"), bytes);
+        self.compiling
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        let component = compiled.map_err(|source| RegistryError::Compile {
+            prefix: prefix.to_owned(),
+            source,
+        })?;
+        let compiled_in = started.elapsed();
+        if let Some(store) = &self.store {
+            store.put_component(bytes)?;
+        }
+        let record = VersionRecord {
+            hash: component.hash.clone(),
+            size: bytes.len() as u64,
+            deployed_at: unix_now(),
+            options,
+        };
+        let route = self.route(prefix, &record, component);
+        let _change = self.lock_changes();
+        let mut next = self.lock_state().clone();
+        match next.get_mut(prefix) {
+            Some(existing) => {
+                let previous = Version {
+                    record: std::mem::replace(&mut existing.current, record),
+                    compiled: Some(existing.route.component.clone()),
+                };
+                existing.history.push(previous);
+                trim(&mut existing.history);
+                existing.route = route;
+            }
+            None => {
+                next.insert(
+                    prefix.to_owned(),
+                    RouteState {
+                        route,
+                        current: record,
+                        history: Vec::new(),
+                    },
+                );
+            }
+        }
+        self.commit(next)?;
+        let info = self.get(prefix)?;
+        tracing::info!(
+            route = prefix,
+            hash = %info.version.hash,
+            size = info.version.size,
+            compiled_in = ?compiled_in,
+            "deployed"
+        );
+        Ok(info)
+    }
+
+    /// Makes the newest earlier version of `prefix` serve again; the version
+    /// serving until now is forgotten.
+    pub fn rollback(&self, prefix: &str) -> Result<RouteInfo, RegistryError> {
+        let _change = self.lock_changes();
+        let mut next = self.lock_state().clone();
+        let route = next.get_mut(prefix).ok_or_else(|| RegistryError::NoRoute {
+            prefix: prefix.into(),
+        })?;
+        let previous = route
+            .history
+            .last()
+            .cloned()
+            .ok_or_else(|| RegistryError::NoHistory {
+                prefix: prefix.into(),
+            })?;
+        let component = match previous.compiled {
+            Some(component) => component,
+            // A version restored from the state directory: compiled code is
+            // in the cache, so this is a load, not a compile.
+            None => match &self.store {
+                Some(store) => self.load(store, prefix, &previous.record)?,
+                None => {
+                    return Err(RegistryError::NoHistory {
+                        prefix: prefix.into(),
+                    });
+                }
+            },
+        };
+        route.history.pop();
+        route.route = self.route(prefix, &previous.record, component);
+        route.current = previous.record;
+        self.commit(next)?;
+        let info = self.get(prefix)?;
+        tracing::info!(route = prefix, hash = %info.version.hash, "rolled back");
+        Ok(info)
+    }
+
+    /// Removes `prefix` (and its history); its requests get 404 from now on.
+    pub fn undeploy(&self, prefix: &str) -> Result<RouteInfo, RegistryError> {
+        let _change = self.lock_changes();
+        let mut next = self.lock_state().clone();
+        let removed = next.remove(prefix).ok_or_else(|| RegistryError::NoRoute {
+            prefix: prefix.into(),
+        })?;
+        let info = self.info(prefix, &removed);
+        self.commit(next)?;
+        tracing::info!(route = prefix, "undeployed");
+        Ok(info)
+    }
+
+    /// Persists `next`, then publishes it. On a write error nothing changes.
+    fn commit(&self, next: BTreeMap<String, RouteState>) -> Result<(), RegistryError> {
+        if let Some(store) = &self.store {
+            store.save_table(&persisted(&next))?;
+        }
+        let table = table_of(&next);
+        *self.lock_state() = next;
+        self.routes.publish(table);
+        Ok(())
+    }
+
+    /// Refuses limits the engine cannot honour (the pooling allocator
+    /// reserved memory slots of a fixed size at start).
+    fn check_limits(&self, options: &RouteOptions) -> Result<(), RegistryError> {
+        let asked = options.limits(&self.limits).max_memory_bytes;
+        let ceiling = self.engine.options().max_memory_bytes;
+        if asked > ceiling {
+            return Err(RegistryError::BadRequest(format!(
+                "max_memory_bytes {asked} is above this host's ceiling of {ceiling} bytes; ask for less, or restart the host with a higher [limits] max_memory_bytes"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Compiles the component `bytes` of route `prefix`, named `name` in
+    /// errors and logs.
+    fn compile(
+        &self,
+        prefix: &str,
+        name: &str,
+        bytes: &[u8],
+    ) -> Result<Arc<CompiledComponent>, RegistryError> {
+        self.engine
+            .compile(name, bytes)
+            .map_err(|source| RegistryError::Compile {
+                prefix: prefix.to_owned(),
+                source,
+            })
+    }
+
+    /// Reads a recorded component from the store and compiles it (a cache
+    /// hit when it was compiled before with the same engine settings).
+    fn load(
+        &self,
+        store: &StateStore,
+        prefix: &str,
+        record: &VersionRecord,
+    ) -> Result<Arc<CompiledComponent>, RegistryError> {
+        let bytes = store.component(prefix, &record.hash)?;
+        let name = store.component_path(&record.hash).display().to_string();
+        self.compile(prefix, &name, &bytes)
+    }
+
+    /// The one place a [`Route`] is built: `component` serving `prefix`
+    /// with the options of `record` over the host's defaults.
+    fn route(
+        &self,
+        prefix: &str,
+        record: &VersionRecord,
+        component: Arc<CompiledComponent>,
+    ) -> Arc<Route> {
+        Arc::new(Route::new(
+            prefix,
+            component,
+            record.options.isolation.unwrap_or(self.isolation),
+            record.options.limits(&self.limits),
+        ))
+    }
+
+    fn info(&self, prefix: &str, route: &RouteState) -> RouteInfo {
+        RouteInfo {
+            prefix: prefix.to_owned(),
+            version: version_info(&route.current),
+            world: route.route.component.world,
+            isolation: route.route.isolation,
+            limits: route.route.limits.clone(),
+            history: route
+                .history
+                .iter()
+                .rev()
+                .map(|v| version_info(&v.record))
+                .collect(),
+        }
+    }
+
+    fn lock_state(&self) -> MutexGuard<'_, BTreeMap<String, RouteState>> {
+        self.state.lock().expect("registry lock poisoned")
+    }
+
+    fn lock_changes(&self) -> MutexGuard<'_, ()> {
+        self.changes.lock().expect("registry change lock poisoned")
+    }
+}
+
+impl Version {
+    fn unloaded(record: VersionRecord) -> Version {
+        Version {
+            record,
+            compiled: None,
+        }
+    }
+}
+
+fn version_info(record: &VersionRecord) -> VersionInfo {
+    VersionInfo {
+        hash: record.hash.clone(),
+        size: record.size,
+        deployed_at: record.deployed_at,
+    }
+}
+
+/// Keeps the newest [`MAX_HISTORY`] versions.
+fn trim(history: &mut Vec<Version>) {
+    let excess = history.len().saturating_sub(MAX_HISTORY);
+    history.drain(..excess);
+}
+
+/// The state as `routes.json` records it.
+fn persisted(state: &BTreeMap<String, RouteState>) -> PersistedTable {
+    PersistedTable {
+        format: store::FORMAT,
+        routes: state
+            .iter()
+            .map(|(prefix, route)| PersistedRoute {
+                prefix: prefix.clone(),
+                current: route.current.clone(),
+                history: route.history.iter().map(|v| v.record.clone()).collect(),
+            })
+            .collect(),
+    }
+}
+
+/// The state as the workers serve it. Every prefix in the state was
+/// validated on its way in (configured, deployed, or restored).
+fn table_of(state: &BTreeMap<String, RouteState>) -> RouteTable {
+    let mut router = Router::new();
+    for (prefix, route) in state {
+        if let Err(e) = router.insert(prefix, route.route.clone()) {
+            // Unreachable by construction; never worth a panic on a worker.
+            tracing::error!("route {prefix} left out of the table: {e}");
+        }
+    }
+    RouteTable { router }
+}
