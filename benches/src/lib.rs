@@ -6,13 +6,14 @@
 //! # Layout
 //!
 //! ```text
-//! benches/load (bash: installs wrk and wasmtime, builds, makes the wiki
-//!               data, runs target/release/load)
-//!   → load (plan: throughput rounds with A/B/C/D alternation, scaling,
-//!           fixed-rate latency, idle connections)
+//! benches/load (bash: installs wrk, oha and wasmtime, builds, makes the
+//!               wiki data, runs target/release/load)
+//!   → load (plan: throughput rounds with A/B/C/D alternation, pinned
+//!           scaling, fixed-rate latency, idle connections)
 //!     → load::servers (start a server on a free port, readiness, CPU, stop)
+//!     → load::pinning (split the CPUs between server and wrk, taskset)
 //!     → load::wrk (run wrk within a time bound, parse its output)
-//!     → load::openloop (the open-loop fixed-rate client, HDR histograms)
+//!     → load::oha (run oha at a fixed rate, parse its JSON)
 //!     → load::idle (idle keep-alive connections, RSS per connection)
 //!     → load::report (medians over rounds, ratios, the tables, targets)
 //!   load::cleanup (every child is killed on drop, error or signal)

@@ -1,8 +1,9 @@
 //! `load`: the load harness driver (run it through `benches/load`, which
-//! installs wrk and wasmtime and builds first). Parses the flags into
-//! `percore_benches::load::Options`, drops `wasmtime serve` with a note when
-//! wasmtime is not installed, runs the plan, prints the table and whether
-//! percore met its targets, and saves every sample as JSON.
+//! installs wrk, oha and wasmtime and builds first). Parses the flags into
+//! `percore_benches::load::Options`, drops `wasmtime serve` (or the
+//! fixed-rate latency part) with a note when wasmtime (or oha) is not
+//! installed, runs the plan, prints the tables and whether percore met its
+//! targets, and saves every sample as JSON.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -10,7 +11,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use percore_benches::load::servers::{self, Paths, ServerKind};
-use percore_benches::load::{self, Load, Options, cleanup, report};
+use percore_benches::load::{self, Load, Options, cleanup, oha, pinning, report};
 
 /// Measures native hyper, percore (core and request isolation) and `wasmtime
 /// serve` with wrk, alternating servers over several rounds, and prints
@@ -22,6 +23,11 @@ struct Args {
     /// idle connections (about a minute in all).
     #[arg(long)]
     quick: bool,
+    /// The parts to run, comma-separated: throughput, scaling, latency,
+    /// idle [default: all four; throughput,latency,idle with --quick;
+    /// scaling with --scaling].
+    #[arg(long, value_name = "PART,..", value_delimiter = ',', value_parser = parse_part)]
+    parts: Option<Vec<Part>>,
     /// Rounds [default: 3; 1 with --quick].
     #[arg(long, value_name = "N")]
     rounds: Option<usize>,
@@ -48,16 +54,26 @@ struct Args {
     /// Connections of the wiki load.
     #[arg(long, value_name = "N", default_value_t = 64)]
     wiki_connections: u32,
-    /// Other worker counts for the scaling pass (/json@256 and
-    /// /plaintext@256x16), comma-separated; 0 for none [default: 1; none
-    /// with --quick].
-    #[arg(long, value_name = "N,..", value_delimiter = ',')]
+    /// Run the scaling pass (only it, unless --parts says more): /json@256
+    /// and /plaintext@256x16 at each worker count, comma-separated
+    /// [default: 1, 2, 4, ... up to --max-workers], wrk and the server
+    /// pinned to CPUs of their own where they fit.
+    #[arg(long, value_name = "N,..", value_delimiter = ',', num_args = 0..=1)]
     scaling: Option<Vec<usize>>,
+    /// The top of the scaling pass's default ladder [default: the CPUs this
+    /// process may use (nproc)].
+    #[arg(long, value_name = "N")]
+    max_workers: Option<usize>,
+    /// CPUs the scaling pass reserves for wrk (the last ones; one wrk
+    /// thread each); 0 pins nothing [default: half the CPUs, at least 1].
+    #[arg(long, value_name = "N")]
+    client_cpus: Option<usize>,
     /// Route of the fixed-rate latency runs.
     #[arg(long, value_name = "PATH", default_value = "/json")]
     latency_route: String,
     /// Connections of the latency runs (when the throughput loads do not
-    /// include the route at this count, its peak is measured first).
+    /// include the route at this count, or the throughput part is not run,
+    /// its peak is measured first).
     #[arg(long, value_name = "N", default_value_t = 64)]
     latency_connections: u32,
     /// Fractions of each server's own peak to hold, comma-separated; 0 for
@@ -83,8 +99,8 @@ struct Args {
     /// Directory holding the release binaries [default: this binary's].
     #[arg(long, value_name = "DIR")]
     bin_dir: Option<PathBuf>,
-    /// Directory of the harness's tools; wasmtime is DIR/bin/wasmtime
-    /// [default: ~/.cache/percore-bench].
+    /// Directory of the harness's tools; wasmtime is DIR/bin/wasmtime, oha
+    /// DIR/bin/oha [default: ~/.cache/percore-bench].
     #[arg(long, value_name = "DIR", env = "PERCORE_BENCH_TOOLS")]
     tools_dir: Option<PathBuf>,
     /// Where to save every sample as JSON [default: target/load/last-run.json].
@@ -111,14 +127,20 @@ fn run(args: Args) -> anyhow::Result<()> {
         .clone()
         .unwrap_or_else(|| options.paths.log_dir.join("last-run.json"));
     eprintln!(
-        "load: {} round(s) × {} server(s) × {} load(s), {}s each, {} workers, then scaling {:?}, \
+        "load: {} round(s) × {} server(s) × {} load(s), {}s each, {} workers, then scaling {}, \
          latency {}, idle {:?}; about {} min",
         options.rounds,
         options.servers.len(),
         options.loads.len(),
         options.duration.as_secs(),
         options.workers,
-        options.scaling,
+        options
+            .scaling
+            .as_ref()
+            .map_or("off".to_owned(), |s| format!(
+                "{:?} workers ({} CPU(s) for wrk)",
+                s.workers, s.client_cpus
+            )),
         options
             .latency
             .as_ref()
@@ -141,15 +163,20 @@ fn run(args: Args) -> anyhow::Result<()> {
     std::fs::write(&json, serde_json::to_string_pretty(&measured)?)
         .with_context(|| format!("writing {}", json.display()))?;
     let rows = report::rows(&measured.samples);
-    println!("### Throughput\n\n{}", report::markdown(&rows));
+    if !rows.is_empty() {
+        println!("### Throughput\n\n{}", report::markdown(&rows));
+    }
     for note in &measured.notes {
         println!("{note}\n");
     }
-    let scaling = report::scaling_markdown(&rows);
+    let scaling_rows = report::rows(&measured.scaling);
+    let scaling = report::scaling_markdown(&scaling_rows);
     if !scaling.is_empty() {
         println!("### Scaling\n\n{scaling}");
     }
-    println!("### CPU: user vs system\n\n{}", report::cpu_markdown(&rows));
+    if !rows.is_empty() {
+        println!("### CPU: user vs system\n\n{}", report::cpu_markdown(&rows));
+    }
     if !measured.latency.is_empty() {
         println!(
             "### Latency at a fixed rate\n\n{}",
@@ -167,6 +194,7 @@ fn run(args: Args) -> anyhow::Result<()> {
         .into_iter()
         .chain(report::extra_verdicts(&measured.latency, &measured.idle))
         .chain(report::noise(&rows))
+        .chain(report::noise(&scaling_rows))
     {
         println!("- {line}");
     }
@@ -197,8 +225,86 @@ fn parse_load(item: &str) -> Result<Load, String> {
     })
 }
 
-/// The run's options, and a note for each server dropped because it cannot
-/// run here (for under the table).
+/// A part of a run (`--parts`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Part {
+    /// wrk rounds over the loads.
+    Throughput,
+    /// wrk over worker counts, pinned.
+    Scaling,
+    /// oha at fixed fractions of the peak.
+    Latency,
+    /// Idle keep-alive connections.
+    Idle,
+}
+
+impl Part {
+    const ALL: [Part; 4] = [Part::Throughput, Part::Scaling, Part::Latency, Part::Idle];
+}
+
+/// Parses a `--parts` item.
+fn parse_part(name: &str) -> Result<Part, String> {
+    match name {
+        "throughput" => Ok(Part::Throughput),
+        "scaling" => Ok(Part::Scaling),
+        "latency" => Ok(Part::Latency),
+        "idle" => Ok(Part::Idle),
+        _ => Err(format!(
+            "unknown part {name:?}: use throughput, scaling, latency or idle"
+        )),
+    }
+}
+
+/// The scaling pass: the worker counts (`--scaling`, else 1, 2, 4, ... up
+/// to `--max-workers`), the CPUs to split between server and wrk, and notes
+/// on what could not be pinned.
+fn scaling_plan(args: &Args) -> anyhow::Result<(load::ScalingPlan, Vec<String>)> {
+    let mut notes = Vec::new();
+    let cpus = pinning::allowed_cpus();
+    let nproc = if cpus.is_empty() {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    } else {
+        cpus.len()
+    };
+    let workers = match &args.scaling {
+        Some(counts) if !counts.is_empty() => {
+            anyhow::ensure!(
+                counts.iter().all(|&w| w > 0),
+                "--scaling worker counts must be above 0 (leave the pass out with --parts)"
+            );
+            counts.clone()
+        }
+        _ => pinning::doubling(args.max_workers.unwrap_or(nproc)),
+    };
+    let mut client_cpus = args.client_cpus.unwrap_or((nproc / 2).max(1));
+    if client_cpus > 0 && cpus.len() < 2 {
+        notes.push(format!(
+            "scaling: nothing pinned: {} CPU(s) known to this process",
+            cpus.len()
+        ));
+        client_cpus = 0;
+    } else if client_cpus > 0 && !pinning::taskset_available() {
+        notes.push("scaling: nothing pinned: taskset (util-linux) is not installed".to_owned());
+        client_cpus = 0;
+    }
+    let loads = ["/json@256", "/plaintext@256x16"]
+        .iter()
+        .map(|l| parse_load(l))
+        .collect::<Result<_, _>>()
+        .map_err(anyhow::Error::msg)?;
+    Ok((
+        load::ScalingPlan {
+            workers,
+            loads,
+            cpus,
+            client_cpus,
+        },
+        notes,
+    ))
+}
+
+/// The run's options, and a note for each server or part dropped because
+/// it cannot run here (for under the table).
 fn options(args: &Args) -> anyhow::Result<(Options, Vec<String>)> {
     let bin_dir = match &args.bin_dir {
         Some(dir) => dir.clone(),
@@ -232,6 +338,12 @@ fn options(args: &Args) -> anyhow::Result<(Options, Vec<String>)> {
     }
     anyhow::ensure!(!servers.is_empty(), "no server left to measure");
     let quick = args.quick;
+    let parts = match (&args.parts, &args.scaling) {
+        (Some(parts), _) => parts.clone(),
+        (None, Some(_)) => vec![Part::Scaling],
+        (None, None) if quick => vec![Part::Throughput, Part::Latency, Part::Idle],
+        (None, None) => Part::ALL.to_vec(),
+    };
     let default_loads = if quick {
         "/json@256,/plaintext@256x16"
     } else {
@@ -252,6 +364,9 @@ fn options(args: &Args) -> anyhow::Result<(Options, Vec<String>)> {
             depth: 1,
         });
     }
+    if !parts.contains(&Part::Throughput) {
+        loads.clear();
+    }
     let workers = args
         .workers
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
@@ -259,13 +374,16 @@ fn options(args: &Args) -> anyhow::Result<(Options, Vec<String>)> {
         Duration::from_secs(flag.unwrap_or(if quick { quick_default } else { default }))
     };
     let duration = secs(args.duration, 4, 2).max(Duration::from_secs(1));
-    let scaling: Vec<usize> = args
-        .scaling
-        .clone()
-        .unwrap_or_else(|| if quick { vec![] } else { vec![1] })
-        .into_iter()
-        .filter(|&w| w > 0 && w != workers)
-        .collect();
+    let scaling = if parts.contains(&Part::Scaling) {
+        let (plan, notes) = scaling_plan(args)?;
+        for note in notes {
+            eprintln!("load: {note}");
+            skipped.push(note);
+        }
+        Some(plan)
+    } else {
+        None
+    };
     let fractions: Vec<f64> = args
         .latency_fractions
         .clone()
@@ -277,16 +395,28 @@ fn options(args: &Args) -> anyhow::Result<(Options, Vec<String>)> {
         fractions.iter().all(|&f| f <= 1.5),
         "--latency-fractions are fractions of the peak, e.g. 0.5"
     );
-    let latency = (!fractions.is_empty()).then(|| load::LatencyPlan {
-        load: Load {
-            route: args.latency_route.clone(),
-            connections: args.latency_connections,
-            depth: 1,
-        },
-        fractions,
-        duration: secs(args.duration, 5, 2).max(Duration::from_secs(1)),
-        threads: 2,
-    });
+    let mut latency =
+        (parts.contains(&Part::Latency) && !fractions.is_empty()).then(|| load::LatencyPlan {
+            load: Load {
+                route: args.latency_route.clone(),
+                connections: args.latency_connections,
+                depth: 1,
+            },
+            fractions,
+            duration: secs(args.duration, 5, 2).max(Duration::from_secs(1)),
+            threads: 2,
+        });
+    if latency.is_some() {
+        match oha::ready(&paths.oha) {
+            Ok(version) => eprintln!("load: the latency client is {version}"),
+            Err(reason) => {
+                let note = format!("fixed-rate latency skipped: {reason}");
+                eprintln!("load: {note}");
+                skipped.push(note);
+                latency = None;
+            }
+        }
+    }
     let mut steps: Vec<u32> = args
         .idle
         .clone()
@@ -301,11 +431,15 @@ fn options(args: &Args) -> anyhow::Result<(Options, Vec<String>)> {
         .filter(|&n| n > 0)
         .collect();
     steps.sort_unstable();
-    let idle = (!steps.is_empty()).then(|| load::IdlePlan {
+    let idle = (parts.contains(&Part::Idle) && !steps.is_empty()).then(|| load::IdlePlan {
         steps,
         probes: 100,
         route: "/plaintext".into(),
     });
+    anyhow::ensure!(
+        !loads.is_empty() || scaling.is_some() || latency.is_some() || idle.is_some(),
+        "nothing to run: every part asked for is empty or skipped"
+    );
     let options = Options {
         rounds: args.rounds.unwrap_or(if quick { 1 } else { 3 }).max(1),
         duration,
@@ -314,18 +448,6 @@ fn options(args: &Args) -> anyhow::Result<(Options, Vec<String>)> {
         workers,
         loads,
         scaling,
-        scaling_loads: vec![
-            Load {
-                route: "/json".into(),
-                connections: 256,
-                depth: 1,
-            },
-            Load {
-                route: "/plaintext".into(),
-                connections: 256,
-                depth: 16,
-            },
-        ],
         latency,
         idle,
         wrk_threads: args.wrk_threads,
@@ -353,5 +475,11 @@ mod tests {
         assert!(parse_load("/json").is_err());
         assert!(parse_load("/json@0").is_err());
         assert!(parse_load("/json@64x").is_err());
+    }
+
+    #[test]
+    fn parts_parse() {
+        assert_eq!(parse_part("scaling"), Ok(Part::Scaling));
+        assert!(parse_part("everything").is_err());
     }
 }

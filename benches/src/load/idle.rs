@@ -3,7 +3,9 @@
 //! spreads them over several 127.0.N.x source addresses so that the
 //! loopback's ephemeral ports do not run out, reads the server's resident
 //! memory at each step, and then checks that the server still answers a new
-//! client promptly while they are all open.
+//! client promptly while they are all open. It frames those responses with
+//! its own small response-head parser ([`parse_head`], on httparse): no
+//! load tool measures memory per idle connection.
 //!
 //! PyParallel's claim was 50,000 clients in about 3 GB (some 60 KB each);
 //! the target for percore is under 20 KB of host RSS per connection.
@@ -15,8 +17,6 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use serde::Serialize;
 use socket2::{Domain, Socket, Type};
-
-use super::openloop::{Parsed, parse_head};
 
 /// Connections opened from one source address: well under the ~28,000
 /// ephemeral ports Linux hands out per (source, destination) pair.
@@ -244,7 +244,7 @@ fn connect_from(source: Ipv4Addr, addr: SocketAddr) -> std::io::Result<TcpStream
 }
 
 /// Reads one response with a `Content-Length` body (every server the
-/// harness measures sends one; the open-loop client's parser frames it)
+/// harness measures sends one; [`parse_head`] frames it)
 /// and checks that its status is 200.
 fn read_response(stream: &mut TcpStream, buf: &mut [u8]) -> std::io::Result<()> {
     let mut filled = 0;
@@ -282,6 +282,73 @@ fn read_response(stream: &mut TcpStream, buf: &mut [u8]) -> std::io::Result<()> 
         rest -= n;
     }
     Ok(())
+}
+
+/// What a response head said.
+#[derive(Debug, PartialEq, Eq)]
+enum Parsed {
+    /// More bytes needed.
+    Partial,
+    /// A complete head.
+    Head {
+        /// Its length in bytes; the body follows.
+        len: usize,
+        /// Status code.
+        status: u16,
+        /// Body length (`Content-Length`).
+        body: usize,
+        /// Whether the server closes the connection after the body.
+        close: bool,
+    },
+}
+
+/// Parses a response head far enough to frame the body. Chunked (or any
+/// `Transfer-Encoding`) bodies are refused: the servers measured here send
+/// `Content-Length`.
+fn parse_head(bytes: &[u8]) -> Result<Parsed, &'static str> {
+    let mut headers = [httparse::EMPTY_HEADER; 32];
+    let mut response = httparse::Response::new(&mut headers);
+    let len = match response.parse(bytes) {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) => return Ok(Parsed::Partial),
+        Err(httparse::Error::TooManyHeaders) => return Err("more than 32 response headers"),
+        Err(_) => return Err("malformed response head"),
+    };
+    let status = response.code.unwrap_or(0);
+    let mut body = None;
+    let mut close = response.version == Some(0);
+    for header in response.headers.iter() {
+        if header.name.eq_ignore_ascii_case("content-length") {
+            let value = std::str::from_utf8(header.value).ok();
+            body = Some(
+                value
+                    .and_then(|v| v.trim().parse::<usize>().ok())
+                    .ok_or("malformed Content-Length")?,
+            );
+        } else if header.name.eq_ignore_ascii_case("transfer-encoding") {
+            return Err("Transfer-Encoding (chunked) responses are not supported");
+        } else if header.name.eq_ignore_ascii_case("connection") {
+            let value = header.value.trim_ascii();
+            close = if value.eq_ignore_ascii_case(b"close") {
+                true
+            } else if value.eq_ignore_ascii_case(b"keep-alive") {
+                false
+            } else {
+                close
+            };
+        }
+    }
+    let body = match body {
+        Some(body) => body,
+        None if status < 200 || status == 204 || status == 304 => 0,
+        None => return Err("response without Content-Length"),
+    };
+    Ok(Parsed::Head {
+        len,
+        status,
+        body,
+        close,
+    })
 }
 
 #[cfg(test)]
@@ -353,5 +420,38 @@ mod tests {
         let mut clients = IdleClients::new(addr, "/");
         let err = clients.grow_to(1).unwrap_err();
         assert!(format!("{err:#}").contains("503"), "{err:#}");
+    }
+
+    #[test]
+    fn response_heads() {
+        let ok = b"HTTP/1.1 200 OK\r\ncontent-length: 13\r\n\r\nHello";
+        assert_eq!(
+            parse_head(ok),
+            Ok(Parsed::Head {
+                len: 39,
+                status: 200,
+                body: 13,
+                close: false
+            })
+        );
+        assert_eq!(parse_head(b"HTTP/1.1 200 OK\r\nConte"), Ok(Parsed::Partial));
+        let close = b"HTTP/1.1 503 Busy\r\nConnection: close\r\nContent-Length: 0\r\n\r\n";
+        assert!(matches!(
+            parse_head(close),
+            Ok(Parsed::Head {
+                status: 503,
+                close: true,
+                ..
+            })
+        ));
+        let no_content = b"HTTP/1.1 204 No Content\r\n\r\n";
+        assert!(matches!(
+            parse_head(no_content),
+            Ok(Parsed::Head { body: 0, .. })
+        ));
+        let chunked = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n";
+        assert!(parse_head(chunked).is_err());
+        assert!(parse_head(b"HTTP/1.1 200 OK\r\n\r\n").is_err());
+        assert!(parse_head(b"HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n").is_err());
     }
 }

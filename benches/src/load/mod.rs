@@ -1,14 +1,15 @@
 //! The load harness: measures native hyper, percore (in both isolation
 //! modes) and `wasmtime serve` under the same loads, alternating servers,
 //! and reports medians over rounds with the ratio to native hyper; then,
-//! per server, tail latency at fixed fractions of its own peak rate, memory
-//! per idle connection, and throughput at other worker counts (scaling).
+//! per server, tail latency at fixed fractions of its own peak rate (with
+//! oha, [`oha`]), memory per idle connection, and throughput over worker
+//! counts with the server and wrk pinned to their own CPUs (scaling).
 //!
-//! A run is `rounds × servers × loads` of wrk (throughput), then one
-//! scaling pass per extra worker count, then one pass per server for
-//! latency and idle connections. In each round every server is started
-//! once on a free loopback port, warmed up on each route, measured on every
-//! load, and stopped; the order of the servers rotates from round to round
+//! A run has four parts, each optional ([`Options`]): `rounds × servers ×
+//! loads` of wrk (throughput), then one scaling pass per worker count, then
+//! one pass per server for latency and idle connections. In each round
+//! every server is started once on a free loopback port, warmed up on each
+//! route, measured on every load, and stopped; the order of the servers rotates from round to round
 //! (A B C, B C A, C A B) so that a noisy neighbour or a thermal drift does
 //! not always hit the same server. Growing the harness means adding a
 //! [`ServerKind`](servers::ServerKind), a [`Load`], or a column to
@@ -16,7 +17,8 @@
 
 pub mod cleanup;
 pub mod idle;
-pub mod openloop;
+pub mod oha;
+pub mod pinning;
 pub mod report;
 pub mod servers;
 pub mod wrk;
@@ -26,7 +28,8 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use idle::IdleStep;
-use openloop::{LatencyResult, OpenLoopRun};
+use oha::{LatencyResult, OhaRun};
+use pinning::Pinning;
 use servers::{CpuTime, Paths, RunningServer, ServerKind};
 use wrk::{WrkResult, WrkRun};
 
@@ -47,12 +50,10 @@ pub struct Options {
     pub servers: Vec<ServerKind>,
     /// Server workers (`--workers` of both servers). Default: `nproc`.
     pub workers: usize,
-    /// The loads, in table order.
+    /// The throughput loads, in table order; empty: no throughput part.
     pub loads: Vec<Load>,
-    /// Other worker counts to measure `scaling_loads` at, once each.
-    pub scaling: Vec<usize>,
-    /// The loads of the scaling pass.
-    pub scaling_loads: Vec<Load>,
+    /// Throughput over worker counts, if wanted.
+    pub scaling: Option<ScalingPlan>,
     /// Tail latency at fixed rates, if wanted.
     pub latency: Option<LatencyPlan>,
     /// Memory per idle connection, if wanted.
@@ -61,6 +62,21 @@ pub struct Options {
     pub wrk_threads: u32,
     /// Binaries and files.
     pub paths: Paths,
+}
+
+/// Throughput over worker counts, each server and wrk pinned to CPUs of
+/// their own where they fit ([`pinning::plan`]).
+#[derive(Clone, Debug)]
+pub struct ScalingPlan {
+    /// Worker counts, in order (e.g. 1, 2, 4, ... nproc).
+    pub workers: Vec<usize>,
+    /// The loads measured at each count.
+    pub loads: Vec<Load>,
+    /// The CPUs to split (this process's, from `sched_getaffinity`).
+    pub cpus: Vec<usize>,
+    /// CPUs reserved for wrk (one wrk thread each), the last of `cpus`; 0:
+    /// nothing is pinned.
+    pub client_cpus: usize,
 }
 
 /// Tail latency at fixed fractions of each server's own peak.
@@ -73,7 +89,7 @@ pub struct LatencyPlan {
     pub fractions: Vec<f64>,
     /// Length of each fixed-rate run.
     pub duration: Duration,
-    /// Client threads.
+    /// oha's threads.
     pub threads: u32,
 }
 
@@ -95,9 +111,9 @@ impl Options {
         let servers = self.servers.len() as u32;
         let per_start = Duration::from_secs(2) + self.warmup * routes;
         let per_round = (per_start + self.duration * self.loads.len() as u32) * servers;
-        let scaling = (per_start + self.duration * self.scaling_loads.len() as u32)
-            * servers
-            * self.scaling.len() as u32;
+        let scaling = self.scaling.as_ref().map_or(Duration::ZERO, |s| {
+            (per_start + self.duration * s.loads.len() as u32) * servers * s.workers.len() as u32
+        });
         let latency = self.latency.as_ref().map_or(Duration::ZERO, |l| {
             (per_start + l.duration * l.fractions.len() as u32) * servers
         });
@@ -106,13 +122,20 @@ impl Options {
             Duration::from_secs(2 + u64::from(i.steps.iter().max().copied().unwrap_or(0)) / 5000)
                 * servers
         });
-        per_round * self.rounds as u32 + scaling + latency + idle
+        let rounds = if self.loads.is_empty() {
+            0
+        } else {
+            self.rounds
+        };
+        per_round * rounds as u32 + scaling + latency + idle
     }
 
     /// The distinct routes of the loads, in order.
     pub fn routes(&self) -> Vec<&str> {
         let mut routes: Vec<&str> = Vec::new();
-        for load in self.loads.iter().chain(&self.scaling_loads) {
+        let scaling = self.scaling.iter().flat_map(|s| &s.loads);
+        let latency = self.latency.iter().map(|l| &l.load);
+        for load in self.loads.iter().chain(scaling).chain(latency) {
             if !routes.contains(&load.route.as_str()) {
                 routes.push(&load.route);
             }
@@ -165,6 +188,8 @@ pub struct Sample {
     pub other_cpu: f64,
     /// Server resident memory right after it, KiB.
     pub rss_kib: u64,
+    /// Where the server and wrk ran (the scaling pass pins them).
+    pub pinning: Pinning,
 }
 
 /// One fixed-rate run: a server at a fraction of its peak.
@@ -180,7 +205,7 @@ pub struct LatencySample {
     pub fraction: f64,
     /// The server's median req/s on `load` in the throughput rounds.
     pub peak: f64,
-    /// What the open-loop client measured.
+    /// What oha measured.
     pub result: LatencyResult,
     /// Server CPU time during the run.
     pub cpu: CpuTime,
@@ -200,8 +225,10 @@ pub struct IdleSample {
 /// Everything a run measured (saved as JSON).
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct Measurements {
-    /// Throughput under wrk (the rounds and the scaling pass).
+    /// Throughput under wrk (the rounds).
     pub samples: Vec<Sample>,
+    /// Throughput under wrk over worker counts (the scaling pass).
+    pub scaling: Vec<Sample>,
     /// Fixed-rate latency.
     pub latency: Vec<LatencySample>,
     /// Idle connections.
@@ -235,45 +262,57 @@ pub fn run(options: &Options) -> anyhow::Result<Measurements> {
         let mut order = options.servers.clone();
         let len = order.len().max(1);
         order.rotate_left(round % len);
+        if options.loads.is_empty() {
+            break;
+        }
+        let unpinned = Pinning::default();
         for kind in order {
             let tag = format!("round{round}");
-            let server = start_warm(options, kind, options.workers, &tag)?;
+            let server = start_warm(options, kind, options.workers, &unpinned, &tag)?;
             for load in options.loads.iter().filter(|l| l.served_by(kind)) {
-                let sample = measure(options, &server, load, round, options.workers)?;
+                let sample = measure(options, &server, load, round, options.workers, &unpinned)?;
                 progress(&sample_line(&sample, options.rounds));
                 out.samples.push(sample);
             }
             server.stop()?;
         }
     }
-    for &workers in &options.scaling {
-        for &kind in &options.servers {
-            let server = start_warm(options, kind, workers, &format!("w{workers}"))?;
-            for load in options.scaling_loads.iter().filter(|l| l.served_by(kind)) {
-                let sample = measure(options, &server, load, 0, workers)?;
-                progress(&sample_line(&sample, 1));
-                out.samples.push(sample);
+    if let Some(plan) = &options.scaling {
+        for (i, &workers) in plan.workers.iter().enumerate() {
+            let pin = pinning::plan(&plan.cpus, workers, plan.client_cpus);
+            progress(&format!("scaling: {workers} worker(s), {pin}"));
+            let mut order = options.servers.clone();
+            let len = order.len().max(1);
+            order.rotate_left(i % len);
+            for kind in order {
+                let server = start_warm(options, kind, workers, &pin, &format!("w{workers}"))?;
+                for load in plan.loads.iter().filter(|l| l.served_by(kind)) {
+                    let sample = measure(options, &server, load, 0, workers, &pin)?;
+                    progress(&sample_line(&sample, 1));
+                    out.scaling.push(sample);
+                }
+                server.stop()?;
             }
-            server.stop()?;
         }
     }
     if options.latency.is_none() && options.idle.is_none() {
         return Ok(out);
     }
     for &kind in &options.servers {
-        let server = start_warm(options, kind, options.workers, "latency")?;
+        let unpinned = Pinning::default();
+        let server = start_warm(options, kind, options.workers, &unpinned, "latency")?;
         if let Some(plan) = &options.latency {
             let mut peak = peak_of(&out.samples, kind, options.workers, &plan.load);
             if peak <= 0.0 {
                 // Not among the throughput loads: measure the peak now.
-                let sample = measure(options, &server, &plan.load, 0, options.workers)?;
+                let sample = measure(options, &server, &plan.load, 0, options.workers, &unpinned)?;
                 progress(&sample_line(&sample, 1));
                 peak = sample.wrk.requests_per_sec;
             }
             for &fraction in &plan.fractions {
-                let run = OpenLoopRun {
-                    addr: server.addr,
-                    path: plan.load.route.clone(),
+                let run = OhaRun {
+                    oha: options.paths.oha.clone(),
+                    url: format!("http://{}{}", server.addr, plan.load.route),
                     rate: (peak * fraction).max(1.0),
                     connections: plan.load.connections,
                     threads: plan.threads,
@@ -283,7 +322,7 @@ pub fn run(options: &Options) -> anyhow::Result<Measurements> {
                 let result = match run.run() {
                     Ok(result) => result,
                     Err(e) => {
-                        // One server failing the client is a finding, not
+                        // One server failing oha is a finding, not
                         // a reason to lose the rest of the run.
                         let note = format!(
                             "{}: the fixed-rate run at {:.0}% of peak failed: {e:#}",
@@ -370,14 +409,22 @@ fn start_warm(
     options: &Options,
     kind: ServerKind,
     workers: usize,
+    pin: &Pinning,
     tag: &str,
 ) -> anyhow::Result<RunningServer> {
-    let server = RunningServer::start(kind, &options.paths, workers, "/plaintext", tag)?;
+    let server = RunningServer::start(
+        kind,
+        &options.paths,
+        workers,
+        &pin.server,
+        "/plaintext",
+        tag,
+    )?;
     for route in options.routes() {
         let load = options
             .loads
             .iter()
-            .chain(&options.scaling_loads)
+            .chain(options.scaling.iter().flat_map(|s| &s.loads))
             .find(|l| l.route == route);
         if load.is_some_and(|l| !l.served_by(kind)) {
             continue;
@@ -392,6 +439,7 @@ fn start_warm(
                 load.map_or(64, |l| l.connections),
                 route,
                 1,
+                pin,
             );
             warm.duration = options.warmup;
             warm.run()?;
@@ -400,18 +448,24 @@ fn start_warm(
     Ok(server)
 }
 
-/// The wrk command for `route` (the wiki route through its script).
+/// The wrk command for `route` (the wiki route through its script), pinned
+/// to `pin.client` with one thread per CPU there.
 fn wrk_run(
     options: &Options,
     server: &RunningServer,
     connections: u32,
     route: &str,
     depth: u32,
+    pin: &Pinning,
 ) -> WrkRun {
     let wiki = route == WIKI_ROUTE;
+    let threads = match pin.client.len() {
+        0 => options.wrk_threads,
+        n => u32::try_from(n).unwrap_or(u32::MAX),
+    };
     WrkRun {
         url: format!("http://{}{}", server.addr, if wiki { "/" } else { route }),
-        threads: options.wrk_threads,
+        threads,
         connections,
         duration: options.duration,
         depth,
@@ -422,6 +476,7 @@ fn wrk_run(
             .as_ref()
             .filter(|_| wiki)
             .map(|w| w.script.clone()),
+        cpus: pin.client.clone(),
     }
 }
 
@@ -449,8 +504,16 @@ fn measure(
     load: &Load,
     round: usize,
     workers: usize,
+    pin: &Pinning,
 ) -> anyhow::Result<Sample> {
-    let run = wrk_run(options, server, load.connections, &load.route, load.depth);
+    let run = wrk_run(
+        options,
+        server,
+        load.connections,
+        &load.route,
+        load.depth,
+        pin,
+    );
     let cpu_before = server.cpu_time()?;
     let wrk_before = servers::reaped_children_cpu()?;
     let machine_before = servers::machine_busy()?;
@@ -472,5 +535,6 @@ fn measure(
         wrk_cpu,
         other_cpu,
         rss_kib: server.rss_kib()?,
+        pinning: pin.clone(),
     })
 }

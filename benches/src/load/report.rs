@@ -6,6 +6,7 @@
 
 use std::fmt::Write as _;
 
+use super::pinning::Pinning;
 use super::servers::{CpuTime, ServerKind};
 use super::{IdleSample, LatencySample, Load, Sample};
 
@@ -41,6 +42,8 @@ pub struct Row {
     pub other_cpu: f64,
     /// Largest resident memory seen after a round, KiB.
     pub rss_kib: u64,
+    /// Where the server and wrk ran (the first round's).
+    pub pinning: Pinning,
 }
 
 /// Groups samples into rows, in the order loads and servers first appear.
@@ -94,6 +97,7 @@ pub fn rows(samples: &[Sample]) -> Vec<Row> {
                     .map(|s| s.other_cpu / s.seconds.max(1e-9))
                     .fold(0.0, f64::max),
                 rss_kib: mine.iter().map(|s| s.rss_kib).max().unwrap_or(0),
+                pinning: mine.first().map(|s| s.pinning.clone()).unwrap_or_default(),
                 load,
             }
         })
@@ -214,12 +218,13 @@ pub fn noise(rows: &[Row]) -> Vec<String> {
         .filter(|r| r.other_cpu > NOISE_LIMIT)
         .map(|r| {
             format!(
-                "warning: {} {} c{} d{}: other processes used up to {:.0}% of a core meanwhile; \
-                 rerun on a quiet machine before trusting this row",
+                "warning: {} {} c{} d{} w{}: other processes used up to {:.0}% of a core \
+                 meanwhile; rerun on a quiet machine before trusting this row",
                 r.kind.label(),
                 r.load.route,
                 r.load.connections,
                 r.load.depth,
+                r.workers,
                 r.other_cpu * 100.0
             )
         })
@@ -342,59 +347,62 @@ pub fn cpu_markdown(rows: &[Row]) -> String {
     out
 }
 
-/// Throughput by worker count, for every load measured at more than one.
+/// The scaling pass's table: for each load and worker count, where the
+/// server and wrk ran, native hyper's req/s, and every other server's req/s
+/// with its ratio to native hyper's at the same count. Empty without rows.
 pub fn scaling_markdown(rows: &[Row]) -> String {
-    let mut workers: Vec<usize> = rows.iter().map(|r| r.workers).collect();
-    workers.sort_unstable();
-    workers.dedup();
-    if workers.len() < 2 {
+    if rows.is_empty() {
         return String::new();
     }
-    let mut out = format!(
-        "| server | route | conns | depth | {} | {} |\n| --- | --- | ---: | ---: |{}{}\n",
-        workers
-            .iter()
-            .map(|w| format!("req/s, {w} worker{}", if *w == 1 { "" } else { "s" }))
-            .collect::<Vec<_>>()
-            .join(" | "),
-        format_args!("{}× / {}×", workers[workers.len() - 1], workers[0]),
-        " ---: |".repeat(workers.len()),
-        " ---: |",
-    );
-    let mut seen: Vec<(ServerKind, &Load)> = Vec::new();
+    let mut kinds: Vec<ServerKind> = rows.iter().map(|r| r.kind).collect();
+    kinds.sort_unstable();
+    kinds.dedup();
+    let others: Vec<ServerKind> = kinds
+        .iter()
+        .copied()
+        .filter(|&k| k != ServerKind::Native)
+        .collect();
+    let mut out = String::from("| route | conns | depth | workers | pinned |");
+    let mut rule = String::from("| --- | ---: | ---: | ---: | --- |");
+    if kinds.contains(&ServerKind::Native) {
+        out.push_str(" native hyper req/s |");
+        rule.push_str(" ---: |");
+    }
+    for kind in &others {
+        let _ = write!(out, " {} req/s | × native |", kind.label());
+        rule.push_str(" ---: | ---: |");
+    }
+    let _ = writeln!(out, "\n{rule}");
+    let mut seen: Vec<(&Load, usize)> = Vec::new();
     for r in rows {
-        if seen.contains(&(r.kind, &r.load)) {
+        if seen.contains(&(&r.load, r.workers)) {
             continue;
         }
-        seen.push((r.kind, &r.load));
-        let by_workers: Vec<Option<f64>> = workers
-            .iter()
-            .map(|w| {
-                rows.iter()
-                    .find(|x| x.kind == r.kind && x.load == r.load && x.workers == *w)
-                    .map(|x| x.median_rps)
-            })
-            .collect();
-        if by_workers.iter().filter(|x| x.is_some()).count() < 2 {
-            continue;
-        }
-        let cells: Vec<String> = by_workers
-            .iter()
-            .map(|x| x.map_or("–".to_owned(), |v| format!("{v:.0}")))
-            .collect();
-        let scale = match (by_workers[0], by_workers[by_workers.len() - 1]) {
-            (Some(lo), Some(hi)) if lo > 0.0 => format!("{:.2}", hi / lo),
-            _ => "–".to_owned(),
+        seen.push((&r.load, r.workers));
+        let find = |kind: ServerKind| {
+            rows.iter()
+                .find(|x| x.kind == kind && x.load == r.load && x.workers == r.workers)
         };
-        let _ = writeln!(
+        let _ = write!(
             out,
-            "| {} | {} | {} | {} | {} | {scale} |",
-            r.kind.label(),
-            r.load.route,
-            r.load.connections,
-            r.load.depth,
-            cells.join(" | "),
+            "| {} | {} | {} | {} | {} |",
+            r.load.route, r.load.connections, r.load.depth, r.workers, r.pinning
         );
+        if kinds.contains(&ServerKind::Native) {
+            let native = find(ServerKind::Native)
+                .map_or("–".to_owned(), |x| format!("{:.0}", x.median_rps));
+            let _ = write!(out, " {native} |");
+        }
+        for &kind in &others {
+            match find(kind) {
+                Some(x) => {
+                    let ratio = x.ratio.map_or("–".to_owned(), |v| format!("{v:.2}×"));
+                    let _ = write!(out, " {:.0} | {ratio} |", x.median_rps);
+                }
+                None => out.push_str(" – | – |"),
+            }
+        }
+        out.push('\n');
     }
     out
 }
@@ -469,6 +477,7 @@ mod tests {
             wrk_cpu: CpuTime::default(),
             other_cpu: 0.0,
             rss_kib: 2048,
+            pinning: Pinning::default(),
         }
     }
 
@@ -555,7 +564,7 @@ mod tests {
             },
             fraction,
             peak: 1000.0,
-            result: crate::load::openloop::LatencyResult {
+            result: crate::load::oha::LatencyResult {
                 target_rate: 1000.0 * fraction,
                 achieved_rate: 1000.0 * fraction,
                 requests: 100,
@@ -620,27 +629,38 @@ mod tests {
     }
 
     #[test]
-    fn scaling_table_pairs_worker_counts() {
-        let mut samples = vec![
-            sample(ServerKind::Native, "/json", 0, 100.0),
-            sample(ServerKind::PercoreCore, "/json", 0, 80.0),
-        ];
-        let mut one = sample(ServerKind::PercoreCore, "/json", 0, 50.0);
-        one.workers = 1;
-        samples.push(one);
+    fn scaling_table_pairs_servers_per_worker_count() {
+        let mut samples = Vec::new();
+        for (workers, native, core) in [(1, 100.0, 80.0), (2, 180.0, 150.0)] {
+            let pin = crate::load::pinning::plan(&[0, 1], workers, 1);
+            for (kind, rps) in [
+                (ServerKind::Native, native),
+                (ServerKind::PercoreCore, core),
+            ] {
+                let mut s = sample(kind, "/json", 0, rps);
+                s.workers = workers;
+                s.pinning = pin.clone();
+                samples.push(s);
+            }
+        }
         let table = scaling_markdown(&rows(&samples));
         assert!(
-            table.contains("req/s, 1 worker | req/s, 2 workers | 2× / 1×"),
+            table.starts_with(
+                "| route | conns | depth | workers | pinned | native hyper req/s | \
+                 percore core req/s | × native |"
+            ),
             "{table}"
         );
         assert!(
-            table.contains("| percore core | /json | 256 | 1 | 50 | 80 | 1.60 |"),
+            table.contains("| /json | 256 | 1 | 1 | server CPU 0, wrk CPU 1 | 100 | 80 | 0.80× |"),
             "{table}"
         );
         assert!(
-            !table.contains("native hyper"),
-            "one worker count only: no row"
+            table.contains(
+                "| /json | 256 | 1 | 2 | server CPUs 0-1, wrk CPU 1 (shared) | 180 | 150 | 0.83× |"
+            ),
+            "{table}"
         );
-        assert_eq!(scaling_markdown(&rows(&samples[..2])), "");
+        assert_eq!(scaling_markdown(&[]), "");
     }
 }

@@ -201,6 +201,9 @@ pub struct Paths {
     /// The same responses as a `wasi:http/proxy` component
     /// (`wasi_hello.wasm`, from `guests/wasi-hello`), for `wasmtime serve`.
     pub wasi_guest: PathBuf,
+    /// The fixed-rate latency client (`TOOLS/bin/oha`, installed by
+    /// `benches/load`; checked with [`oha::ready`](super::oha::ready)).
+    pub oha: PathBuf,
     /// wrk's pipelining script (`benches/pipeline.lua`).
     pub pipeline_script: PathBuf,
     /// Where server logs go (one file per start).
@@ -236,6 +239,7 @@ impl Paths {
             guest: guests.join("hello.wasm"),
             wasmtime: wasmtime.exists().then_some(wasmtime),
             wasi_guest: guests.join("wasi_hello.wasm"),
+            oha: tools_dir.join("bin/oha"),
             pipeline_script: workspace.join("benches/pipeline.lua"),
             log_dir: target.join("load"),
             wiki: None,
@@ -370,19 +374,20 @@ pub struct RunningServer {
 }
 
 impl RunningServer {
-    /// Starts `kind` on a free loopback port and waits until `GET
-    /// ready_path` answers 200.
+    /// Starts `kind` on a free loopback port, pinned to `cpus` (none: not
+    /// pinned), and waits until `GET ready_path` answers 200.
     pub fn start(
         kind: ServerKind,
         paths: &Paths,
         workers: usize,
+        cpus: &[usize],
         ready_path: &str,
         tag: &str,
     ) -> anyhow::Result<Self> {
         let addr = free_port()?;
         let log = paths.log_dir.join(format!("{}-{tag}.log", kind.name()));
         let stderr = File::create(&log).with_context(|| format!("creating {}", log.display()))?;
-        let mut cmd = kind.command(paths, addr, workers);
+        let mut cmd = super::pinning::pinned(kind.command(paths, addr, workers), cpus);
         cmd.stdin(Stdio::null())
             .stdout(stderr.try_clone()?)
             .stderr(stderr);

@@ -32,6 +32,8 @@ pub struct WrkRun {
     /// For the wiki load: `benches/wiki.lua` and the titles it draws from
     /// (the URL's path is then ignored).
     pub wiki: Option<WikiScript>,
+    /// CPUs to pin wrk to (`taskset -c`); empty: not pinned.
+    pub cpus: Vec<usize>,
 }
 
 /// The wiki load's wrk script and its titles.
@@ -44,8 +46,12 @@ pub struct WikiScript {
 }
 
 impl WrkRun {
-    /// The wrk command line.
+    /// The wrk command line (under `taskset` when pinned).
     pub fn command(&self) -> Command {
+        super::pinning::pinned(self.wrk_command(), &self.cpus)
+    }
+
+    fn wrk_command(&self) -> Command {
         let mut cmd = Command::new("wrk");
         cmd.arg(format!("-t{}", self.threads.min(self.connections).max(1)))
             .arg(format!("-c{}", self.connections))
@@ -275,6 +281,7 @@ Transfer/sec:     15.07MB
             depth: 16,
             pipeline_script: "benches/pipeline.lua".into(),
             wiki: None,
+            cpus: Vec::new(),
         };
         let args: Vec<_> = run
             .command()
