@@ -177,6 +177,11 @@ pub struct DemoArgs {
     /// [default: percore-demo in the system's temporary directory].
     #[arg(long, value_name = "DIR")]
     pub data: Option<PathBuf>,
+    /// Serve `/offsets` and `/wiki` with the Python handler
+    /// (`guests/python-wiki`, built from this checkout by its `build.sh`,
+    /// which needs python3 with pip) instead of the Rust wiki guest.
+    #[arg(long)]
+    pub python: bool,
 }
 
 /// Runs the command line; the `percore` binary's `main`.
@@ -421,33 +426,70 @@ pub fn demo_index(dump: &std::path::Path, data: &std::path::Path) -> anyhow::Res
 }
 
 /// The demo's configuration: the TechEmpower guest on `/json` and
-/// `/plaintext`, the wiki guest on everything else.
+/// `/plaintext`, the wiki guest on everything else; with `python` (the
+/// Python handler's component, `--python`), that handler on `/offsets` and
+/// `/wiki`, which leaves the Rust guest the search page and `/xml`.
 pub fn demo_config(
     listen: SocketAddr,
     workers: Option<usize>,
     isolation: Isolation,
     index: PathBuf,
+    python: Option<PathBuf>,
 ) -> Config {
-    let route = |prefix: &str, name: &'static str, bytes: &'static [u8]| RouteConfig {
+    let route = |prefix: &str, source: Source| RouteConfig {
         prefix: prefix.into(),
-        source: Source::Embedded { name, bytes },
+        source,
         options: RouteOptions {
             isolation: Some(isolation),
             ..RouteOptions::default()
         },
     };
+    let embedded = |name, bytes| Source::Embedded { name, bytes };
+    let mut routes = vec![
+        route("/json", embedded("hello", crate::guests::HELLO)),
+        route("/plaintext", embedded("hello", crate::guests::HELLO)),
+        route("/", embedded("wiki", crate::guests::WIKI)),
+    ];
+    if let Some(python) = python {
+        for prefix in ["/offsets", "/wiki"] {
+            routes.push(route(prefix, Source::File(python.clone())));
+        }
+    }
     Config {
         listen,
         workers,
         isolation,
-        routes: vec![
-            route("/json", "hello", crate::guests::HELLO),
-            route("/plaintext", "hello", crate::guests::HELLO),
-            route("/", "wiki", crate::guests::WIKI),
-        ],
+        routes,
         index: Some(index),
         ..Config::default()
     }
+}
+
+/// Builds the Python wiki handler into `data` with
+/// `guests/python-wiki/build.sh` of the checkout this binary was built
+/// from (the script says what it lacks, e.g. python3 or pip); returns the
+/// component's path.
+pub fn build_python_handler(data: &std::path::Path) -> anyhow::Result<PathBuf> {
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../guests/python-wiki/build.sh");
+    anyhow::ensure!(
+        script.is_file(),
+        "--python builds the handler from the percore sources, and {} is not there (run the demo from a checkout: cargo run -- demo --python)",
+        script.display()
+    );
+    let out = data.join("python-wiki.wasm");
+    println!("building the Python handler with {} ...", script.display());
+    let status = std::process::Command::new("bash")
+        .arg(&script)
+        .arg(&out)
+        .status()
+        .with_context(|| format!("cannot run bash {}", script.display()))?;
+    anyhow::ensure!(
+        status.success(),
+        "building the Python handler failed: {} exited with {status} (see above)",
+        script.display()
+    );
+    Ok(out)
 }
 
 fn demo(args: DemoArgs) -> anyhow::Result<()> {
@@ -469,12 +511,29 @@ fn demo(args: DemoArgs) -> anyhow::Result<()> {
         }
     };
     let index = demo_index(&dump, &data)?;
-    let config = demo_config(args.listen, args.workers, args.isolation, index);
+    let python = if args.python {
+        Some(build_python_handler(&data)?)
+    } else {
+        None
+    };
+    let config = demo_config(
+        args.listen,
+        args.workers,
+        args.isolation,
+        index,
+        python.clone(),
+    );
     let server = with_compiler(Server::new(config))?.start().context(
         "starting the demo (is something else listening on that address? try --listen 127.0.0.1:0)",
     )?;
     let base = format!("http://{}", server.local_addr());
     println!("percore demo is serving {} on {base}", dump.display());
+    if let Some(python) = &python {
+        println!(
+            "  /offsets and /wiki are the Python handler's ({})",
+            python.display()
+        );
+    }
     println!("  Search page:           {base}/");
     println!("  Titles by prefix:      {base}/offsets/Py");
     println!("  A page:                {base}/wiki/Python_(programming_language)");
