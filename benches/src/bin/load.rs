@@ -288,8 +288,8 @@ fn scaling_plan(args: &Args) -> anyhow::Result<(load::ScalingPlan, Vec<String>)>
         client_cpus = 0;
     }
     let loads = ["/json@256", "/plaintext@256x16"]
-        .iter()
-        .map(|l| parse_load(l))
+        .into_iter()
+        .map(parse_load)
         .collect::<Result<_, _>>()
         .map_err(anyhow::Error::msg)?;
     Ok((
