@@ -90,16 +90,9 @@ impl Server {
         };
 
         let workers = config.worker_count();
-        let first = worker::bind_reuseport(config.listen)
+        let listeners = worker::bind_listeners(config.listen, workers)
             .with_context(|| format!("cannot listen on {}", config.listen))?;
-        let local_addr = first.local_addr()?;
-        let mut listeners = vec![first];
-        for _ in 1..workers {
-            listeners.push(
-                worker::bind_reuseport(local_addr)
-                    .with_context(|| format!("cannot listen on {local_addr}"))?,
-            );
-        }
+        let local_addr = listeners[0].local_addr()?;
 
         let stats = Arc::new(HostStats::new(workers));
         let guest_memory = config

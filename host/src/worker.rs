@@ -42,9 +42,38 @@ pub struct WorkerContext {
     pub counters: Arc<WorkerCounters>,
 }
 
-/// Binds a listening socket with `SO_REUSEPORT`, so that every worker can
-/// bind its own socket to the same address.
-pub fn bind_reuseport(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+/// Binds `count` listening sockets to `addr` with `SO_REUSEPORT`, one per
+/// worker, so that the kernel spreads connections across them.
+///
+/// `SO_REUSEPORT` would also let this host join another process's
+/// listener on the same port (same user, the option set on both) and split
+/// its traffic silently. So a fixed port is first bound by a probe socket
+/// without the option: if anything listens there, that bind fails with the
+/// error a port clash gives (`Address already in use`), and nothing is
+/// shared. With port 0 the first socket gets a fresh port from the kernel
+/// and the others join it.
+pub fn bind_listeners(
+    addr: SocketAddr,
+    count: usize,
+) -> std::io::Result<Vec<std::net::TcpListener>> {
+    if addr.port() != 0 {
+        let probe = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+        probe.set_reuse_address(true)?;
+        probe.bind(&addr.into())?;
+        // Dropped unlistened: it only proves that the port is free.
+    }
+    let first = bind_reuseport(addr)?;
+    let local_addr = first.local_addr()?;
+    let mut listeners = Vec::with_capacity(count.max(1));
+    listeners.push(first);
+    for _ in 1..count {
+        listeners.push(bind_reuseport(local_addr)?);
+    }
+    Ok(listeners)
+}
+
+/// Binds one listening socket with `SO_REUSEPORT`.
+fn bind_reuseport(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     socket.set_reuse_address(true)?;
     socket.set_reuse_port(true)?;

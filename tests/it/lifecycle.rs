@@ -1,6 +1,6 @@
 //! Starting and stopping: invalid components are refused at start with a
 //! message naming them, shutdown lets an in-flight request finish, and the
-//! binary exits 0 on SIGTERM.
+//! binary exits 0 on SIGTERM; a second host on a port in use is refused.
 
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -32,6 +32,55 @@ fn invalid_components_are_refused_at_start() {
             Err(e) => format!("{e:#}"),
         };
         assert!(err.contains(expect), "error for {}: {err}", file.display());
+        if file == &missing {
+            // A missing file's error lists the components that are there.
+            assert!(
+                err.contains(".wasm files in") && err.contains("core.wasm, random.wasm"),
+                "{err}"
+            );
+            assert_eq!(
+                err.to_lowercase().matches("no such file").count(),
+                1,
+                "{err}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_second_host_on_a_port_in_use_is_refused() {
+    let first = TestHost::guest(guests::HELLO, 2, Isolation::Core);
+    // A second host on the first one's port would join its SO_REUSEPORT
+    // group and take half of its connections; it must be refused instead.
+    let mut cfg = config(
+        vec![RouteConfig::file("/", guests::HELLO)],
+        2,
+        Isolation::Core,
+    );
+    cfg.listen = first.addr;
+    let err = match Server::new(cfg).start() {
+        Ok(second) => {
+            second.shutdown();
+            panic!("a second host started on {}", first.addr)
+        }
+        Err(e) => format!("{e:#}"),
+    };
+    assert!(
+        err.contains(&format!("cannot listen on {}", first.addr)) && err.contains("in use"),
+        "{err}"
+    );
+    // The same for a port that a plain listener holds.
+    let plain = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut cfg = config(
+        vec![RouteConfig::file("/", guests::HELLO)],
+        1,
+        Isolation::Core,
+    );
+    cfg.listen = plain.local_addr().unwrap();
+    assert!(Server::new(cfg).start().is_err());
+    // The first host still answers every request itself.
+    for _ in 0..20 {
+        assert_eq!(first.client().get("/plaintext").status, 200);
     }
 }
 
