@@ -277,7 +277,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
 }
 
 fn admin_client(args: &AdminArgs) -> anyhow::Result<AdminClient> {
-    let token = AdminToken::load(args.admin_token_file.as_deref())?;
+    let token = AdminToken::load_for_client(args.admin_token_file.as_deref())?;
     Ok(AdminClient::new(&args.admin, Some(token)))
 }
 

@@ -43,6 +43,17 @@ pub enum CompileError {
         /// wasmtime's explanation.
         detail: String,
     },
+    /// The bytes are not WebAssembly at all (a native binary, an archive,
+    /// text...).
+    #[error(
+        "{name} is not a valid WebAssembly component: it is {what}. A handler is a component built for the wasm32-wasip2 target: `cargo build --release --target wasm32-wasip2` in a crate made by `percore new`, then deploy target/wasm32-wasip2/release/NAME.wasm"
+    )]
+    NotWasm {
+        /// The component's name.
+        name: String,
+        /// What the bytes look like.
+        what: &'static str,
+    },
     /// The component is a core module, not a component.
     #[error(
         "{name} is a core WebAssembly module, not a component; build it for the wasm32-wasip2 target (or wrap it with `wasm-tools component new`)"
@@ -368,9 +379,7 @@ impl HostEngine {
         name: &str,
         bytes: &[u8],
     ) -> Result<Arc<CompiledComponent>, CompileError> {
-        if is_core_module(bytes) {
-            return Err(CompileError::CoreModule { name: name.into() });
-        }
+        check_kind(name, bytes)?;
         let component = self
             .compile_pool
             .install(|| Component::new(&self.engine, bytes))
@@ -393,9 +402,7 @@ impl HostEngine {
         let Some(child) = &self.options.child_compiler else {
             return self.compile(name, bytes);
         };
-        if is_core_module(bytes) {
-            return Err(CompileError::CoreModule { name: name.into() });
-        }
+        check_kind(name, bytes)?;
         let settings = ChildSettings {
             deadlines: self.options.deadlines,
             cache_dir: self.options.cache_dir.clone(),
@@ -508,8 +515,54 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 
 /// Whether `bytes` start like a core module (version 1) rather than a
 /// component.
+/// Refuses bytes that are not a component before wasmtime sees them, with
+/// a message that says what they are instead (wasmtime's own would be a
+/// byte array: `bad magic number - expected=[0x0, 0x61, ...`).
+fn check_kind(name: &str, bytes: &[u8]) -> Result<(), CompileError> {
+    if is_core_module(bytes) {
+        return Err(CompileError::CoreModule { name: name.into() });
+    }
+    match sniff_not_wasm(bytes) {
+        Some(what) => Err(CompileError::NotWasm {
+            name: name.into(),
+            what,
+        }),
+        None => Ok(()),
+    }
+}
+
 fn is_core_module(bytes: &[u8]) -> bool {
     bytes.len() >= 8 && bytes[..4] == *b"\0asm" && bytes[4..8] == [1, 0, 0, 0]
+}
+
+/// What `bytes` are when they are not WebAssembly (no `\0asm` magic);
+/// `None` when they are (valid or not: wasmtime says what is wrong).
+fn sniff_not_wasm(bytes: &[u8]) -> Option<&'static str> {
+    if bytes.starts_with(b"\0asm") {
+        return None;
+    }
+    let what = match bytes {
+        [] => "an empty file",
+        [0x7f, b'E', b'L', b'F', ..] => {
+            "an ELF file (a native executable or shared library, not WebAssembly)"
+        }
+        [0xcf, 0xfa, 0xed, 0xfe, ..]
+        | [0xfe, 0xed, 0xfa, 0xcf, ..]
+        | [0xca, 0xfe, 0xba, 0xbe, ..] => "a Mach-O file (a native macOS binary, not WebAssembly)",
+        [b'M', b'Z', ..] => "a Windows executable or DLL (not WebAssembly)",
+        [0x1f, 0x8b, ..] => "a gzip archive (unpack it first)",
+        [b'P', b'K', 3, 4, ..] => "a zip archive (unpack it first)",
+        [b'#', b'!', ..] => "a script (a text file starting with #!)",
+        _ if bytes
+            .iter()
+            .take(512)
+            .all(|b| b.is_ascii_graphic() || b.is_ascii_whitespace()) =>
+        {
+            "a text file (WebAssembly text, `.wat`, must be compiled to a binary component)"
+        }
+        _ => "not WebAssembly (it does not start with the `\\0asm` magic number)",
+    };
+    Some(what)
 }
 
 /// The settings that decide the machine code wasmtime generates, and so
@@ -586,5 +639,37 @@ impl Drop for EpochTicker {
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bytes_that_are_not_wasm_are_named() {
+        let says = |bytes: &[u8]| sniff_not_wasm(bytes).unwrap_or("wasm");
+        assert!(says(b"\x7fELF\x02\x01\x01\0").contains("ELF"));
+        assert!(says(b"MZ\x90\0").contains("Windows"));
+        assert!(says(b"\x1f\x8b\x08\0").contains("gzip"));
+        assert!(says(b"PK\x03\x04").contains("zip"));
+        assert!(says(b"(component (core module))\n").contains("text"));
+        assert!(says(b"").contains("empty"));
+        assert!(says(&[0xff, 0x00, 0x13]).contains("magic number"));
+        assert_eq!(says(b"\0asm\x0d\0\x01\0"), "wasm");
+        assert_eq!(says(b"\0asm"), "wasm");
+    }
+
+    #[test]
+    fn an_elf_file_is_refused_with_what_it_is() {
+        let err = check_kind("lib.so", b"\x7fELF\x02\x01\x01\0\0\0\0\0").unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("lib.so is not a valid WebAssembly component: it is an ELF file"));
+        assert!(text.contains("wasm32-wasip2"), "{text}");
+        assert!(!text.contains("0x61"), "{text}");
+        assert!(matches!(
+            check_kind("m.wasm", b"\0asm\x01\0\0\0"),
+            Err(CompileError::CoreModule { .. })
+        ));
     }
 }

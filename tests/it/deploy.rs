@@ -202,12 +202,25 @@ fn invalid_uploads_are_refused_and_the_old_version_keeps_serving() {
         bytes.resize(3 << 20, 0);
         bytes
     };
-    let cases: [(&str, Vec<u8>, u16, &[&str]); 6] = [
+    // A native shared library: an x86-64 ELF header (what `cargo build`
+    // without `--target wasm32-wasip2` makes of a cdylib).
+    let elf = {
+        let mut bytes = b"\x7fELF\x02\x01\x01\0\0\0\0\0\0\0\0\0\x03\0\x3e\0".to_vec();
+        bytes.resize(4096, 0);
+        bytes
+    };
+    let cases: [(&str, Vec<u8>, u16, &[&str]); 7] = [
         (
             "random bytes",
             random,
             400,
             &["is not a valid WebAssembly component"],
+        ),
+        (
+            "an ELF file",
+            elf,
+            400,
+            &["it is an ELF file", "wasm32-wasip2"],
         ),
         (
             "a core module",
@@ -249,6 +262,10 @@ fn invalid_uploads_are_refused_and_the_old_version_keeps_serving() {
         for part in expect_message {
             assert!(message.contains(part), "{what}: {message:?} lacks {part:?}");
         }
+        assert!(
+            !message.contains("0x61"),
+            "{what}: wasmtime's byte array: {message}"
+        );
         assert_eq!(serving(&host, "/v"), "aaaaaaaaaaaaaaaa", "after {what}");
         assert_eq!(
             admin(&host).routes().unwrap().routes,
@@ -274,6 +291,56 @@ fn invalid_uploads_are_refused_and_the_old_version_keeps_serving() {
     assert_eq!(status, 400);
     assert!(message.contains("above this host's ceiling"), "{message}");
     assert_eq!(admin(&host).routes().unwrap().routes, before);
+    host.shutdown();
+}
+
+#[test]
+fn admin_client_errors_say_what_to_do() {
+    let dir = temp_dir("client-errors");
+    let dir = dir.path();
+    let host = TestHost::start(admin_config(dir));
+    // The application port is not the admin API.
+    let token = AdminToken::new(TOKEN).unwrap();
+    let err = AdminClient::at(host.addr, Some(token.clone()))
+        .routes()
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("is not a percore admin API") && err.contains("--admin"),
+        "{err}"
+    );
+    // A refused connection is reported once.
+    let closed = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap()
+    };
+    let err = AdminClient::at(closed, Some(token)).routes().unwrap_err();
+    // The whole chain, as the CLI prints it.
+    let mut text = err.to_string();
+    let mut source = std::error::Error::source(&err);
+    while let Some(cause) = source {
+        text = format!("{text}: {cause}");
+        source = cause.source();
+    }
+    assert_eq!(text.matches("refused").count(), 1, "{text}");
+    // The CLI without a token asks for the host's, not a new one.
+    let (ok, text) = {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_percore-under-test"))
+            .args(["routes", "--admin"])
+            .arg(host.server().admin_addr().unwrap().to_string())
+            .env_remove("PERCORE_ADMIN_TOKEN")
+            .output()
+            .expect("run percore");
+        (
+            output.status.success(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    };
+    assert!(!ok);
+    assert!(
+        text.contains("the host's token") && !text.contains("/dev/urandom"),
+        "{text}"
+    );
     host.shutdown();
 }
 

@@ -295,5 +295,9 @@ fn respond(status: StatusCode, body: serde_json::Value) -> AdminResponse {
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
     );
+    response.headers_mut().insert(
+        header::HeaderName::from_static(super::API_HEADER),
+        HeaderValue::from_static("admin"),
+    );
     response
 }

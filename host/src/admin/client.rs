@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 
-use super::AdminToken;
+use super::{API_HEADER, AdminToken};
 use crate::config::RouteOptions;
 use crate::registry::{RouteInfo, RouteList};
 
@@ -23,13 +23,25 @@ const TIMEOUT: Duration = Duration::from_secs(300);
 pub enum ClientError {
     /// The admin API could not be reached.
     #[error(
-        "cannot reach the admin API at {addr}: {source} (is the host running with --admin {addr}?)"
+        "cannot reach the admin API at {addr}: {error} (is the host running with --admin {addr}?)"
     )]
     Connect {
         /// The address.
         addr: String,
-        /// The error.
-        source: std::io::Error,
+        /// The error: part of the message, not a source, so that a report
+        /// of the error chain does not print it twice.
+        error: std::io::Error,
+    },
+    /// Something answered that is not a percore admin API (say, the
+    /// host's application port).
+    #[error(
+        "{addr} is not a percore admin API (it answered HTTP {status} without the `{API_HEADER}` header): give the address the host's admin API listens on (its --admin, e.g. 127.0.0.1:9090) with --admin or PERCORE_ADMIN, not its --listen address"
+    )]
+    NotAdmin {
+        /// The address.
+        addr: String,
+        /// The status it answered with.
+        status: u16,
     },
     /// The connection failed mid-request, or the answer was not HTTP.
     #[error("talking to the admin API at {addr} failed: {detail}")]
@@ -173,9 +185,9 @@ impl AdminClient {
             addr: self.addr.clone(),
             detail,
         };
-        let connect = |source| ClientError::Connect {
+        let connect = |error| ClientError::Connect {
             addr: self.addr.clone(),
-            source,
+            error,
         };
         let target = self
             .addr
@@ -258,6 +270,16 @@ impl AdminClient {
             .nth(1)
             .and_then(|s| s.parse::<u16>().ok())
             .ok_or_else(|| protocol(format!("bad status line in {head:?}")))?;
+        let from_admin = head.lines().skip(1).any(|line| {
+            line.split_once(':')
+                .is_some_and(|(name, _)| name.trim().eq_ignore_ascii_case(API_HEADER))
+        });
+        if !from_admin {
+            return Err(ClientError::NotAdmin {
+                addr: self.addr.clone(),
+                status,
+            });
+        }
         let body = serde_json::from_slice(&received[end + 4..]).unwrap_or(serde_json::Value::Null);
         Ok(AdminAnswer { status, body })
     }

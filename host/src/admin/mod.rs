@@ -32,6 +32,11 @@ use crate::registry::Registry;
 /// is given (for the host and for the CLI).
 pub const TOKEN_ENV: &str = "PERCORE_ADMIN_TOKEN";
 
+/// The header every answer of the admin API carries (`percore-api:
+/// admin`), by which the client tells the admin API from anything else
+/// listening at the address it was given (the application port, say).
+pub const API_HEADER: &str = "percore-api";
+
 /// Fewest bytes an admin token may have.
 pub const MIN_TOKEN_LEN: usize = 16;
 
@@ -47,10 +52,29 @@ impl std::fmt::Debug for AdminToken {
 }
 
 impl AdminToken {
-    /// Reads the token from `file` when given, else from
+    /// The host's token: read from `file` when given, else from
     /// [`TOKEN_ENV`]. Surrounding whitespace (a trailing newline) is
     /// ignored.
     pub fn load(file: Option<&Path>) -> anyhow::Result<AdminToken> {
+        Self::read(file, || {
+            format!(
+                "the admin API needs a token: write one to a file and pass --admin-token-file FILE, or set {TOKEN_ENV} (e.g. `head -c 32 /dev/urandom | base64 > admin.token`)"
+            )
+        })
+    }
+
+    /// The token a client sends: the host's own, from `file` or
+    /// [`TOKEN_ENV`], as [`AdminToken::load`] reads it; only the message
+    /// for a missing token differs (a client must not make a new one).
+    pub fn load_for_client(file: Option<&Path>) -> anyhow::Result<AdminToken> {
+        Self::read(file, || {
+            format!(
+                "the admin API needs the host's token: pass --admin-token-file FILE with the file the host was started with, or set {TOKEN_ENV} to the token the host uses"
+            )
+        })
+    }
+
+    fn read(file: Option<&Path>, missing: impl FnOnce() -> String) -> anyhow::Result<AdminToken> {
         let (token, from) = match file {
             Some(file) => (
                 std::fs::read_to_string(file).with_context(|| {
@@ -60,9 +84,7 @@ impl AdminToken {
             ),
             None => match std::env::var(TOKEN_ENV) {
                 Ok(token) => (token, format!("${TOKEN_ENV}")),
-                Err(_) => anyhow::bail!(
-                    "the admin API needs a token: write one to a file and pass --admin-token-file FILE, or set {TOKEN_ENV} (e.g. `head -c 32 /dev/urandom | base64 > admin.token`)"
-                ),
+                Err(_) => anyhow::bail!(missing()),
             },
         };
         AdminToken::new(token.trim()).with_context(|| format!("the admin token in {from}"))

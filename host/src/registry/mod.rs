@@ -46,14 +46,15 @@ pub enum RegistryError {
     #[error(transparent)]
     Config(#[from] ConfigError),
     /// A configured component could not be read.
-    #[error("cannot read {} for route {prefix}: {source}", path.display())]
+    #[error("cannot read {} for route {prefix}: {error}", path.display())]
     Read {
         /// The route.
         prefix: String,
         /// The file.
         path: std::path::PathBuf,
-        /// The OS error.
-        source: std::io::Error,
+        /// The OS error (in the message, not a source, so that it is
+        /// printed once).
+        error: std::io::Error,
     },
     /// The component is not one percore can serve.
     #[error("route {prefix}: {source}")]
@@ -214,10 +215,10 @@ impl Registry {
             let prefix = &configured.prefix;
             let bytes = match &configured.source {
                 Source::File(path) => {
-                    std::fs::read(path).map_err(|source| RegistryError::Read {
+                    read_component_file(path).map_err(|error| RegistryError::Read {
                         prefix: prefix.clone(),
                         path: path.clone(),
-                        source,
+                        error,
                     })?
                 }
                 Source::Embedded { bytes, .. } => bytes.to_vec(),
@@ -525,12 +526,35 @@ impl Registry {
         name: &str,
         bytes: &[u8],
     ) -> Result<Arc<CompiledComponent>, RegistryError> {
-        self.engine
-            .compile(name, bytes)
-            .map_err(|source| RegistryError::Compile {
-                prefix: prefix.to_owned(),
-                source,
-            })
+        // A line before and after: a large component (a Python one is
+        // about 20 MB) takes seconds to compile when the cache misses.
+        tracing::info!(
+            route = prefix,
+            component = name,
+            bytes = bytes.len(),
+            "compiling"
+        );
+        let started = std::time::Instant::now();
+        let hits_before = self.engine.cache_stats().map(|stats| stats.hits);
+        let component =
+            self.engine
+                .compile(name, bytes)
+                .map_err(|source| RegistryError::Compile {
+                    prefix: prefix.to_owned(),
+                    source,
+                })?;
+        let cached = match (hits_before, self.engine.cache_stats()) {
+            (Some(before), Some(after)) if after.hits > before => "from the cache",
+            (Some(_), Some(_)) => "compiled and cached",
+            _ => "compiled (no cache)",
+        };
+        tracing::info!(
+            route = prefix,
+            component = name,
+            ms = started.elapsed().as_millis() as u64,
+            "ready: {cached}"
+        );
+        Ok(component)
     }
 
     /// Reads a recorded component from the store and compiles it (a cache
@@ -636,4 +660,43 @@ fn table_of(state: &BTreeMap<String, RouteState>) -> RouteTable {
         }
     }
     RouteTable { router }
+}
+
+/// Reads a component file the user named. When there is no such file, the
+/// error lists the `.wasm` files in its folder (a typo is the usual cause),
+/// or says where a Rust handler's build lands when there are none.
+pub fn read_component_file(path: &std::path::Path) -> std::io::Result<Vec<u8>> {
+    std::fs::read(path).map_err(|error| {
+        if error.kind() != std::io::ErrorKind::NotFound {
+            return error;
+        }
+        let dir = match path.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir,
+            _ => std::path::Path::new("."),
+        };
+        let mut found: Vec<String> = std::fs::read_dir(dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|entry| entry.file_name().to_string_lossy().into_owned())
+            .filter(|name| name.ends_with(".wasm"))
+            .collect();
+        found.sort();
+        let listing = match found.len() {
+            0 if !dir.is_dir() => format!("the folder {} does not exist either", dir.display()),
+            0 => format!(
+                "{} holds no .wasm file (a Rust handler's build is target/wasm32-wasip2/release/NAME.wasm in its crate)",
+                dir.display()
+            ),
+            n => {
+                let shown = found.iter().take(10).cloned().collect::<Vec<_>>().join(", ");
+                let more = if n > 10 { format!(" and {} more", n - 10) } else { String::new() };
+                format!(".wasm files in {}: {shown}{more}", dir.display())
+            }
+        };
+        std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            format!("no such file; {listing}"),
+        )
+    })
 }
