@@ -115,24 +115,36 @@ impl InstancePool {
     /// waiting in a host call (a sleep) instead. The timer is only created
     /// when the call does not finish in its first poll, so the calls that
     /// do (almost all of them) never build, register or drop one.
+    ///
+    /// This future is part of every connection's memory: hyper keeps a box
+    /// the size of the request's future for each connection, idle or not.
+    /// So what only some calls need (an instantiation, the timer) is boxed
+    /// where it is needed, and the call is pinned once (see
+    /// `http::tests::a_connection_holds_a_small_request_future`).
     pub async fn call(&self, req: GuestRequest<'_>) -> Result<Response, RequestError> {
         let deadline = Instant::now() + self.route.limits.deadline();
-        let call = self.call_until(req, deadline);
+        let mut call = std::pin::pin!(self.call_until(req, deadline));
         if !self.route.component.deadlines {
             return call.await;
         }
-        let mut call = std::pin::pin!(call);
         if let Poll::Ready(result) = poll_once(call.as_mut()).await {
             return result;
         }
-        match tokio::time::timeout_at(deadline.into(), call).await {
-            Ok(result) => result,
-            // The call future was dropped mid-call; its instance with it.
-            Err(_elapsed) => Err(RequestError::Deadline {
-                route: self.route.prefix.clone(),
-                deadline_ms: self.route.limits.deadline_ms,
-            }),
-        }
+        let mut timer = Box::pin(tokio::time::sleep_until(deadline.into()));
+        std::future::poll_fn(|cx| {
+            if let Poll::Ready(result) = call.as_mut().poll(cx) {
+                return Poll::Ready(result);
+            }
+            // Past the deadline the call future is dropped mid-call, and its
+            // instance with it.
+            timer.as_mut().poll(cx).map(|()| {
+                Err(RequestError::Deadline {
+                    route: self.route.prefix.clone(),
+                    deadline_ms: self.route.limits.deadline_ms,
+                })
+            })
+        })
+        .await
     }
 
     async fn call_until(
@@ -260,7 +272,9 @@ impl InstancePool {
                 }
                 Ok(live)
             }
-            None => self.instantiate(deadline).await,
+            // Boxed: an instantiation's future is large, and it would
+            // otherwise be part of every call's (see `call`).
+            None => Box::pin(self.instantiate(deadline)).await,
         }
     }
 
