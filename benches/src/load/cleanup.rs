@@ -5,7 +5,7 @@
 //! SIGHUP, then exits. Without this a `timeout` or a closed terminal would
 //! leave servers holding the CPU that the next benchmark needs.
 
-use std::process::{Child, Command, ExitStatus};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -135,6 +135,50 @@ fn terminate(pid: u32) {
         .arg("-TERM")
         .arg(pid.to_string())
         .status();
+}
+
+/// Runs a load tool (`what`: "wrk URL", "oha URL") as a [`Guarded`] child
+/// to completion within `limit`, reading its stdout and stderr while it
+/// runs (so that no output size can deadlock it), and returns them; fails
+/// when it overruns `limit` or exits unsuccessfully, with what it printed.
+pub fn run_tool(
+    what: &str,
+    command: &mut Command,
+    limit: Duration,
+) -> anyhow::Result<(String, String)> {
+    command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = Guarded::spawn(what, command)?;
+    let (stdout, stderr) = match child.child_mut() {
+        Some(proc) => (proc.stdout.take(), proc.stderr.take()),
+        None => (None, None),
+    };
+    let out = std::thread::spawn(move || read_all(stdout));
+    let err = std::thread::spawn(move || read_all(stderr));
+    let status = child
+        .wait_for(limit)?
+        .with_context(|| format!("{what} ran longer than {limit:?}"))?;
+    drop(child);
+    let stdout = out.join().unwrap_or_default();
+    let stderr = err.join().unwrap_or_default();
+    anyhow::ensure!(
+        status.success(),
+        "{what} failed ({status}): {}{}",
+        stderr.trim(),
+        stdout.trim()
+    );
+    Ok((stdout, stderr))
+}
+
+/// Everything a pipe gives until it closes (empty without one).
+fn read_all(pipe: Option<impl std::io::Read>) -> String {
+    let mut text = String::new();
+    if let Some(mut pipe) = pipe {
+        let _ = pipe.read_to_string(&mut text);
+    }
+    text
 }
 
 /// Starts a thread that, on SIGINT, SIGTERM or SIGHUP, stops every guarded

@@ -23,13 +23,13 @@
 //! at once), the same for every server measured.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
 
-use super::cleanup::Guarded;
+use super::cleanup::run_tool;
 
 /// The oha version the harness installs and expects (`benches/load` reads
 /// it from this line).
@@ -108,44 +108,11 @@ impl OhaRun {
     /// Runs oha, killing it if it overruns its duration by 30 s, and parses
     /// its JSON.
     pub fn run(&self) -> anyhow::Result<LatencyResult> {
-        let mut cmd = self.command();
-        cmd.stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = Guarded::spawn(format!("oha {}", self.url), &mut cmd)?;
-        // Read while it runs: its JSON (about 4 KiB) stays under a pipe's
-        // buffer, but reading first cannot deadlock whatever it prints.
-        let (stdout, stderr) = match child.child_mut() {
-            Some(proc) => (proc.stdout.take(), proc.stderr.take()),
-            None => (None, None),
-        };
-        let out = std::thread::spawn(move || read_all(stdout));
-        let err = std::thread::spawn(move || read_all(stderr));
         let limit = self.duration + Duration::from_secs(30);
-        let status = child
-            .wait_for(limit)?
-            .with_context(|| format!("oha on {} ran longer than {limit:?}", self.url))?;
-        drop(child);
-        let stdout = out.join().unwrap_or_default();
-        let stderr = err.join().unwrap_or_default();
-        anyhow::ensure!(
-            status.success(),
-            "oha on {} failed ({status}): {}{}",
-            self.url,
-            stderr.trim(),
-            stdout.trim()
-        );
+        let (stdout, stderr) =
+            run_tool(&format!("oha on {}", self.url), &mut self.command(), limit)?;
         parse(&stdout, self.rate).with_context(|| format!("reading oha's JSON:\n{stdout}{stderr}"))
     }
-}
-
-/// Everything a pipe gives until it closes (empty without one).
-fn read_all(pipe: Option<impl std::io::Read>) -> String {
-    let mut text = String::new();
-    if let Some(mut pipe) = pipe {
-        let _ = pipe.read_to_string(&mut text);
-    }
-    text
 }
 
 /// The parts of oha's JSON summary the harness reads (times in seconds).

@@ -6,13 +6,13 @@
 //! which sends `depth` requests in every write.
 
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use anyhow::Context as _;
 use serde::Serialize;
 
-use super::cleanup::Guarded;
+use super::cleanup::run_tool;
 
 /// One wrk run.
 #[derive(Clone, Debug)]
@@ -75,35 +75,9 @@ impl WrkRun {
     /// Runs wrk, killing it if it overruns its duration by 30 s, and parses
     /// its output.
     pub fn run(&self) -> anyhow::Result<WrkResult> {
-        let mut cmd = self.command();
-        cmd.stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = Guarded::spawn(format!("wrk {}", self.url), &mut cmd)?;
-        // wrk prints about 1 KiB, far below a pipe's buffer, so reading
-        // after it exits cannot deadlock.
         let limit = self.duration + Duration::from_secs(30);
-        let status = child
-            .wait_for(limit)?
-            .with_context(|| format!("wrk on {} ran longer than {limit:?}", self.url))?;
-        let (mut stdout, mut stderr) = (String::new(), String::new());
-        if let Some(proc) = child.child_mut() {
-            use std::io::Read as _;
-            if let Some(out) = proc.stdout.as_mut() {
-                out.read_to_string(&mut stdout)?;
-            }
-            if let Some(err) = proc.stderr.as_mut() {
-                err.read_to_string(&mut stderr)?;
-            }
-        }
-        drop(child);
-        anyhow::ensure!(
-            status.success(),
-            "wrk on {} failed ({status}): {}{}",
-            self.url,
-            stderr.trim(),
-            stdout.trim()
-        );
+        let (stdout, stderr) =
+            run_tool(&format!("wrk on {}", self.url), &mut self.command(), limit)?;
         parse(&stdout).with_context(|| format!("reading wrk's output:\n{stdout}{stderr}"))
     }
 }
