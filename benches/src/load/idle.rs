@@ -8,7 +8,8 @@
 //! load tool measures memory per idle connection.
 //!
 //! PyParallel's claim was 50,000 clients in about 3 GB (some 60 KB each);
-//! the target for percore is under 20 KB of host RSS per connection.
+//! the target for percore is no more host RSS per connection than native
+//! hyper's in the same run.
 
 use std::io::{Read as _, Write as _};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpStream};
