@@ -295,6 +295,9 @@ fn print_routes(
         println!("{json}");
         return;
     }
+    if routes.is_empty() && restore_errors.is_empty() {
+        println!("no routes: deploy one with `percore deploy /PREFIX FILE.wasm`");
+    }
     for route in routes {
         let hash = &route.version.hash;
         println!(
@@ -307,6 +310,15 @@ fn print_routes(
             route.isolation,
             route.history.len(),
         );
+        // The history, newest first: what `percore rollback` returns to.
+        for earlier in &route.history {
+            println!(
+                "    earlier: sha256:{} {} bytes, deployed {}",
+                &earlier.hash[..earlier.hash.len().min(16)],
+                earlier.size,
+                utc(earlier.deployed_at),
+            );
+        }
     }
     for error in restore_errors {
         println!("not restored: {error}");
@@ -324,7 +336,7 @@ fn utc(secs: u64) -> String {
 }
 
 fn deploy(args: DeployArgs) -> anyhow::Result<()> {
-    let wasm = std::fs::read(&args.wasm)
+    let wasm = crate::registry::read_component_file(&args.wasm)
         .with_context(|| format!("cannot read {}", args.wasm.display()))?;
     let route = admin_client(&args.admin)?
         .deploy(&args.route, &wasm, &args.options)

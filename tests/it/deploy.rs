@@ -585,6 +585,18 @@ fn the_cli_deploys_lists_rolls_back_and_undeploys() {
         ok && out.contains("/v sha256:") && out.contains("1 earlier"),
         "{out}"
     );
+    // The history is listed, newest first: what rollback returns to.
+    let earlier = admin(&host).route("/v").unwrap().history[0].hash.clone();
+    assert!(
+        out.contains(&format!("    earlier: sha256:{}", &earlier[..16])),
+        "{out}"
+    );
+    // A mistyped path lists the components that are there.
+    let (ok, out) = run(&["deploy", "/v", dir.join("c.wasm").to_str().unwrap()]);
+    assert!(
+        !ok && out.contains(".wasm files in") && out.contains("a.wasm, b.wasm"),
+        "{out}"
+    );
     let (ok, out) = run(&["routes", "--json"]);
     assert!(ok && out.contains("\"restore_errors\""), "{out}");
     let (ok, out) = run(&["rollback", "/v"]);
@@ -595,6 +607,8 @@ fn the_cli_deploys_lists_rolls_back_and_undeploys() {
     let (ok, out) = run(&["undeploy", "/v"]);
     assert!(ok && out.contains("removed /v"), "{out}");
     assert_eq!(host.get("/v").status, 404);
+    let (ok, out) = run(&["routes"]);
+    assert!(ok && out.contains("no routes"), "{out}");
 
     let (ok, out) = percore(&["routes", "--admin", "127.0.0.1:1"]);
     assert!(
