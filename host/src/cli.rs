@@ -102,7 +102,8 @@ pub struct DeployArgs {
 pub struct NewArgs {
     /// The crate's name (also its directory, unless --dir is given).
     pub name: String,
-    /// Where to create the crate [default: ./NAME].
+    /// The crate's own directory, created by this command and not there
+    /// yet (not its parent) [default: ./NAME].
     #[arg(long, value_name = "DIR")]
     pub dir: Option<PathBuf>,
 }
@@ -144,6 +145,10 @@ pub struct ServeArgs {
     /// worker through the `wiki` interface.
     #[arg(long, value_name = "DIR")]
     pub index: Option<PathBuf>,
+    /// The dump of --index, when it has moved since it was indexed (the
+    /// index records its absolute path) [default: the recorded path].
+    #[arg(long, value_name = "FILE", requires = "index")]
+    pub dump: Option<PathBuf>,
     /// Serve the admin API (deploy, routes, rollback, undeploy) on ADDR,
     /// `HOST:PORT` or a port on loopback [default: off].
     #[arg(long, value_name = "ADDR", value_parser = crate::admin::parse_admin_addr)]
@@ -249,6 +254,9 @@ pub fn serve_config(args: ServeArgs) -> anyhow::Result<Config> {
     }
     if let Some(ms) = args.deadline_ms {
         config.limits.deadline_ms = ms;
+    }
+    if let Some(dump) = args.dump {
+        config.dump = Some(dump);
     }
     if let Some(index) = args.index {
         config.index = Some(index);
@@ -394,6 +402,7 @@ fn new(args: NewArgs) -> anyhow::Result<()> {
         "  cd {} && cargo build --release --target wasm32-wasip2",
         dir.display()
     );
+    println!("  export PERCORE_ADMIN_TOKEN=...   # the token the host was started with");
     println!(
         "  percore deploy /{} target/wasm32-wasip2/release/{wasm}",
         args.name

@@ -337,6 +337,7 @@ impl RouteConfig {
         }
         let options = RouteOptions::from_query(&options.replace(',', "&"))
             .map_err(|e| format!("route {spec:?}: {e}"))?;
+        let prefix = crate::router::normalize_prefix(prefix);
         crate::router::validate_prefix(prefix)?;
         Ok(RouteConfig {
             prefix: prefix.to_owned(),
@@ -422,6 +423,11 @@ pub struct Config {
     /// Directory of a title index built by `percore index`, shared read-only
     /// by every worker. Default: none (guests that import `wiki` are refused).
     pub index: Option<PathBuf>,
+    /// The dump the index was built from, when it has moved since: the
+    /// index records the dump's absolute path and reads it from there by
+    /// default. It must be the same file (its size and fingerprint are
+    /// checked). Default: the recorded path.
+    pub dump: Option<PathBuf>,
     /// Most handler instances alive at once across all workers; the pooling
     /// allocator reserves address space (not memory) for this many up front.
     /// Each worker gets an equal share, which its routes share fairly (see
@@ -472,6 +478,7 @@ impl Default for Config {
             limits: Limits::default(),
             http: HttpConfig::default(),
             index: None,
+            dump: None,
             max_instances: 1000,
             max_guest_memory_bytes: None,
             compile_memory_bytes: 2 << 30,
@@ -538,6 +545,9 @@ impl Config {
             detail: e.to_string(),
         })?;
         let origin = format!("config file {}", path.display());
+        for route in &mut config.routes {
+            route.prefix = crate::router::normalize_prefix(&route.prefix).to_owned();
+        }
         check_routes(&config.routes, &origin)?;
         let base = path.parent().unwrap_or(Path::new("."));
         for route in &mut config.routes {
@@ -617,6 +627,10 @@ mod tests {
         assert_eq!(
             RouteConfig::parse_flag("/=h.wasm").unwrap().options,
             RouteOptions::default()
+        );
+        assert_eq!(
+            RouteConfig::parse_flag("/page/=h.wasm").unwrap().prefix,
+            "/page"
         );
         assert!(RouteConfig::parse_flag("/api").is_err());
         assert!(RouteConfig::parse_flag("api=h.wasm").is_err());

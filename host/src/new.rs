@@ -132,7 +132,8 @@ fn readme(name: &str, wasm: &str) -> String {
     format!(
         r#"# {name}
 
-A [percore](https://example.invalid/percore) handler.
+A percore handler: a WebAssembly component of the `percore:host/handler`
+world (`wit/handler.wit`), built for the `wasm32-wasip2` target.
 
 ```sh
 # Build the component (once: rustup target add wasm32-wasip2).

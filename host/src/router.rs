@@ -4,6 +4,16 @@
 /// Longest route prefix, in bytes.
 pub const MAX_PREFIX_LEN: usize = 256;
 
+/// A prefix as users write it, normalised: trailing slashes dropped
+/// (`/page/` is `/page`; `/`, `//` are `/`). Everything else is left for
+/// [`validate_prefix`] to judge.
+pub fn normalize_prefix(prefix: &str) -> &str {
+    match prefix.trim_end_matches('/') {
+        "" if prefix.starts_with('/') => "/",
+        trimmed => trimmed,
+    }
+}
+
 /// Checks that `prefix` is a valid route prefix: `/`, or `/` followed by
 /// segments separated by single `/`s, each made of the characters RFC 3986
 /// calls unreserved (ASCII letters, digits, `-`, `.`, `_`, `~`) and none
@@ -134,6 +144,21 @@ mod tests {
         r.insert("/api", "api").unwrap();
         r.insert("/api/v2", "v2").unwrap();
         r
+    }
+
+    #[test]
+    fn trailing_slashes_are_dropped() {
+        for (given, normal) in [
+            ("/page/", "/page"),
+            ("/a/b//", "/a/b"),
+            ("/", "/"),
+            ("//", "/"),
+            ("/page", "/page"),
+            ("page/", "page"),
+        ] {
+            assert_eq!(normalize_prefix(given), normal, "{given}");
+        }
+        assert!(validate_prefix(normalize_prefix("/page/")).is_ok());
     }
 
     #[test]

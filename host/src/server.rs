@@ -70,7 +70,7 @@ impl Server {
         };
 
         let index = match &config.index {
-            Some(dir) => Some(open_index(dir)?),
+            Some(dir) => Some(open_index(dir, config.dump.as_deref())?),
             None => None,
         };
 
@@ -147,13 +147,20 @@ impl Server {
     }
 }
 
-/// Opens the title index in `dir` and starts reading its files into the
-/// page cache in the background, so that the first lookups find their
-/// pages there instead of faulting them in from the disk on a worker.
-fn open_index(dir: &std::path::Path) -> anyhow::Result<Arc<percore_index::TitleIndex>> {
+/// Opens the title index in `dir` (with its dump at `dump` when it has
+/// moved, else where the index recorded it) and starts reading its files
+/// into the page cache in the background, so that the first lookups find
+/// their pages there instead of faulting them in from the disk on a worker.
+fn open_index(
+    dir: &std::path::Path,
+    dump: Option<&std::path::Path>,
+) -> anyhow::Result<Arc<percore_index::TitleIndex>> {
     let started = std::time::Instant::now();
-    let index = percore_index::TitleIndex::open(dir)
-        .with_context(|| format!("cannot open the index at {}", dir.display()))?;
+    let index = match dump {
+        Some(dump) => percore_index::TitleIndex::open_with_dump(dir, dump),
+        None => percore_index::TitleIndex::open(dir),
+    }
+    .with_context(|| format!("cannot open the index at {}", dir.display()))?;
     tracing::info!(
         index = %dir.display(),
         dump = %index.dump_path().display(),

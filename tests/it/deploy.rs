@@ -577,6 +577,12 @@ fn the_cli_deploys_lists_rolls_back_and_undeploys() {
 
     let (ok, out) = run(&["deploy", "/v", a.to_str().unwrap()]);
     assert!(ok && out.contains("deployed /v"), "{out}");
+    // A prefix written with a trailing slash is the same route.
+    let (ok, out) = run(&["deploy", "/w/", a.to_str().unwrap()]);
+    assert!(ok && out.contains("deployed /w sha256:"), "{out}");
+    assert_eq!(serving(&host, "/w"), "aaaaaaaaaaaaaaaa");
+    let (ok, out) = run(&["undeploy", "/w/"]);
+    assert!(ok && out.contains("removed /w"), "{out}");
     let (ok, out) = run(&["deploy", "/v", b.to_str().unwrap(), "--isolation", "core"]);
     assert!(ok && out.contains("core isolation"), "{out}");
     assert_eq!(serving(&host, "/v"), "bbbbbbbbbbbbbbbb");

@@ -537,3 +537,40 @@ fn streaming_the_dump_keeps_host_memory_flat() {
         "host anonymous memory grew by {growth_kib} KiB while streaming 4 x {size} bytes"
     );
 }
+
+#[test]
+fn a_moved_dump_is_found_with_dump() {
+    // Index a copy of the sample dump, then move the copy: the index still
+    // names the old path, so the host needs `dump` to serve pages.
+    let dir = tempfile::tempdir().unwrap();
+    let (dump, moved, index) = (
+        dir.path().join("dump.xml"),
+        dir.path().join("moved.xml"),
+        dir.path().join("index"),
+    );
+    std::fs::copy(sample_dump(), &dump).unwrap();
+    percore_index::build_index(&dump, &index, Default::default()).unwrap();
+    std::fs::rename(&dump, &moved).unwrap();
+
+    let mut cfg = config(
+        vec![RouteConfig::file("/", guests::WIKI)],
+        1,
+        Isolation::Core,
+    );
+    cfg.index = Some(index.clone());
+    let err = match percore::Server::new(cfg.clone()).start() {
+        Ok(_) => panic!("the index opened without its dump"),
+        Err(e) => format!("{e:#}"),
+    };
+    assert!(err.contains("dump.xml"), "{err}");
+
+    cfg.dump = Some(moved);
+    let host = TestHost::start(cfg);
+    let page = host.get("/wiki/Python_(programming_language)");
+    assert_eq!(page.status, 200, "{}", page.text());
+    assert!(
+        page.text()
+            .contains("<title>Python (programming language)</title>")
+    );
+    host.shutdown();
+}

@@ -110,7 +110,7 @@ impl AdminApi {
             };
         }
         if let Some(rest) = path.strip_prefix("/v1/routes/") {
-            let prefix = format!("/{rest}");
+            let prefix = crate::router::normalize_prefix(&format!("/{rest}")).to_owned();
             let registry = self.registry.clone();
             return match method {
                 Method::GET => json(blocking(move || Ok(registry.get(&prefix)?)).await?),
@@ -125,7 +125,7 @@ impl AdminApi {
             };
         }
         if let Some(rest) = path.strip_prefix("/v1/rollback/") {
-            let prefix = format!("/{rest}");
+            let prefix = crate::router::normalize_prefix(&format!("/{rest}")).to_owned();
             let registry = self.registry.clone();
             return match method {
                 Method::POST => json(blocking(move || Ok(registry.rollback(&prefix)?)).await?),
