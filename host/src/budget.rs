@@ -17,6 +17,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::engine::{MAX_CORE_INSTANCES, MAX_MEMORIES, MAX_TABLES};
+use crate::stats::WorkerCounters;
 
 /// Instances one route version holds on one worker.
 #[derive(Debug, Default)]
@@ -35,6 +36,8 @@ pub struct WorkerBudget {
     routes: RefCell<Vec<Rc<RouteUsage>>>,
     /// This worker's share of `max_guest_memory_bytes`.
     memory: Arc<MemoryBudget>,
+    /// The worker's counters, when it reports them (instances created).
+    counters: Option<Arc<WorkerCounters>>,
 }
 
 impl WorkerBudget {
@@ -49,7 +52,14 @@ impl WorkerBudget {
                 limit: memory_bytes,
                 used: AtomicU64::new(0),
             }),
+            counters: None,
         }
+    }
+
+    /// The same budget, counting the instances it admits in `counters`.
+    pub fn counting_in(mut self, counters: Arc<WorkerCounters>) -> WorkerBudget {
+        self.counters = Some(counters);
+        self
     }
 
     /// Makes `routes` the routes that share this budget (the worker's new
@@ -95,6 +105,9 @@ impl WorkerBudget {
         }
         self.in_use.set(in_use + 1);
         route.in_use.set(mine + 1);
+        if let Some(counters) = &self.counters {
+            counters.instance_created();
+        }
         Ok(InstanceSlot {
             budget: self.clone(),
             route: route.clone(),

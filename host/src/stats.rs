@@ -16,6 +16,8 @@ pub struct WorkerCounters {
     active_requests: AtomicU64,
     /// Client connections being served.
     open_connections: AtomicU64,
+    /// Handler instances created since the start (every route).
+    instances_created: AtomicU64,
 }
 
 impl WorkerCounters {
@@ -27,6 +29,11 @@ impl WorkerCounters {
     /// Counts a connection as open until the guard is dropped.
     pub fn connection(&self) -> Active<'_> {
         Active::new(&self.open_connections)
+    }
+
+    /// Counts a handler instance created.
+    pub fn instance_created(&self) {
+        self.instances_created.fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -75,6 +82,13 @@ impl HostStats {
     /// Client connections open right now, on every worker.
     pub fn open_connections(&self) -> u64 {
         self.sum(|w| &w.open_connections)
+    }
+
+    /// Handler instances created since the start, on every worker (in
+    /// `request` isolation one per request; in `core` isolation one per
+    /// worker and route, plus one after each discarded instance).
+    pub fn instances_created(&self) -> u64 {
+        self.sum(|w| &w.instances_created)
     }
 
     fn sum(&self, gauge: impl Fn(&WorkerCounters) -> &AtomicU64) -> u64 {

@@ -135,7 +135,9 @@ async fn run(setup: WorkerSetup) {
         max_guest_memory_bytes,
         shutdown,
     } = setup;
-    let budget = Rc::new(WorkerBudget::new(max_instances, max_guest_memory_bytes));
+    let budget = Rc::new(
+        WorkerBudget::new(max_instances, max_guest_memory_bytes).counting_in(counters.clone()),
+    );
     let listener = TcpListener::from_std(listener).expect("register the listener with tokio");
     let grace = Duration::from_millis(http.shutdown_grace_ms);
     let context = Rc::new(WorkerContext {

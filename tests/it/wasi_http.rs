@@ -518,3 +518,87 @@ fn percore_demo_serves_the_python_handler() {
     assert_eq!(page.status, 200);
     assert!(page.text().contains("/offsets/"));
 }
+
+#[test]
+fn hostile_wasi_http_guests_lose_their_instance_and_nothing_else() {
+    for isolation in [Isolation::Request, Isolation::Core] {
+        let host = host(|c| {
+            c.isolation = isolation;
+            c.limits.deadline_ms = 300;
+            c.limits.max_memory_bytes = 32 << 20;
+        });
+        for (path, status) in [
+            // A loop without host calls: only the epoch interrupt stops it.
+            ("/t/loop", 504),
+            // Memory past the route's cap: the guest's allocation fails.
+            ("/t/memory?mib=64", 500),
+            ("/t/trap", 500),
+        ] {
+            let mut client = host.client();
+            assert_eq!(client.get(path).status, status, "{isolation} {path}");
+            // Neither the connection nor the route is lost.
+            assert_eq!(
+                client.get("/t/echo").status,
+                200,
+                "{isolation} after {path}"
+            );
+            assert_eq!(host.get("/te/json").status, 200, "{isolation} after {path}");
+        }
+        // Memory within the cap is served.
+        assert_eq!(host.get("/t/memory?mib=8").text(), "held 8 MiB");
+        // A body the guest did not finish (it promised 1000 bytes): the
+        // connection closes before a complete response, so no client takes
+        // the part for the whole. (hyper drops the connection with what it
+        // had buffered: here the client gets no bytes at all.)
+        let mut client = host.client();
+        client.send(&Client::get_request("/t/unfinished"));
+        let mut received = Vec::new();
+        let _ = std::io::Read::read_to_end(client.stream(), &mut received);
+        let text = String::from_utf8_lossy(&received);
+        assert!(
+            text.is_empty() || (text.starts_with("HTTP/1.1 200") && !text.ends_with("\r\n\r\n")),
+            "{isolation}: {text}"
+        );
+        assert!(received.len() < 1000, "{isolation}: {text}");
+        assert_eq!(host.get("/t/echo").status, 200, "{isolation}");
+        host.shutdown();
+    }
+}
+
+#[test]
+fn a_reused_wasi_http_instance_holds_no_resources_from_earlier_requests() {
+    // One worker, core isolation, and a resource table capped at 64
+    // entries: an instance whose table kept anything per request (a
+    // request, its fields, a body, a stream, a pollable) would fail long
+    // before 10,000 requests.
+    let host = host(|c| {
+        c.isolation = Isolation::Core;
+        c.limits.max_host_resources = 64;
+    });
+    let mut client = host.client();
+    const REQUESTS: usize = 10_000;
+    let batch: Vec<u8> = (0..100)
+        .flat_map(|_| Client::get_request("/t/echo"))
+        .collect();
+    for _ in 0..REQUESTS / 100 {
+        client.send(&batch);
+        for _ in 0..100 {
+            let response = client.read_response(false);
+            assert_eq!(response.status, 200, "{}", response.text());
+        }
+    }
+    // Served by a handful of instances (a wasi:http call gives its instance
+    // back when its task ends, just after the response is sent, so a
+    // pipelined request now and then finds it busy and gets another, which
+    // is kept idle too): each served far more requests than its table could
+    // hold entries if requests left any behind.
+    let created = host.server().stats().instances_created();
+    assert!(
+        (1..=20).contains(&created),
+        "{created} instances for {REQUESTS} requests"
+    );
+    // The instance that answers this one counts its own requests.
+    let count: u64 = client.get("/t/count").text().parse().unwrap();
+    assert!(count > 1, "{count}");
+    host.shutdown();
+}

@@ -11,6 +11,14 @@
 //! - `/sleep?ms=N`: sleeps N ms before answering;
 //! - `/trap`: panics before answering;
 //! - `/no-answer`: returns without setting a response;
+//! - `/count`: how many requests this instance has served, itself included
+//!   (an instance that is reused counts up);
+//! - `/loop`: spins forever without a host call (only the deadline's
+//!   interrupt stops it);
+//! - `/memory?mib=N`: grows its memory by N MiB and touches it, then
+//!   answers (a bomb past the route's memory cap);
+//! - `/unfinished`: sets a response with a body, writes part of it and
+//!   returns without finishing it;
 //! - anything else: 404.
 
 use wasi::exports::http::incoming_handler::Guest;
@@ -20,6 +28,9 @@ use wasi::http::types::{
 };
 
 struct TestWasiHttp;
+
+/// Requests this instance has served.
+static SERVED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 fn param(query: &str, name: &str) -> Option<u64> {
     query.split('&').find_map(|pair| {
@@ -61,6 +72,7 @@ fn read_body(request: &IncomingRequest) -> Vec<u8> {
 
 impl Guest for TestWasiHttp {
     fn handle(request: IncomingRequest, out: ResponseOutparam) {
+        let served = SERVED.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
         let target = request.path_with_query().unwrap_or_default();
         let (path, query) = target.split_once('?').unwrap_or((&target, ""));
         // The last segment: the guest serves wherever it is mounted.
@@ -133,6 +145,31 @@ impl Guest for TestWasiHttp {
                 answer(out, 200, format!("slept {ms} ms").as_bytes());
             }
             "trap" => panic!("the test guest panics on /trap"),
+            "count" => answer(out, 200, served.to_string().as_bytes()),
+            "loop" => {
+                let mut x: u64 = served;
+                loop {
+                    x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
+                }
+            }
+            "memory" => {
+                let mib = param(query, "mib").unwrap_or(256) as usize;
+                let mut hog: Vec<u8> = Vec::new();
+                for _ in 0..mib {
+                    hog.extend(std::iter::repeat_n(1u8, 1 << 20));
+                }
+                answer(out, 200, format!("held {} MiB", hog.len() >> 20).as_bytes());
+            }
+            "unfinished" => {
+                let headers = Fields::new();
+                let _ = headers.set("content-length", &[b"1000".to_vec()]);
+                let response = OutgoingResponse::new(headers);
+                let outgoing = response.body().expect("a new response has a body");
+                ResponseOutparam::set(out, Ok(response));
+                let stream = outgoing.write().expect("the body stream is taken once");
+                let _ = stream.blocking_write_and_flush(b"only part of it");
+                // Returns with the body neither complete nor finished.
+            }
             "no-answer" => drop(out),
             _ => answer(out, 404, b"not found\n"),
         }
