@@ -133,9 +133,14 @@ pub struct RouteOptions {
     pub max_host_resources: Option<u64>,
     /// Overrides [`Limits::max_requests_per_instance`]: requests one `core`
     /// instance serves before it is replaced, 0 for no limit [default: the
-    /// host's].
-    #[arg(long, value_name = "N")]
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// host's]. Also spelt `max_reuse` (`--max-reuse`), the name `wasi:http`
+    /// hosts use for it.
+    #[arg(long, value_name = "N", visible_alias = "max-reuse")]
+    #[serde(
+        alias = "max_reuse",
+        alias = "max-reuse",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub max_requests_per_instance: Option<u64>,
 }
 
@@ -631,6 +636,13 @@ mod tests {
         assert_eq!(
             RouteConfig::parse_flag("/page/=h.wasm").unwrap().prefix,
             "/page"
+        );
+        assert_eq!(
+            RouteConfig::parse_flag("/a=h.wasm,max-reuse=100")
+                .unwrap()
+                .options
+                .max_requests_per_instance,
+            Some(100)
         );
         assert!(RouteConfig::parse_flag("/api").is_err());
         assert!(RouteConfig::parse_flag("api=h.wasm").is_err());
