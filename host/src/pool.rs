@@ -137,12 +137,10 @@ impl InstancePool {
             }
             // Past the deadline the call future is dropped mid-call, and its
             // instance with it.
-            timer.as_mut().poll(cx).map(|()| {
-                Err(RequestError::Deadline {
-                    route: self.route.prefix.clone(),
-                    deadline_ms: self.route.limits.deadline_ms,
-                })
-            })
+            timer
+                .as_mut()
+                .poll(cx)
+                .map(|()| Err(self.deadline_passed()))
         })
         .await
     }
@@ -228,10 +226,7 @@ impl InstancePool {
             }
             match tokio::time::timeout_at(deadline.into(), call).await {
                 Ok(result) => result,
-                Err(_elapsed) => Err(RequestError::Deadline {
-                    route: pool.route.prefix.clone(),
-                    deadline_ms: pool.route.limits.deadline_ms,
-                }),
+                Err(_elapsed) => Err(pool.deadline_passed()),
             }
         });
         match receiver.await {
@@ -372,17 +367,22 @@ impl InstancePool {
     }
 
     fn classify(&self, e: wasmtime::Error) -> RequestError {
-        let route = self.route.prefix.clone();
         if e.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
-            RequestError::Deadline {
-                route,
-                deadline_ms: self.route.limits.deadline_ms,
-            }
+            self.deadline_passed()
         } else {
             RequestError::Trap {
-                route,
+                route: self.route.prefix.clone(),
                 detail: format!("{e:?}"),
             }
+        }
+    }
+
+    /// The error for a call that ran past its deadline, however it was
+    /// stopped (the epoch interrupt, or a timer while it waited).
+    fn deadline_passed(&self) -> RequestError {
+        RequestError::Deadline {
+            route: self.route.prefix.clone(),
+            deadline_ms: self.route.limits.deadline_ms,
         }
     }
 }
