@@ -22,7 +22,6 @@ use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use serde::Serialize;
-use socket2::{Domain, Protocol, Socket, Type};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
@@ -52,13 +51,11 @@ impl NativeServer {
     /// starts one worker thread per listener.
     pub fn start(listen: SocketAddr, workers: usize) -> anyhow::Result<Self> {
         anyhow::ensure!(workers > 0, "--workers must be at least 1");
-        let first = bind_reuseport(listen).with_context(|| format!("binding {listen}"))?;
-        let local_addr = first.local_addr()?;
-        let mut listeners = vec![first];
-        for _ in 1..workers {
-            listeners
-                .push(bind_reuseport(local_addr).with_context(|| format!("binding {local_addr}"))?);
-        }
+        // percore's own binding: the same socket options, one listener per
+        // worker on one port.
+        let listeners = percore::worker::bind_listeners(listen, workers)
+            .with_context(|| format!("binding {listen}"))?;
+        let local_addr = listeners[0].local_addr()?;
         let (shutdown, stop) = watch::channel(false);
         let workers = listeners
             .into_iter()
@@ -91,19 +88,6 @@ impl NativeServer {
             let _ = worker.join();
         }
     }
-}
-
-/// Binds a non-blocking listening socket with `SO_REUSEPORT` and
-/// `TCP_NODELAY` (inherited by accepted sockets), as percore does.
-fn bind_reuseport(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
-    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
-    socket.set_reuse_address(true)?;
-    socket.set_reuse_port(true)?;
-    socket.set_nonblocking(true)?;
-    socket.set_tcp_nodelay(true)?;
-    socket.bind(&addr.into())?;
-    socket.listen(4096)?;
-    Ok(socket.into())
 }
 
 /// One worker thread: a current-thread runtime running the accept loop.
