@@ -97,7 +97,7 @@ fn pool(engine: &HostEngine, isolation: Isolation) -> InstancePool {
     let route = Arc::new(Route::new("/", component, isolation, Limits::default()));
     // A budget as large as the pooling allocator's.
     let budget = std::rc::Rc::new(WorkerBudget::new(1000, u64::MAX));
-    InstancePool::new(route, None, budget)
+    InstancePool::new(route, None, budget, None)
 }
 
 /// What a native handler does for `/plaintext`: the response the guest

@@ -17,6 +17,7 @@ use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
 use crate::bindings::DumpRange;
 use crate::host_functions::WorkerIndex;
+use crate::stats::RouteMetrics;
 
 /// Bytes of the dump streamed per frame: large enough for few wake-ups,
 /// small enough that a slow client pins little of the mapping at a time.
@@ -38,6 +39,8 @@ pub enum ResponseBody {
         /// The read that is bringing the next chunk into memory, off the
         /// worker thread, when it was not resident.
         prefetch: Option<tokio::task::JoinHandle<()>>,
+        /// The route's metrics on this worker (bytes sent), when kept.
+        metrics: Option<Arc<RouteMetrics>>,
     },
     /// What a `wasi:http/proxy` guest writes, as it writes it.
     WasiHttp {
@@ -152,6 +155,7 @@ impl Body for ResponseBody {
                 next,
                 end,
                 prefetch,
+                metrics,
             } => {
                 if *next >= *end {
                     return Poll::Ready(None);
@@ -185,6 +189,9 @@ impl Body for ResponseBody {
                     start: *next as usize,
                     end: stop as usize,
                 };
+                if let Some(metrics) = metrics {
+                    metrics.dump_bytes.add(stop - *next);
+                }
                 *next = stop;
                 Poll::Ready(Some(Ok(Frame::data(Bytes::from_owner(slice)))))
             }
@@ -213,12 +220,17 @@ impl Body for ResponseBody {
 impl ResponseBody {
     /// The bytes `range` of the dump of `index`, streamed; the range must
     /// have passed [`check_dump_range`].
-    pub fn dump(index: &WorkerIndex, range: &DumpRange) -> Self {
+    pub fn dump(
+        index: &WorkerIndex,
+        range: &DumpRange,
+        metrics: Option<Arc<RouteMetrics>>,
+    ) -> Self {
         ResponseBody::Dump {
             index: index.clone(),
             next: range.first,
             end: range.last + 1,
             prefetch: None,
+            metrics,
         }
     }
 }

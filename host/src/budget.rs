@@ -121,6 +121,7 @@ impl WorkerBudget {
             max_memory_bytes,
             budget: self.memory.clone(),
             charged: 0,
+            refused: false,
         }
     }
 
@@ -198,6 +199,16 @@ pub struct GuestLimiter {
     budget: Arc<MemoryBudget>,
     /// Bytes this instance charged to the budget.
     charged: u64,
+    /// Whether a memory growth was refused (what made a later trap a
+    /// memory discard).
+    refused: bool,
+}
+
+impl GuestLimiter {
+    /// Whether this instance was refused a memory growth.
+    pub fn refused_growth(&self) -> bool {
+        self.refused
+    }
 }
 
 impl wasmtime::ResourceLimiter for GuestLimiter {
@@ -209,6 +220,7 @@ impl wasmtime::ResourceLimiter for GuestLimiter {
     ) -> wasmtime::Result<bool> {
         let (current, desired) = (current as u64, desired as u64);
         if desired > self.max_memory_bytes {
+            self.refused = true;
             return Ok(false);
         }
         let more = desired.saturating_sub(current);
@@ -219,6 +231,7 @@ impl wasmtime::ResourceLimiter for GuestLimiter {
                 "refused a guest memory growth of {more} bytes: the worker's guest memory budget of {} bytes is spent",
                 budget.limit
             );
+            self.refused = true;
             return Ok(false);
         }
         budget.used.store(used + more, Ordering::Relaxed);

@@ -161,6 +161,18 @@ pub struct ServeArgs {
     /// and the cache of compiled components [default: none].
     #[arg(long, value_name = "DIR")]
     pub state: Option<PathBuf>,
+    /// Serve /livez, /readyz and /metrics (unauthenticated) on ADDR,
+    /// `HOST:PORT` or a port on loopback [default: off].
+    #[arg(long, value_name = "ADDR", value_parser = crate::config::parse_local_addr)]
+    pub ops: Option<SocketAddr>,
+    /// Append one JSON line per request to FILE (`-`: stdout) [default: off].
+    #[arg(long, value_name = "FILE")]
+    pub access_log: Option<PathBuf>,
+    /// After SIGTERM, keep serving this long (readiness 503, `Connection:
+    /// close` on every response) before stopping, in milliseconds [default:
+    /// 5000].
+    #[arg(long, value_name = "MS")]
+    pub drain_delay_ms: Option<u64>,
 }
 
 /// Flags of `percore demo`.
@@ -215,6 +227,9 @@ pub fn init_logging() {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .event_format(crate::trace::TraceIdFormat {
+            inner: tracing_subscriber::fmt::format::Format::default(),
+        })
         .try_init();
 }
 
@@ -269,6 +284,15 @@ pub fn serve_config(args: ServeArgs) -> anyhow::Result<Config> {
     }
     if let Some(state) = args.state {
         config.state = Some(state);
+    }
+    if let Some(ops) = args.ops {
+        config.ops = Some(ops);
+    }
+    if let Some(file) = args.access_log {
+        config.access_log = Some(file);
+    }
+    if let Some(ms) = args.drain_delay_ms {
+        config.http.drain_delay_ms = ms;
     }
     config.add_flag_routes(args.routes)?;
     anyhow::ensure!(
@@ -572,7 +596,8 @@ fn with_compiler(server: Server) -> anyhow::Result<Server> {
     Ok(server.with_compiler(program))
 }
 
-/// Blocks until SIGINT or SIGTERM, then shuts the server down gracefully.
+/// Blocks until SIGINT or SIGTERM, then drains for `http.drain_delay_ms`
+/// and shuts the server down gracefully.
 pub fn wait_for_signal(server: RunningServer) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -581,6 +606,14 @@ pub fn wait_for_signal(server: RunningServer) -> anyhow::Result<()> {
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
         tokio::select! {
             r = tokio::signal::ctrl_c() => r?,
+            _ = term.recv() => {}
+        }
+        // Drain: not ready, connections closed after their response, for
+        // drain_delay_ms (a second signal cuts it short).
+        server.drain();
+        tokio::select! {
+            () = tokio::time::sleep(server.drain_delay()) => {}
+            _ = tokio::signal::ctrl_c() => {}
             _ = term.recv() => {}
         }
         anyhow::Ok(())

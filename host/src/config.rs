@@ -375,6 +375,11 @@ pub struct HttpConfig {
     /// How long shutdown waits for in-flight requests, in milliseconds.
     /// Default: 30 000 (30 s).
     pub shutdown_grace_ms: u64,
+    /// How long the host keeps serving after SIGTERM, in milliseconds,
+    /// with `/readyz` answering 503 and every response carrying
+    /// `Connection: close`, so that load balancers take it out of rotation
+    /// before it stops accepting. Default: 5 000.
+    pub drain_delay_ms: u64,
     /// Most open client connections, split evenly across the workers; a
     /// connection beyond it gets `503` and is closed. Default: 100 000.
     pub max_connections: usize,
@@ -401,6 +406,7 @@ impl Default for HttpConfig {
             request_body_timeout_ms: 30_000,
             response_write_timeout_ms: 30_000,
             shutdown_grace_ms: 30_000,
+            drain_delay_ms: 5_000,
             max_connections: 100_000,
         }
     }
@@ -471,6 +477,43 @@ pub struct Config {
     /// Largest component the admin API accepts, in bytes; larger uploads get
     /// 413. Default: 64 MiB.
     pub max_upload_bytes: u64,
+    /// Address of the ops endpoints (`/livez`, `/readyz`, `/metrics`;
+    /// unauthenticated): `HOST:PORT`, or a port on loopback. Per-route
+    /// metrics are kept only when it is set. Default: none.
+    #[serde(deserialize_with = "local_addr_option")]
+    pub ops: Option<SocketAddr>,
+    /// File the access log (one JSON line per request) is appended to; `-`
+    /// for stdout. Default: none (no access log).
+    pub access_log: Option<PathBuf>,
+}
+
+/// Parses a listening address: `HOST:PORT`, or a bare port, which means
+/// loopback (`--admin`, `--ops`, the `ops` key).
+pub fn parse_local_addr(value: &str) -> Result<SocketAddr, String> {
+    if let Ok(port) = value.parse::<u16>() {
+        return Ok(SocketAddr::from(([127, 0, 0, 1], port)));
+    }
+    value.parse().map_err(|_| {
+        format!("{value:?} is not an address: give HOST:PORT (e.g. 127.0.0.1:9090) or a port")
+    })
+}
+
+/// Reads an address key given as `"HOST:PORT"`, `"PORT"` or `PORT`.
+fn local_addr_option<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<SocketAddr>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Addr {
+        Port(u16),
+        Text(String),
+    }
+    match Addr::deserialize(deserializer)? {
+        Addr::Port(port) => Ok(Some(SocketAddr::from(([127, 0, 0, 1], port)))),
+        Addr::Text(text) => parse_local_addr(&text)
+            .map(Some)
+            .map_err(serde::de::Error::custom),
+    }
 }
 
 impl Default for Config {
@@ -492,6 +535,8 @@ impl Default for Config {
             admin_token_file: None,
             state: None,
             max_upload_bytes: 64 << 20,
+            ops: None,
+            access_log: None,
         }
     }
 }

@@ -1,7 +1,9 @@
 //! One client connection: hyper's HTTP/1.1 state machine over the socket,
 //! the batching of its writes (the responses to pipelined requests go out
-//! in one write), the write-stall watchdog, graceful shutdown, and the
-//! answer to a connection over the limit. The connection holds its
+//! in one write), the write-stall watchdog, graceful shutdown (an idle
+//! connection closes at once; one whose request is waiting is answered
+//! first, with `Connection: close`), and the answer to a connection over
+//! the limit. The connection holds its
 //! worker's permit until it ends.
 //!
 //! What a stalled client can hold: hyper reads at most one request head
@@ -84,7 +86,14 @@ pub async fn serve(
     let result = std::future::poll_fn(|cx| {
         if !stopping && stop.as_mut().poll(cx).is_ready() {
             stopping = true;
-            conn.as_mut().graceful_shutdown();
+            // From now on every response closes its connection. A request
+            // already waiting in the socket (a connection just accepted,
+            // or a client that sent as the host stopped) is answered
+            // first; an idle connection is closed at once.
+            context.draining.set(true);
+            if !socket.borrow().has_input(cx) {
+                conn.as_mut().graceful_shutdown();
+            }
         }
         let result = conn.as_mut().poll(cx);
         let mut socket = socket.borrow_mut();
@@ -152,6 +161,13 @@ struct Connection {
 }
 
 impl Connection {
+    /// Whether the client has sent bytes that nobody has read yet.
+    fn has_input(&self, cx: &mut std::task::Context<'_>) -> bool {
+        let mut byte = [std::mem::MaybeUninit::uninit()];
+        let mut buf = tokio::io::ReadBuf::uninit(&mut byte);
+        matches!(self.stream.poll_peek(cx, &mut buf), Poll::Ready(Ok(n)) if n > 0)
+    }
+
     /// Writes all of `out` to the socket, or registers for writability.
     fn poll_drain(&mut self, cx: &mut std::task::Context<'_>) -> Poll<std::io::Result<()>> {
         while !self.out.is_empty() {

@@ -29,6 +29,10 @@ use crate::host_functions::HostState;
 /// yields to the other connections of its core) once per tick.
 pub const EPOCH_TICK: Duration = Duration::from_millis(5);
 
+/// The version of wasmtime this binary is built with (the workspace pins
+/// it; a unit test checks that the two agree). Shown in `/metrics`.
+pub const WASMTIME_VERSION: &str = "49.0.5";
+
 /// The WIT interface that reaches the shared index.
 pub const WIKI_INTERFACE: &str = "percore:host/wiki";
 
@@ -645,6 +649,15 @@ impl Drop for EpochTicker {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn wasmtime_version_is_the_pinned_one() {
+        let manifest = include_str!("../../Cargo.toml");
+        assert!(
+            manifest.contains(&format!("wasmtime = {{ version = \"{WASMTIME_VERSION}\"")),
+            "WASMTIME_VERSION ({WASMTIME_VERSION}) is not the version the workspace pins"
+        );
+    }
 
     #[test]
     fn bytes_that_are_not_wasm_are_named() {

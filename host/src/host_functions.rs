@@ -21,6 +21,7 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpVi
 
 use crate::bindings::percore::host::{types, wiki};
 use crate::budget::GuestLimiter;
+use crate::stats::RouteMetrics;
 
 /// A worker's handle on the shared index: an `Arc` of its own around the
 /// process-wide `Arc`, so that cloning it per request touches a reference
@@ -49,12 +50,19 @@ pub struct HostState {
     http: WasiHttpCtx,
     /// How `wasi:http` behaves here: no outgoing requests.
     http_hooks: NoOutgoingHttp,
+    /// The route's metrics on this worker (`wiki` calls), when kept.
+    metrics: Option<Arc<RouteMetrics>>,
 }
 
 impl HostState {
     /// State for one instance with the given limits, holding at most
     /// `max_resources` host resources (WASI streams, pollables...) at once.
-    pub fn new(limits: GuestLimiter, max_resources: u64, index: Option<WorkerIndex>) -> Self {
+    pub fn new(
+        limits: GuestLimiter,
+        max_resources: u64,
+        index: Option<WorkerIndex>,
+        metrics: Option<Arc<RouteMetrics>>,
+    ) -> Self {
         // `WasiCtx::default()` is what `WasiCtx::builder()...build()` gives
         // with nothing configured: closed stdin, discarded stdout/stderr, no
         // preopens, environment or arguments, and TCP, UDP and name lookup
@@ -74,7 +82,16 @@ impl HostState {
             fields: None,
             http: WasiHttpCtx::new(),
             http_hooks: NoOutgoingHttp,
+            metrics,
         }
+    }
+
+    /// The index, for a `wiki` call (counted).
+    fn wiki(&self) -> Option<&WorkerIndex> {
+        if let Some(metrics) = &self.metrics {
+            metrics.wiki_calls.add(1);
+        }
+        self.index.as_ref()
     }
 }
 
@@ -212,11 +229,11 @@ fn to_wit(page: percore_index::Page) -> wiki::Page {
 /// second line of defence.
 impl wiki::Host for HostState {
     fn lookup(&mut self, title: String) -> Option<wiki::Page> {
-        self.index.as_ref()?.lookup(&title).map(to_wit)
+        self.wiki()?.lookup(&title).map(to_wit)
     }
 
     fn lookup_normalized(&mut self, title: String) -> Option<wiki::Page> {
-        self.index.as_ref()?.lookup_normalized(&title).map(to_wit)
+        self.wiki()?.lookup_normalized(&title).map(to_wit)
     }
 
     fn prefix(
@@ -227,8 +244,7 @@ impl wiki::Host for HostState {
         case_insensitive: bool,
     ) -> Result<Vec<wiki::Page>, wiki::Error> {
         let index = self
-            .index
-            .as_ref()
+            .wiki()
             .ok_or_else(|| invalid("this host has no index"))?;
         if limit == 0 || limit > MAX_PREFIX_RESULTS {
             return Err(invalid(format!(
@@ -269,8 +285,7 @@ impl wiki::Host for HostState {
 
     fn read(&mut self, range: types::DumpRange) -> Result<Vec<u8>, wiki::Error> {
         let index = self
-            .index
-            .as_ref()
+            .wiki()
             .ok_or_else(|| invalid("this host has no index"))?;
         crate::body::check_dump_range(&range, index.dump_len()).map_err(invalid)?;
         if range.last - range.first + 1 > MAX_READ_BYTES {

@@ -8,6 +8,7 @@
 
 use std::convert::Infallible;
 use std::rc::Rc;
+use std::time::Instant;
 
 use bytes::Bytes;
 use http_body_util::BodyExt;
@@ -22,7 +23,9 @@ use crate::error::RequestError;
 use crate::host_functions::WorkerIndex;
 use crate::pool::GuestRequest;
 use crate::routes::LocalRoute;
+use crate::trace::{self, InTrace};
 use crate::worker::WorkerContext;
+use crate::{access_log, stats};
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
 /// The value of the `Server` header on every response.
@@ -31,21 +34,67 @@ pub const SERVER: HeaderValue = HeaderValue::from_static("percore");
 /// A response as sent to the client.
 pub type HttpResponse = hyper::Response<ResponseBody>;
 
-/// Serves one request on a worker.
+/// Serves one request on a worker: its trace context, the call, and what
+/// is recorded about it (metrics, the access log); while the host drains,
+/// the response closes the connection.
 pub async fn serve(
     context: Rc<WorkerContext>,
-    req: hyper::Request<Incoming>,
+    mut req: hyper::Request<Incoming>,
 ) -> Result<HttpResponse, Infallible> {
     let _active = context.counters.request();
-    Ok(handle(&context, req).await.unwrap_or_else(error_response))
+    let trace_id = trace::take_or_make(req.headers_mut());
+    let started = context.timed().then(Instant::now);
+    let method = req.method().clone();
+    let path = context
+        .access_log
+        .as_ref()
+        .map(|_| req.uri().path().to_owned());
+    let mut routed = None;
+    let result = InTrace::new(trace_id, handle(&context, req, &mut routed)).await;
+    let mut response = match result {
+        Ok(response) => response,
+        // Logged with the request's trace id.
+        Err(error) => trace::in_trace(trace_id, || error_response(error)),
+    };
+    if context.draining.get() {
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    if let Some(started) = started {
+        let duration = started.elapsed();
+        let status = response.status().as_u16();
+        let route: Option<&LocalRoute> = routed.as_deref();
+        let recorder = match route {
+            Some(route) => route.recorder.as_ref(),
+            None => context.unrouted.as_ref(),
+        };
+        if let Some(recorder) = recorder {
+            recorder.request(stats::method_index(&method), status, duration);
+        }
+        if let (Some(log), Some(path)) = (&context.access_log, &path) {
+            log.record(&access_log::Entry {
+                trace_id,
+                method: method.as_str(),
+                path,
+                route: route.map(|r| r.route.prefix.as_str()),
+                status,
+                duration,
+            });
+        }
+    }
+    Ok(response)
 }
 
 /// The methods a route may see; what `OPTIONS *` answers with.
 const ALLOW: HeaderValue = HeaderValue::from_static("GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS");
 
+/// Routes and answers one request; `routed` is set to the route that
+/// matched.
 async fn handle(
     context: &WorkerContext,
     req: hyper::Request<Incoming>,
+    routed: &mut Option<Rc<LocalRoute>>,
 ) -> Result<HttpResponse, RequestError> {
     // What the WIT promises a guest: a method it can answer and a path that
     // starts with `/`. CONNECT (authority-form) and `OPTIONS *`
@@ -75,6 +124,7 @@ async fn handle(
             }
         }
     };
+    *routed = Some(local.clone());
     let (parts, body) = req.into_parts();
     let body = read_body(
         &local,
@@ -94,15 +144,23 @@ async fn handle(
                 headers: parts.headers,
                 body: &body,
             };
-            let response = local.pool.call(guest_request).await?;
-            into_http(&local, routes.index(), response)
+            let called = local.recorder.as_ref().map(|_| Instant::now());
+            let response = local.pool.call(guest_request).await;
+            if let (Some(recorder), Some(called)) = (&local.recorder, called) {
+                recorder.metrics.guest_calls.observe(called.elapsed());
+            }
+            into_http(&local, routes.index(), response?)
         }
         World::WasiHttp => {
             let request = hyper::Request::from_parts(parts, http_body_util::Full::new(body));
             // Boxed: kept out of the percore world's request future, which
             // every connection holds (see `InstancePool::call`).
-            let response = Box::pin(local.pool.call_wasi_http(request)).await?;
-            wasi_into_http(&local, response)
+            let called = local.recorder.as_ref().map(|_| Instant::now());
+            let response = Box::pin(local.pool.call_wasi_http(request)).await;
+            if let (Some(recorder), Some(called)) = (&local.recorder, called) {
+                recorder.metrics.guest_calls.observe(called.elapsed());
+            }
+            wasi_into_http(&local, response?)
         }
     }
 }
@@ -249,7 +307,11 @@ fn into_http(
             let index = index
                 .ok_or_else(|| bad("a dump-range body needs a host started with --index".into()))?;
             check_dump_range(&range, index.dump_len()).map_err(bad)?;
-            ResponseBody::dump(index, &range)
+            ResponseBody::dump(
+                index,
+                &range,
+                local.recorder.as_ref().map(|r| r.metrics.clone()),
+            )
         }
     };
     Ok(builder

@@ -27,7 +27,9 @@
 //!     body.rs        the response body: guest bytes, or the dump streamed
 //!                    from its mapping (range checks, read-ahead)
 //!     error.rs       the one place a failure becomes a status
-//!   stats.rs         per-worker counters, summed when read
+//!   stats.rs         per-worker counters and histograms, summed when read
+//!   trace.rs         the request's W3C trace context; trace ids in logs
+//!   access_log.rs    per-worker buffers of JSON lines, written off-thread
 //! ```
 //!
 //! Starting and changing it:
@@ -42,12 +44,15 @@
 //!                    rolls back; registry/store.rs is the state directory
 //!   admin/           the admin API over HTTP (api.rs), its client
 //!                    (client.rs) and token
+//!   ops/             /livez, /readyz (health.rs) and /metrics
+//!                    (metrics.rs), on a listener of their own
 //! config.rs          one struct for flags and TOML; RouteOptions, the one
 //!                    type of a route's options
 //! cli.rs             the `percore` command; new.rs: `percore new`
 //! guests.rs          the guests embedded in the binary (the demo)
 //! ```
 
+pub mod access_log;
 pub mod admin;
 pub mod bindings;
 pub mod body;
@@ -62,12 +67,14 @@ pub mod guests;
 pub mod host_functions;
 pub mod http;
 pub mod new;
+pub mod ops;
 pub mod pool;
 pub mod registry;
 pub mod router;
 pub mod routes;
 pub mod server;
 pub mod stats;
+pub mod trace;
 pub mod worker;
 
 pub use config::{Config, Isolation, Limits, RouteConfig, RouteOptions};

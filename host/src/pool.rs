@@ -36,6 +36,7 @@ use crate::engine::ComponentPre;
 use crate::error::RequestError;
 use crate::host_functions::{HostState, WorkerIndex};
 use crate::routes::Route;
+use crate::stats::{Discard, RouteMetrics};
 
 /// Most idle instances a worker keeps for one `core` route. Usually one is
 /// enough; more are only created while a call is suspended at a deadline
@@ -88,11 +89,18 @@ pub struct InstancePool {
     budget: Rc<WorkerBudget>,
     /// What this route holds of it.
     usage: Rc<RouteUsage>,
+    /// The route's metrics on this worker, when they are kept.
+    metrics: Option<Arc<RouteMetrics>>,
 }
 
 impl InstancePool {
     /// An empty pool for `route` on a worker with `budget`.
-    pub fn new(route: Arc<Route>, index: Option<&WorkerIndex>, budget: Rc<WorkerBudget>) -> Self {
+    pub fn new(
+        route: Arc<Route>,
+        index: Option<&WorkerIndex>,
+        budget: Rc<WorkerBudget>,
+        metrics: Option<Arc<RouteMetrics>>,
+    ) -> Self {
         let index = index.filter(|_| route.component.imports_wiki).cloned();
         InstancePool {
             route,
@@ -100,7 +108,27 @@ impl InstancePool {
             idle: RefCell::new(Vec::new()),
             budget,
             usage: Rc::default(),
+            metrics,
         }
+    }
+
+    /// Counts an instance dropped for `reason`.
+    fn discard(&self, reason: Discard) {
+        if let Some(metrics) = &self.metrics {
+            metrics.discarded(reason);
+        }
+    }
+
+    /// The error for a call of `live` that failed with `e` (its instance is
+    /// dropped), counted by reason.
+    fn failed(&self, live: &Live, e: wasmtime::Error) -> RequestError {
+        let error = self.classify(e);
+        self.discard(match error {
+            RequestError::Deadline { .. } => Discard::Deadline,
+            _ if live.store.data().limits.refused_growth() => Discard::Memory,
+            _ => Discard::Trap,
+        });
+        error
     }
 
     /// What this route holds of its worker's budget.
@@ -137,10 +165,10 @@ impl InstancePool {
             }
             // Past the deadline the call future is dropped mid-call, and its
             // instance with it.
-            timer
-                .as_mut()
-                .poll(cx)
-                .map(|()| Err(self.deadline_passed()))
+            timer.as_mut().poll(cx).map(|()| {
+                self.discard(Discard::Deadline);
+                Err(self.deadline_passed())
+            })
         })
         .await
     }
@@ -166,6 +194,7 @@ impl InstancePool {
         // instance: a worker's instance holds no request's state.
         let kept = live.store.data_mut().reclaim_fields();
         if kept && result.is_ok() {
+            self.discard(Discard::KeptResources);
             tracing::debug!(
                 route = %self.route.prefix,
                 "the guest kept a request's header fields after its call; discarding its instance"
@@ -179,7 +208,7 @@ impl InstancePool {
                 Ok(response)
             }
             // The instance is dropped here: after a trap its state is suspect.
-            Err(e) => Err(self.classify(e)),
+            Err(e) => Err(self.failed(&live, e)),
         }
     }
 
@@ -216,7 +245,7 @@ impl InstancePool {
                     pool.give_back(live);
                     Ok(())
                 }
-                Err(e) => Err(pool.classify(e)),
+                Err(e) => Err(pool.failed(&live, e)),
             }
         };
         let pool = self.clone();
@@ -226,7 +255,10 @@ impl InstancePool {
             }
             match tokio::time::timeout_at(deadline.into(), call).await {
                 Ok(result) => result,
-                Err(_elapsed) => Err(pool.deadline_passed()),
+                Err(_elapsed) => {
+                    pool.discard(Discard::Deadline);
+                    Err(pool.deadline_passed())
+                }
             }
         });
         match receiver.await {
@@ -280,6 +312,9 @@ impl InstancePool {
         live.served += 1;
         let limit = self.route.limits.max_requests_per_instance;
         let worn_out = limit != 0 && live.served >= limit;
+        if worn_out {
+            self.discard(Discard::ReuseLimit);
+        }
         if self.route.isolation == Isolation::Core && !worn_out {
             let mut idle = self.idle.borrow_mut();
             if idle.len() < MAX_IDLE {
@@ -314,6 +349,7 @@ impl InstancePool {
             self.budget.limiter(limits.max_memory_bytes),
             limits.max_host_resources,
             self.index.clone(),
+            self.metrics.clone(),
         );
         state.deadline = deadline;
         let mut store = Store::new(pre.engine(), state);
@@ -332,13 +368,21 @@ impl InstancePool {
                 .map(Bindings::WasiHttp),
         };
         match bindings {
-            Ok(bindings) => Ok(Live {
-                store,
-                bindings,
-                served: 0,
-                _slot: slot,
-            }),
-            Err(e) if e.downcast_ref::<Trap>().is_some() => Err(self.classify(e)),
+            Ok(bindings) => {
+                if let Some(metrics) = &self.metrics {
+                    metrics.instances_created.add(1);
+                }
+                Ok(Live {
+                    store,
+                    bindings,
+                    served: 0,
+                    _slot: slot,
+                })
+            }
+            Err(e) if e.downcast_ref::<Trap>().is_some() => {
+                self.discard(Discard::Trap);
+                Err(self.classify(e))
+            }
             Err(e) => Err(RequestError::Overloaded {
                 route: self.route.prefix.clone(),
                 detail: format!("{e:#}"),

@@ -22,6 +22,7 @@ use crate::engine::CompiledComponent;
 use crate::host_functions::WorkerIndex;
 use crate::pool::InstancePool;
 use crate::router::Router;
+use crate::stats::{RouteRecorder, WorkerCounters};
 use percore_index::TitleIndex;
 
 /// One route of the table: a prefix served by one version of a component.
@@ -113,6 +114,8 @@ pub struct LocalRoute {
     /// This worker's instances of the route's component (shared with the
     /// tasks that finish `wasi:http` calls).
     pub pool: Rc<InstancePool>,
+    /// The route's metrics on this worker, when they are kept.
+    pub recorder: Option<RouteRecorder>,
 }
 
 /// One worker's snapshot of the route table.
@@ -129,6 +132,8 @@ pub struct LocalRoutes {
     index: Option<WorkerIndex>,
     /// The worker's instance and memory budget, shared by its routes.
     budget: Rc<WorkerBudget>,
+    /// The worker's counters, where its routes' metrics are kept.
+    counters: Arc<WorkerCounters>,
     current: RefCell<Rc<LocalTable>>,
 }
 
@@ -138,14 +143,23 @@ impl LocalRoutes {
         shared: Arc<SharedRoutes>,
         index: Option<&Arc<TitleIndex>>,
         budget: Rc<WorkerBudget>,
+        counters: Arc<WorkerCounters>,
     ) -> Self {
         let index = index.map(|index| Arc::new(index.clone()));
         let generation = shared.generation();
-        let table = build_local(generation, &shared.current(), None, index.as_ref(), &budget);
+        let table = build_local(
+            generation,
+            &shared.current(),
+            None,
+            index.as_ref(),
+            &budget,
+            &counters,
+        );
         LocalRoutes {
             shared,
             index,
             budget,
+            counters,
             current: RefCell::new(Rc::new(table)),
         }
     }
@@ -166,6 +180,7 @@ impl LocalRoutes {
                 Some(&current),
                 self.index.as_ref(),
                 &self.budget,
+                &self.counters,
             );
             *current = Rc::new(fresh);
         }
@@ -182,6 +197,7 @@ fn build_local(
     old: Option<&LocalTable>,
     index: Option<&WorkerIndex>,
     budget: &Rc<WorkerBudget>,
+    counters: &WorkerCounters,
 ) -> LocalTable {
     let mut router = Router::new();
     for (prefix, route) in table.router.iter() {
@@ -192,9 +208,17 @@ fn build_local(
                 .map(|(_, local)| local.clone())
         });
         let local = reuse.unwrap_or_else(|| {
+            let recorder = counters.recorder(prefix);
+            let metrics = recorder.as_ref().map(|r| r.metrics.clone());
             Rc::new(LocalRoute {
                 route: route.clone(),
-                pool: Rc::new(InstancePool::new(route.clone(), index, budget.clone())),
+                pool: Rc::new(InstancePool::new(
+                    route.clone(),
+                    index,
+                    budget.clone(),
+                    metrics,
+                )),
+                recorder,
             })
         });
         router

@@ -1,8 +1,10 @@
 //! Starting and stopping the host. [`Server::start`] reads top to bottom
-//! as the host comes up: the index, the engine, the registry (which
-//! compiles every route and publishes the first route table), the admin
-//! API, the listeners, the workers. [`RunningServer`] reports the bound
-//! addresses and shuts down gracefully.
+//! as the host comes up: the ops endpoints (first, so that `/readyz`
+//! answers "starting" meanwhile), the access log, the index, the engine,
+//! the registry (which compiles every route and publishes the first route
+//! table), the admin API, the listeners, the workers. [`RunningServer`]
+//! reports the bound addresses, drains ([`RunningServer::drain`]) and shuts
+//! down gracefully.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -11,9 +13,11 @@ use std::thread::JoinHandle;
 use anyhow::Context as _;
 use tokio::sync::watch;
 
+use crate::access_log::AccessLog;
 use crate::admin::{AdminServer, AdminToken};
 use crate::config::Config;
 use crate::engine::{EngineOptions, HostEngine};
+use crate::ops::{Health, OpsServer, OpsState};
 use crate::registry::Registry;
 use crate::routes::SharedRoutes;
 use crate::stats::HostStats;
@@ -69,15 +73,37 @@ impl Server {
             None => None,
         };
 
+        let workers = config.worker_count();
+        let stats = Arc::new(HostStats::new(workers, config.ops.is_some()));
+        let health = Arc::new(Health::starting(config.index.is_some()));
+        let ops_state = Arc::new(OpsState {
+            health: health.clone(),
+            stats: stats.clone(),
+            registry: Default::default(),
+            engine: Default::default(),
+        });
+        let ops = match config.ops {
+            Some(addr) => Some(OpsServer::start(addr, ops_state.clone())?),
+            None => None,
+        };
+        let access_log = match &config.access_log {
+            Some(path) => Some(AccessLog::open(path)?),
+            None => None,
+        };
+
         let index = match &config.index {
             Some(dir) => Some(open_index(dir, config.dump.as_deref())?),
             None => None,
         };
+        health.index_mapped();
 
         let engine = Arc::new(HostEngine::new(engine_options)?);
+        let _ = ops_state.engine.set(engine.clone());
 
         let registry = Arc::new(Registry::open(&config, engine.clone())?);
         let routes = registry.routes().clone();
+        let _ = ops_state.registry.set(registry.clone());
+        health.routes_compiled();
 
         let admin = match (config.admin, admin_token) {
             (Some(addr), Some(token)) => Some(AdminServer::start(
@@ -89,16 +115,15 @@ impl Server {
             _ => None,
         };
 
-        let workers = config.worker_count();
         let listeners = worker::bind_listeners(config.listen, workers)
             .with_context(|| format!("cannot listen on {}", config.listen))?;
         let local_addr = listeners[0].local_addr()?;
 
-        let stats = Arc::new(HostStats::new(workers));
         let guest_memory = config
             .max_guest_memory_bytes
             .unwrap_or_else(crate::budget::default_guest_memory);
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
+        let (drain_tx, drain_rx) = watch::channel(false);
         let mut threads = Vec::with_capacity(workers);
         for (id, listener) in listeners.into_iter().enumerate() {
             threads.push(worker::spawn(WorkerSetup {
@@ -111,7 +136,9 @@ impl Server {
                 counters: stats.worker(id),
                 max_instances: (config.max_instances as usize / workers).max(1) as u32,
                 max_guest_memory_bytes: guest_memory / workers as u64,
+                drain: drain_rx.clone(),
                 shutdown: shutdown_rx.clone(),
+                access_log: access_log.as_ref().map(|log| log.worker(id)),
             })?);
         }
 
@@ -132,15 +159,21 @@ impl Server {
             isolation = %config.isolation,
             pooling = engine.is_pooling(),
             admin = ?admin.as_ref().map(AdminServer::local_addr),
+            ops = ?ops.as_ref().map(OpsServer::local_addr),
             routes = ?route_list,
             "percore serving"
         );
         Ok(RunningServer {
             local_addr,
             shutdown: shutdown_tx,
+            drain: drain_tx,
             threads,
             engine,
             admin,
+            ops,
+            access_log,
+            health,
+            drain_delay: std::time::Duration::from_millis(config.http.drain_delay_ms),
             registry,
             stats,
         })
@@ -181,10 +214,20 @@ fn open_index(
 pub struct RunningServer {
     local_addr: SocketAddr,
     shutdown: watch::Sender<bool>,
+    /// Tells the workers that the host drains.
+    drain: watch::Sender<bool>,
     threads: Vec<JoinHandle<()>>,
     engine: Arc<HostEngine>,
     /// The admin listener, when `--admin` was given.
     admin: Option<AdminServer>,
+    /// The ops listener, when `--ops` was given.
+    ops: Option<OpsServer>,
+    /// The access log, when it is on.
+    access_log: Option<AccessLog>,
+    /// Readiness (and the drain flag).
+    health: Arc<Health>,
+    /// How long [`RunningServer::drain`] lasts (`http.drain_delay_ms`).
+    drain_delay: std::time::Duration,
     /// The routes and their versions.
     registry: Arc<Registry>,
     /// What the workers are doing.
@@ -224,17 +267,55 @@ impl RunningServer {
         &self.registry
     }
 
+    /// The ops listener's address, when it is enabled.
+    pub fn ops_addr(&self) -> Option<SocketAddr> {
+        self.ops.as_ref().map(OpsServer::local_addr)
+    }
+
+    /// How long a drain lasts before the host stops accepting
+    /// (`http.drain_delay_ms`).
+    pub fn drain_delay(&self) -> std::time::Duration {
+        self.drain_delay
+    }
+
+    /// Starts draining: `/readyz` answers 503 from now on and every
+    /// response carries `Connection: close`, while the host keeps serving.
+    /// Call [`RunningServer::shutdown`] after [`RunningServer::drain_delay`].
+    pub fn drain(&self) {
+        self.health.start_draining();
+        let _ = self.drain.send(true);
+        tracing::info!(
+            drain_delay = ?self.drain_delay,
+            "draining: not ready; responses close their connections"
+        );
+    }
+
     /// Stops accepting (admin API included), finishes in-flight requests,
-    /// and waits for every worker to exit.
+    /// and waits for every worker to exit; the ops listener (`/livez`)
+    /// answers until the end.
     pub fn shutdown(self) {
+        self.health.start_draining();
         if let Some(admin) = self.admin {
             admin.shutdown();
         }
+        let _ = self.drain.send(true);
         let _ = self.shutdown.send(true);
         for thread in self.threads {
             if thread.join().is_err() {
                 tracing::error!("a worker thread panicked");
             }
+        }
+        if let Some(log) = self.access_log {
+            let dropped = log.dropped_lines();
+            log.close();
+            if dropped > 0 {
+                tracing::warn!(
+                    "the access log dropped {dropped} lines: its file could not keep up"
+                );
+            }
+        }
+        if let Some(ops) = self.ops {
+            ops.shutdown();
         }
         tracing::info!("percore stopped");
     }

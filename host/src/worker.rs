@@ -9,14 +9,20 @@
 //! ([`connection::refuse`]). Serving the connection itself is
 //! [`crate::connection`]'s.
 //!
-//! The accept loop and every connection watch the shutdown signal: on
-//! shutdown the worker stops accepting, lets each connection finish the
-//! request in flight (hyper's graceful shutdown), and exits when they are
+//! Stopping has two steps. On drain (SIGTERM) every response the worker
+//! makes carries `Connection: close`, so that clients move to other hosts
+//! while load balancers take this one out. On shutdown the worker accepts
+//! what the kernel has queued on its listener (closing a listener resets
+//! the connections in its queue), closes it, lets each connection finish
+//! the request in flight (hyper's graceful shutdown; the connections just
+//! taken from the queue are served one request), and exits when they are
 //! done or the grace period has passed.
 
+use std::cell::Cell;
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::Arc;
+use std::task::Poll;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -25,11 +31,12 @@ use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 
+use crate::access_log::{self, WorkerLog};
 use crate::budget::WorkerBudget;
 use crate::config::HttpConfig;
 use crate::connection;
 use crate::routes::{LocalRoutes, SharedRoutes};
-use crate::stats::WorkerCounters;
+use crate::stats::{RouteRecorder, WorkerCounters};
 
 /// What every connection of a worker shares (through an `Rc`: only this
 /// worker's thread touches it).
@@ -40,6 +47,19 @@ pub struct WorkerContext {
     pub http: HttpConfig,
     /// The worker's own counters.
     pub counters: Arc<WorkerCounters>,
+    /// Metrics of the requests that matched no route, when kept.
+    pub unrouted: Option<RouteRecorder>,
+    /// The worker's access log buffer, when the log is on.
+    pub access_log: Option<WorkerLog>,
+    /// Whether the host drains: responses carry `Connection: close`.
+    pub draining: Cell<bool>,
+}
+
+impl WorkerContext {
+    /// Whether requests are timed (for metrics or the access log).
+    pub fn timed(&self) -> bool {
+        self.unrouted.is_some() || self.access_log.is_some()
+    }
 }
 
 /// Binds `count` listening sockets to `addr` with `SO_REUSEPORT`, one per
@@ -104,8 +124,12 @@ pub struct WorkerSetup {
     pub max_instances: u32,
     /// This worker's share of `max_guest_memory_bytes`.
     pub max_guest_memory_bytes: u64,
+    /// Becomes `true` when the host starts draining.
+    pub drain: watch::Receiver<bool>,
     /// Becomes `true` when the server shuts down.
     pub shutdown: watch::Receiver<bool>,
+    /// The worker's access log buffer, when the log is on.
+    pub access_log: Option<WorkerLog>,
 }
 
 /// Starts a worker thread.
@@ -133,7 +157,9 @@ async fn run(setup: WorkerSetup) {
         counters,
         max_instances,
         max_guest_memory_bytes,
+        mut drain,
         shutdown,
+        access_log,
     } = setup;
     let budget = Rc::new(
         WorkerBudget::new(max_instances, max_guest_memory_bytes).counting_in(counters.clone()),
@@ -141,31 +167,48 @@ async fn run(setup: WorkerSetup) {
     let listener = TcpListener::from_std(listener).expect("register the listener with tokio");
     let grace = Duration::from_millis(http.shutdown_grace_ms);
     let context = Rc::new(WorkerContext {
-        routes: LocalRoutes::new(routes, index.as_ref(), budget),
+        routes: LocalRoutes::new(routes, index.as_ref(), budget, counters.clone()),
         http,
+        unrouted: counters.recorder(""),
         counters,
+        access_log,
+        draining: Cell::new(false),
     });
+    let mut flush = tokio::time::interval(access_log::FLUSH_INTERVAL);
+    flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     // This worker's own: never touched by another core.
     let permits = Arc::new(Semaphore::new(max_connections));
     let mut connections = JoinSet::new();
     let mut stop = shutdown.clone();
+    let accept = |stream: tokio::net::TcpStream,
+                  connections: &mut JoinSet<()>,
+                  shutdown: watch::Receiver<bool>| {
+        match permits.clone().try_acquire_owned() {
+            Ok(permit) => {
+                let _ = stream.set_nodelay(true);
+                connections.spawn_local(connection::serve(
+                    stream,
+                    permit,
+                    context.clone(),
+                    shutdown,
+                ));
+            }
+            Err(_) => {
+                context.counters.connection_refused();
+                connection::refuse(&stream, max_connections);
+            }
+        }
+    };
+    context.counters.set_accepting(true);
     loop {
         tokio::select! {
             biased;
             _ = stop.wait_for(|stop| *stop) => break,
+            _ = drain.wait_for(|drain| *drain), if !context.draining.get() => {
+                context.draining.set(true);
+            }
             accepted = listener.accept() => match accepted {
-                Ok((stream, _peer)) => match permits.clone().try_acquire_owned() {
-                    Ok(permit) => {
-                        let _ = stream.set_nodelay(true);
-                        connections.spawn_local(connection::serve(
-                            stream,
-                            permit,
-                            context.clone(),
-                            shutdown.clone(),
-                        ));
-                    }
-                    Err(_) => connection::refuse(&stream, max_connections),
-                },
+                Ok((stream, _peer)) => accept(stream, &mut connections, shutdown.clone()),
                 Err(e) => {
                     // Out of file descriptors or a connection reset before
                     // accept: back off briefly instead of spinning.
@@ -174,9 +217,25 @@ async fn run(setup: WorkerSetup) {
                 }
             },
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            _ = flush.tick(), if context.access_log.is_some() => {
+                if let Some(log) = &context.access_log {
+                    log.flush();
+                }
+            }
         }
     }
+    // Closing the listener resets the connections in its accept queue:
+    // take them first, and serve each one request (its response says
+    // `Connection: close`) under a signal that does not stop it at once.
+    context.draining.set(true);
+    let (_serve_one, one_request) = watch::channel(false);
+    while let Poll::Ready(Ok((stream, _peer))) =
+        std::future::poll_fn(|cx| Poll::Ready(listener.poll_accept(cx))).await
+    {
+        accept(stream, &mut connections, one_request.clone());
+    }
     drop(listener);
+    context.counters.set_accepting(false);
     let drained = tokio::time::timeout(grace, async {
         while connections.join_next().await.is_some() {}
     })
@@ -188,5 +247,8 @@ async fn run(setup: WorkerSetup) {
             connections.len()
         );
         connections.abort_all();
+    }
+    if let Some(log) = &context.access_log {
+        log.flush();
     }
 }

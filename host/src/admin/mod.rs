@@ -195,12 +195,7 @@ impl Drop for AdminServer {
 
 /// Parses `--admin`: `HOST:PORT`, or a bare port, which means loopback.
 pub fn parse_admin_addr(value: &str) -> Result<SocketAddr, String> {
-    if let Ok(port) = value.parse::<u16>() {
-        return Ok(SocketAddr::from(([127, 0, 0, 1], port)));
-    }
-    value.parse().map_err(|_| {
-        format!("{value:?} is not an address: give HOST:PORT (e.g. 127.0.0.1:9090) or a port")
-    })
+    crate::config::parse_local_addr(value)
 }
 
 #[cfg(test)]

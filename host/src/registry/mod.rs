@@ -175,6 +175,21 @@ pub struct Registry {
     restore_errors: Vec<String>,
     /// Deploys compiling right now.
     compiling: std::sync::atomic::AtomicUsize,
+    /// Changes made since the start (for `/metrics`).
+    counts: ChangeCounts,
+}
+
+/// Changes the registry made since the start, by kind.
+#[derive(Debug, Default)]
+pub struct ChangeCounts {
+    /// Versions deployed.
+    pub deploys: std::sync::atomic::AtomicU64,
+    /// Deploys refused (invalid, did not compile, over the limits).
+    pub failed_deploys: std::sync::atomic::AtomicU64,
+    /// Rollbacks.
+    pub rollbacks: std::sync::atomic::AtomicU64,
+    /// Routes removed.
+    pub undeploys: std::sync::atomic::AtomicU64,
 }
 
 /// Components compiled while the registry opens, by hash, so that routes
@@ -207,6 +222,7 @@ impl Registry {
             state: Mutex::new(BTreeMap::new()),
             restore_errors: Vec::new(),
             compiling: Default::default(),
+            counts: ChangeCounts::default(),
         };
         let mut compiled = Compiled::new();
         let mut state = BTreeMap::new();
@@ -384,6 +400,26 @@ impl Registry {
         bytes: &[u8],
         options: RouteOptions,
     ) -> Result<RouteInfo, RegistryError> {
+        let result = self.deploy_counted(prefix, bytes, options);
+        let counter = match &result {
+            Ok(_) => &self.counts.deploys,
+            Err(_) => &self.counts.failed_deploys,
+        };
+        counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        result
+    }
+
+    /// Changes made since the start.
+    pub fn change_counts(&self) -> &ChangeCounts {
+        &self.counts
+    }
+
+    fn deploy_counted(
+        &self,
+        prefix: &str,
+        bytes: &[u8],
+        options: RouteOptions,
+    ) -> Result<RouteInfo, RegistryError> {
         crate::router::validate_prefix(prefix).map_err(RegistryError::BadRequest)?;
         self.check_limits(&options)?;
         let started = std::time::Instant::now();
@@ -478,6 +514,9 @@ impl Registry {
         self.commit(next)?;
         let info = self.get(prefix)?;
         tracing::info!(route = prefix, hash = %info.version.hash, "rolled back");
+        self.counts
+            .rollbacks
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Ok(info)
     }
 
@@ -491,6 +530,9 @@ impl Registry {
         let info = self.info(prefix, &removed);
         self.commit(next)?;
         tracing::info!(route = prefix, "undeployed");
+        self.counts
+            .undeploys
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Ok(info)
     }
 
