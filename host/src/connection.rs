@@ -91,7 +91,7 @@ pub async fn serve(
             // or a client that sent as the host stopped) is answered
             // first; an idle connection is closed at once.
             context.draining.set(true);
-            if !socket.borrow().has_input(cx) {
+            if !socket.borrow().has_input() {
                 conn.as_mut().graceful_shutdown();
             }
         }
@@ -161,11 +161,12 @@ struct Connection {
 }
 
 impl Connection {
-    /// Whether the client has sent bytes that nobody has read yet.
-    fn has_input(&self, cx: &mut std::task::Context<'_>) -> bool {
+    /// Whether the client has sent bytes that nobody has read yet. Asks
+    /// the socket itself: tokio's readiness of a connection accepted a
+    /// moment ago is not known until the reactor runs.
+    fn has_input(&self) -> bool {
         let mut byte = [std::mem::MaybeUninit::uninit()];
-        let mut buf = tokio::io::ReadBuf::uninit(&mut byte);
-        matches!(self.stream.poll_peek(cx, &mut buf), Poll::Ready(Ok(n)) if n > 0)
+        matches!(socket2::SockRef::from(&self.stream).peek(&mut byte), Ok(n) if n > 0)
     }
 
     /// Writes all of `out` to the socket, or registers for writability.

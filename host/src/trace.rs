@@ -180,8 +180,13 @@ where
             tracing_subscriber::fmt::format::Writer::new(&mut line),
             event,
         )?;
-        let body = line.strip_suffix('\n').unwrap_or(&line);
-        writeln!(writer, "{body} trace_id={id}")
+        // At the end of the line's first line (a message may span more).
+        let first = line.find('\n').unwrap_or(line.len());
+        line.insert_str(first, &format!(" trace_id={id}"));
+        if !line.ends_with('\n') {
+            line.push('\n');
+        }
+        writer.write_str(&line)
     }
 }
 

@@ -22,7 +22,6 @@ use std::cell::Cell;
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::task::Poll;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -102,6 +101,31 @@ fn bind_reuseport(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
     socket.bind(&addr.into())?;
     socket.listen(4096)?;
     Ok(socket.into())
+}
+
+/// Closes `listener`, returning the connections in its accept queue
+/// (which closing it would reset). It asks the socket itself: tokio's
+/// accept would wait for the reactor to report the queue readable, and
+/// the worker does not run the reactor again before it closes.
+fn take_queued(listener: TcpListener) -> Vec<tokio::net::TcpStream> {
+    let listener = match listener.into_std() {
+        Ok(listener) => listener,
+        Err(e) => {
+            tracing::warn!("cannot take the queued connections: {e}");
+            return Vec::new();
+        }
+    };
+    let mut queued = Vec::new();
+    while let Ok((stream, _peer)) = listener.accept() {
+        let stream = stream
+            .set_nonblocking(true)
+            .and_then(|()| tokio::net::TcpStream::from_std(stream));
+        match stream {
+            Ok(stream) => queued.push(stream),
+            Err(e) => tracing::warn!("cannot serve a queued connection: {e}"),
+        }
+    }
+    queued
 }
 
 /// What a worker needs to run.
@@ -229,12 +253,9 @@ async fn run(setup: WorkerSetup) {
     // `Connection: close`) under a signal that does not stop it at once.
     context.draining.set(true);
     let (_serve_one, one_request) = watch::channel(false);
-    while let Poll::Ready(Ok((stream, _peer))) =
-        std::future::poll_fn(|cx| Poll::Ready(listener.poll_accept(cx))).await
-    {
+    for stream in take_queued(listener) {
         accept(stream, &mut connections, one_request.clone());
     }
-    drop(listener);
     context.counters.set_accepting(false);
     let drained = tokio::time::timeout(grace, async {
         while connections.join_next().await.is_some() {}
@@ -250,5 +271,34 @@ async fn run(setup: WorkerSetup) {
     }
     if let Some(log) = &context.access_log {
         log.flush();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Connections the kernel queued, which the reactor has not reported,
+    /// are all taken before the listener closes.
+    #[test]
+    fn queued_connections_are_taken_before_closing() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let std_listener = bind_listeners("127.0.0.1:0".parse().unwrap(), 1)
+            .unwrap()
+            .remove(0);
+        let addr = std_listener.local_addr().unwrap();
+        runtime.block_on(async {
+            let listener = TcpListener::from_std(std_listener).unwrap();
+            let clients: Vec<_> = (0..16)
+                .map(|_| std::net::TcpStream::connect(addr).unwrap())
+                .collect();
+            let queued = take_queued(listener);
+            assert_eq!(queued.len(), clients.len());
+        });
+        // Closed: nothing listens there any more.
+        assert!(std::net::TcpStream::connect(addr).is_err());
     }
 }

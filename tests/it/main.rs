@@ -24,6 +24,9 @@
 //! - [`wasi_http`]: standard `wasi:http/proxy` components on percore
 //!   routes: both worlds side by side, streaming, limits, no outgoing HTTP,
 //!   and a Python handler (componentize-py) reading the wiki index.
+//! - [`ops`]: `/livez`, `/readyz`, `/metrics` under load, draining,
+//!   connections queued at shutdown, SIGTERM under load, `traceparent`,
+//!   the access log.
 //! - [`attacks`]: security round 2: stalled bodies, clients that stop
 //!   reading, one answer to garbage, CONNECT and `OPTIONS *`, response
 //!   headers and statuses, fair instance shares, the guest-memory budget,
@@ -54,6 +57,7 @@ mod deploy;
 mod hostile;
 mod isolation;
 mod lifecycle;
+mod ops;
 mod support;
 mod techempower;
 mod wasi_http;

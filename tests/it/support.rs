@@ -117,6 +117,36 @@ impl Drop for ChildGuard {
 /// Starts the real `percore` binary with `args` and waits (at most 60 s)
 /// for its startup log line; returns the child and the address it serves.
 pub fn spawn_binary(args: &[&str]) -> (ChildGuard, SocketAddr) {
+    let spawned = spawn_binary_logged(args);
+    (spawned.child, spawned.addr)
+}
+
+/// A `percore` binary started by [`spawn_binary_logged`].
+pub struct Spawned {
+    /// The process, killed on drop.
+    pub child: ChildGuard,
+    /// The address it serves.
+    pub addr: SocketAddr,
+    /// Its startup log line.
+    pub startup: String,
+    /// Its later log lines (stderr), as they come.
+    pub lines: std::sync::mpsc::Receiver<String>,
+}
+
+impl Spawned {
+    /// The ops listener's address, from the startup line.
+    pub fn ops_addr(&self) -> SocketAddr {
+        let at = self
+            .startup
+            .find("ops=Some(")
+            .unwrap_or_else(|| panic!("no ops address in {:?}", self.startup));
+        let rest = &self.startup[at + "ops=Some(".len()..];
+        rest[..rest.find(')').unwrap()].parse().unwrap()
+    }
+}
+
+/// [`spawn_binary`], keeping the startup line and the log.
+pub fn spawn_binary_logged(args: &[&str]) -> Spawned {
     use std::process::{Command, Stdio};
     let mut child = Command::new(env!("CARGO_BIN_EXE_percore-under-test"))
         .args(args)
@@ -144,12 +174,18 @@ pub fn spawn_binary(args: &[&str]) -> (ChildGuard, SocketAddr) {
         if let Some(at) = line.find("listen=") {
             let rest = &line[at + "listen=".len()..];
             let end = rest.find(char::is_whitespace).unwrap_or(rest.len());
-            break rest[..end]
+            let addr = rest[..end]
                 .parse::<SocketAddr>()
                 .unwrap_or_else(|e| panic!("bad address in startup line {line:?}: {e}"));
+            break (addr, line);
         }
     };
-    (ChildGuard(child), addr)
+    Spawned {
+        child: ChildGuard(child),
+        addr: addr.0,
+        startup: addr.1,
+        lines: lines_rx,
+    }
 }
 
 /// Waits (at most 30 s, polling) until `condition` holds; fails the test,
