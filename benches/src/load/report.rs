@@ -168,13 +168,32 @@ pub fn markdown(rows: &[Row]) -> String {
 
 /// Lines saying whether percore reached the targets: core ≥ 0.8×
 /// and request ≥ 0.5× native hyper, and core ≥ 8× and request ≥ 5×
-/// `wasmtime serve` (each for the same load and workers, when measured).
+/// `wasmtime serve` (each for the same load and workers, when measured);
+/// and core with metrics on ≥ 0.98× core with them off (the operations
+/// issue's target).
 pub fn verdicts(rows: &[Row]) -> Vec<String> {
     let mut lines = Vec::new();
     for r in rows {
         let (vs_native, vs_wasmtime) = match r.kind {
             ServerKind::PercoreCore => (0.8, 8.0),
             ServerKind::PercoreRequest => (0.5, 5.0),
+            ServerKind::PercoreCoreMetrics => {
+                if let Some(off) =
+                    median_of_kind(rows, ServerKind::PercoreCore, r).filter(|&base| base > 0.0)
+                {
+                    let ratio = r.median_rps / off;
+                    lines.push(format!(
+                        "{} {} c{} d{} w{}: {ratio:.3}× metrics off (target 0.98×: {})",
+                        r.kind.label(),
+                        r.load.route,
+                        r.load.connections,
+                        r.load.depth,
+                        r.workers,
+                        if ratio >= 0.98 { "met" } else { "MISSED" }
+                    ));
+                }
+                continue;
+            }
             ServerKind::Native | ServerKind::WasmtimeServe | ServerKind::PercoreCoreNoDeadlines => {
                 continue;
             }

@@ -40,16 +40,20 @@ pub enum ServerKind {
     /// (the bench-only `percore-nodeadline` binary), to measure what
     /// deadlines cost.
     PercoreCoreNoDeadlines,
+    /// percore core isolation with the ops listener on (`--ops`), so that
+    /// every request is timed and counted: what metrics cost.
+    PercoreCoreMetrics,
 }
 
 impl ServerKind {
     /// Every kind, in table order.
-    pub const ALL: [ServerKind; 5] = [
+    pub const ALL: [ServerKind; 6] = [
         ServerKind::Native,
         ServerKind::PercoreCore,
         ServerKind::PercoreRequest,
         ServerKind::WasmtimeServe,
         ServerKind::PercoreCoreNoDeadlines,
+        ServerKind::PercoreCoreMetrics,
     ];
 
     /// The name in the table and on the command line.
@@ -60,6 +64,7 @@ impl ServerKind {
             ServerKind::PercoreRequest => "request",
             ServerKind::WasmtimeServe => "wasmtime-serve",
             ServerKind::PercoreCoreNoDeadlines => "core-nodeadline",
+            ServerKind::PercoreCoreMetrics => "core-metrics",
         }
     }
 
@@ -70,6 +75,7 @@ impl ServerKind {
             ServerKind::PercoreCore
                 | ServerKind::PercoreRequest
                 | ServerKind::PercoreCoreNoDeadlines
+                | ServerKind::PercoreCoreMetrics
         )
     }
 
@@ -81,6 +87,7 @@ impl ServerKind {
             ServerKind::PercoreRequest => "percore request",
             ServerKind::WasmtimeServe => "wasmtime serve",
             ServerKind::PercoreCoreNoDeadlines => "percore core, no deadlines",
+            ServerKind::PercoreCoreMetrics => "percore core, metrics on",
         }
     }
 
@@ -91,8 +98,8 @@ impl ServerKind {
             .find(|k| k.name() == name)
             .ok_or_else(|| {
                 format!(
-                    "unknown server {name:?}: use native, core, request, wasmtime-serve or \
-                     core-nodeadline"
+                    "unknown server {name:?}: use native, core, request, wasmtime-serve, \
+                     core-nodeadline or core-metrics"
                 )
             })
     }
@@ -179,6 +186,12 @@ impl ServerKind {
                 cmd
             }
             ServerKind::PercoreCoreNoDeadlines => percore_with(&paths.percore_nodeadline, "core"),
+            ServerKind::PercoreCoreMetrics => {
+                let mut cmd = percore("core");
+                // A free loopback port; nothing scrapes it during the run.
+                cmd.arg("--ops").arg("127.0.0.1:0");
+                cmd
+            }
         }
     }
 }
