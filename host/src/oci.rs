@@ -606,7 +606,10 @@ fn classify(reference: &OciReference, error: OciDistributionError) -> OciError {
             detail,
         },
         OciDistributionError::UnauthorizedError { .. }
-        | OciDistributionError::AuthenticationFailure(_) => OciError::Unauthorized {
+        | OciDistributionError::AuthenticationFailure(_)
+        | OciDistributionError::ServerError {
+            code: 401 | 403, ..
+        } => OciError::Unauthorized {
             reference: name,
             registry,
             detail,
@@ -619,6 +622,18 @@ fn classify(reference: &OciReference, error: OciDistributionError) -> OciError {
             reference: name,
             detail,
         },
+        OciDistributionError::RegistryError { envelope, .. }
+            if envelope
+                .errors
+                .iter()
+                .any(|e| matches!(e.code, OciErrorCode::Unauthorized | OciErrorCode::Denied)) =>
+        {
+            OciError::Unauthorized {
+                reference: name,
+                registry,
+                detail,
+            }
+        }
         OciDistributionError::RegistryError { envelope, .. }
             if envelope.errors.iter().any(|e| {
                 matches!(

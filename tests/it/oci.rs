@@ -14,13 +14,15 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use base64::Engine as _;
+
 use percore::admin::client::AdminClient;
 use percore::config::{Config, RouteConfig, RouteOptions, Source};
 use percore::oci::OciReference;
 use percore::registry::RouteInfo;
 
 use crate::deploy::{admin, admin_config, percore, serving, temp_dir, version};
-use crate::support::{ChildGuard, TestHost, refused};
+use crate::support::{ChildGuard, TestHost, refused, spawn_binary_with_env};
 
 const DOCKER_REGISTRY: &str = "/usr/bin/docker-registry";
 
@@ -39,8 +41,9 @@ struct LoopbackRegistry {
 
 impl LoopbackRegistry {
     /// Starts one, or says why these tests cannot run (`None` after
-    /// printing the reason; a failure under `CI`).
-    fn start(test: &str) -> Option<LoopbackRegistry> {
+    /// printing the reason; a failure under `CI`). With `htpasswd` (a
+    /// line of an htpasswd file), it asks for HTTP Basic credentials.
+    fn start(test: &str, htpasswd: Option<&str>) -> Option<LoopbackRegistry> {
         if let Err(reason) = tools() {
             assert!(
                 std::env::var_os("CI").is_none(),
@@ -57,14 +60,19 @@ impl LoopbackRegistry {
             .port();
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
         let config = dir.path().join("config.yml");
-        std::fs::write(
-            &config,
-            format!(
-                "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {addr}\n",
-                dir.path().join("data").display()
-            ),
-        )
-        .unwrap();
+        let mut yaml = format!(
+            "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {addr}\n",
+            dir.path().join("data").display()
+        );
+        if let Some(line) = htpasswd {
+            let file = dir.path().join("htpasswd");
+            std::fs::write(&file, format!("{line}\n")).unwrap();
+            yaml.push_str(&format!(
+                "auth:\n  htpasswd:\n    realm: percore-test\n    path: {}\n",
+                file.display()
+            ));
+        }
+        std::fs::write(&config, yaml).unwrap();
         let child = Command::new(DOCKER_REGISTRY)
             .arg("serve")
             .arg(&config)
@@ -88,7 +96,8 @@ impl LoopbackRegistry {
         Some(registry)
     }
 
-    /// Whether `GET /v2/` answers 200.
+    /// Whether `GET /v2/` answers (200, or 401 when it asks for
+    /// credentials).
     fn answers(&self) -> bool {
         use std::io::{Read as _, Write as _};
         let Ok(mut stream) = std::net::TcpStream::connect(self.addr) else {
@@ -102,7 +111,7 @@ impl LoopbackRegistry {
         let mut answer = String::new();
         stream.write_all(request.as_bytes()).is_ok()
             && stream.read_to_string(&mut answer).is_ok()
-            && answer.starts_with("HTTP/1.1 200")
+            && (answer.starts_with("HTTP/1.1 200") || answer.starts_with("HTTP/1.1 401"))
     }
 
     /// `HOST:PORT`.
@@ -156,8 +165,26 @@ fn oras(args: &[&str]) -> String {
 /// `percore push FILE REF [--insecure-registry HOST]`: success, stdout,
 /// stderr.
 fn percore_push(file: &Path, reference: &str, insecure: Option<&str>) -> (bool, String, String) {
+    percore_push_with_env(file, reference, insecure, &[])
+}
+
+/// [`percore_push`] with `env` added to its environment (and no Docker
+/// config file but the one `env` names).
+fn percore_push_with_env(
+    file: &Path,
+    reference: &str,
+    insecure: Option<&str>,
+    env: &[(&str, &str)],
+) -> (bool, String, String) {
     let mut command = Command::new(env!("CARGO_BIN_EXE_percore-under-test"));
-    command.arg("push").arg(file).arg(reference);
+    command
+        .arg("push")
+        .arg(file)
+        .arg(reference)
+        .env_remove("PERCORE_REGISTRY_USERNAME")
+        .env_remove("PERCORE_REGISTRY_PASSWORD")
+        .env("DOCKER_CONFIG", "/nonexistent")
+        .envs(env.iter().copied());
     if let Some(host) = insecure {
         command.args(["--insecure-registry", host]);
     }
@@ -193,7 +220,7 @@ fn oci_route(prefix: &str, reference: &str) -> RouteConfig {
 
 #[test]
 fn push_pull_serve_refuse_and_restart_without_the_registry() {
-    let Some(mut registry) = LoopbackRegistry::start("the OCI registry test") else {
+    let Some(mut registry) = LoopbackRegistry::start("the OCI registry test", None) else {
         return;
     };
     let reg = registry.host();
@@ -363,4 +390,73 @@ fn push_pull_serve_refuse_and_restart_without_the_registry() {
         err.contains("cannot reach the registry") && err.contains("hello:v9"),
         "{err}"
     );
+}
+
+/// The user of the registry that asks for credentials, and the bcrypt
+/// hash of [`PASSWORD`] in its htpasswd file.
+const USER: &str = "percore";
+const PASSWORD: &str = "registry-secret-42";
+const HTPASSWD: &str = "percore:$2b$04$eSEGjd816yLW0dkFkZdgleo9pXJLdUNsnO.CrHyVZJxKbNcRPyD.6";
+
+#[test]
+fn credentials_from_the_environment_and_the_docker_config_file() {
+    let Some(registry) =
+        LoopbackRegistry::start("the OCI registry credentials test", Some(HTPASSWD))
+    else {
+        return;
+    };
+    let reg = registry.host();
+    let dir = temp_dir("oci-auth");
+    let dir = dir.path();
+    let wasm = dir.join("private.wasm");
+    std::fs::write(&wasm, version("privatecomponent")).unwrap();
+    let reference = format!("{reg}/private/hello:1");
+
+    // Without credentials the registry refuses, and the error says how to
+    // give them.
+    let (ok, _, err) = percore_push(&wasm, &reference, Some(&reg));
+    assert!(
+        !ok && err.contains("refused access") && err.contains("PERCORE_REGISTRY_USERNAME"),
+        "{err}"
+    );
+    // From the environment.
+    let env = [
+        ("PERCORE_REGISTRY_USERNAME", USER),
+        ("PERCORE_REGISTRY_PASSWORD", PASSWORD),
+    ];
+    let (ok, out, err) = percore_push_with_env(&wasm, &reference, Some(&reg), &env);
+    assert!(ok, "{out}{err}");
+    let digest = out.trim().to_owned();
+
+    // From the Docker config file, as `docker login` writes it: a host
+    // pulls the route at start.
+    let docker = dir.join("docker");
+    std::fs::create_dir(&docker).unwrap();
+    let auth = base64::engine::general_purpose::STANDARD.encode(format!("{USER}:{PASSWORD}"));
+    std::fs::write(
+        docker.join("config.json"),
+        format!(r#"{{"auths": {{"{reg}": {{"auth": "{auth}"}}}}}}"#),
+    )
+    .unwrap();
+    let route = format!("/private=oci://{reg}/private/hello@{digest}");
+    let state = dir.join("state");
+    let (_host, addr) = spawn_binary_with_env(
+        &[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--workers",
+            "1",
+            "--state",
+            state.to_str().unwrap(),
+            "--insecure-registry",
+            &reg,
+            "--route",
+            &route,
+        ],
+        &[("DOCKER_CONFIG", docker.to_str().unwrap())],
+    );
+    let response = crate::support::Client::connect(addr).get("/private");
+    assert_eq!(response.status, 200);
+    assert_eq!(response.text(), "version:privatecomponent");
 }

@@ -117,9 +117,15 @@ impl Drop for ChildGuard {
 /// Starts the real `percore` binary with `args` and waits (at most 60 s)
 /// for its startup log line; returns the child and the address it serves.
 pub fn spawn_binary(args: &[&str]) -> (ChildGuard, SocketAddr) {
+    spawn_binary_with_env(args, &[])
+}
+
+/// [`spawn_binary`] with `env` added to its environment.
+pub fn spawn_binary_with_env(args: &[&str], env: &[(&str, &str)]) -> (ChildGuard, SocketAddr) {
     use std::process::{Command, Stdio};
     let mut child = Command::new(env!("CARGO_BIN_EXE_percore-under-test"))
         .args(args)
+        .envs(env.iter().copied())
         .env("PERCORE_LOG", "info")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
