@@ -430,15 +430,19 @@ impl RegistryClient {
             size: i64::try_from(layer.size).unwrap_or(i64::MAX),
             ..OciDescriptor::default()
         };
+        let limit = usize::try_from(layer.size).unwrap_or(usize::MAX);
         let bytes = self.run(reference, |client, auth| async move {
             client
                 .store_auth_if_needed(reference.registry(), &auth)
                 .await;
-            let mut out = Vec::new();
+            let mut out = Capped {
+                bytes: Vec::with_capacity(limit.min(1 << 20)),
+                limit,
+            };
             client
                 .pull_blob(&reference.reference, &descriptor, &mut out)
                 .await
-                .map(|()| out)
+                .map(|()| out.bytes)
         })?;
         let actual = format!("sha256:{}", sha256_hex(&bytes));
         if actual != layer.digest || bytes.len() as u64 != layer.size {
@@ -555,6 +559,45 @@ impl RegistryClient {
             call(client, auth).await
         });
         result.map_err(|e| classify(reference, e))
+    }
+}
+
+/// A buffer that refuses bytes past `limit`: a registry that sends more
+/// than the manifest declared is cut off there, not buffered.
+struct Capped {
+    bytes: Vec<u8>,
+    limit: usize,
+}
+
+impl tokio::io::AsyncWrite for Capped {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let this = self.get_mut();
+        if this.bytes.len() + buf.len() > this.limit {
+            return std::task::Poll::Ready(Err(std::io::Error::other(format!(
+                "the registry sent more than the {} bytes the manifest declares",
+                this.limit
+            ))));
+        }
+        this.bytes.extend_from_slice(buf);
+        std::task::Poll::Ready(Ok(buf.len()))
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
     }
 }
 
@@ -892,6 +935,24 @@ mod tests {
         assert!(matches!(get("other.io"), Ok(None)));
         assert!(get("bad.io").is_err());
         assert!(docker_config_auth(b"{\"auths\": 1}", "r.io").is_err());
+    }
+
+    #[test]
+    fn layers_are_cut_off_at_their_declared_size() {
+        use tokio::io::AsyncWriteExt as _;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let mut out = Capped {
+                bytes: Vec::new(),
+                limit: 4,
+            };
+            out.write_all(b"abcd").await.unwrap();
+            let err = out.write_all(b"e").await.unwrap_err().to_string();
+            assert!(err.contains("more than the 4 bytes"), "{err}");
+            assert_eq!(out.bytes, b"abcd");
+        });
     }
 
     #[test]
