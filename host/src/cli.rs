@@ -12,6 +12,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::admin::AdminToken;
 use crate::admin::client::AdminClient;
 use crate::config::{Config, Isolation, RouteConfig, RouteOptions, Source};
+use crate::oci::{InsecureRegistry, OciReference, RegistryClient};
 use crate::registry::RouteInfo;
 use crate::server::{RunningServer, Server};
 
@@ -44,6 +45,9 @@ pub enum Command {
     Undeploy(RouteArgs),
     /// Create a new handler crate (Cargo.toml, src/lib.rs, wit/, README).
     New(NewArgs),
+    /// Push a component to an OCI registry as a wasm artifact and print
+    /// its digest (deploy it as oci://REGISTRY/REPO@DIGEST).
+    Push(PushArgs),
     /// Internal: compile one component read on stdin (the host runs this
     /// in a child process, within a budget; see `percore::compiler`).
     #[command(name = "__compile", hide = true)]
@@ -87,14 +91,33 @@ pub struct RouteArgs {
 pub struct DeployArgs {
     /// The route's prefix, e.g. /api (created when it does not exist).
     pub route: String,
-    /// The component (a .wasm built for wasm32-wasip2).
-    pub wasm: PathBuf,
+    /// The component: a .wasm built for wasm32-wasip2, uploaded to the
+    /// host; or oci://REGISTRY/REPO:TAG (or @sha256:DIGEST), which the host
+    /// pulls from the registry with its own credentials.
+    #[arg(value_name = "COMPONENT")]
+    pub wasm: String,
     /// The route's isolation and limits.
     #[command(flatten)]
     pub options: RouteOptions,
     /// How to reach the host.
     #[command(flatten)]
     pub admin: AdminArgs,
+}
+
+/// Flags of `percore push`.
+#[derive(Debug, Args)]
+pub struct PushArgs {
+    /// The component (a .wasm built for wasm32-wasip2).
+    pub wasm: PathBuf,
+    /// Where to push it: REGISTRY/REPO:TAG (`oci://` may be written
+    /// before it). Credentials come from $PERCORE_REGISTRY_USERNAME and
+    /// $PERCORE_REGISTRY_PASSWORD, else the Docker config file.
+    #[arg(value_name = "REGISTRY/REPO:TAG")]
+    pub reference: String,
+    /// Speak plain HTTP to this registry (HOST:PORT) instead of HTTPS.
+    /// Repeat for more.
+    #[arg(long = "insecure-registry", value_name = "HOST:PORT")]
+    pub insecure_registries: Vec<InsecureRegistry>,
 }
 
 /// Flags of `percore new`.
@@ -129,7 +152,9 @@ pub struct ServeArgs {
     pub listen: Option<SocketAddr>,
     /// A route: /PREFIX=FILE.wasm[,isolation=core|request][,deadline_ms=N]
     /// [,max_memory_bytes=N][,max_request_body_bytes=N][,max_response_bytes=N].
-    /// Repeat for more routes; the longest matching prefix wins.
+    /// FILE.wasm may be oci://REGISTRY/REPO:TAG or oci://REGISTRY/REPO@sha256:...
+    /// (pulled into --state). Repeat for more routes; the longest matching
+    /// prefix wins.
     #[arg(long = "route", value_name = "SPEC", value_parser = RouteConfig::parse_flag)]
     pub routes: Vec<RouteConfig>,
     /// Number of workers [default: one per core].
@@ -173,6 +198,11 @@ pub struct ServeArgs {
     /// 5000].
     #[arg(long, value_name = "MS")]
     pub drain_delay_ms: Option<u64>,
+    /// Speak plain HTTP to this registry (HOST:PORT) instead of HTTPS when
+    /// pulling oci:// components. Repeat for more; adds to the config
+    /// file's insecure_registries.
+    #[arg(long = "insecure-registry", value_name = "HOST:PORT")]
+    pub insecure_registries: Vec<InsecureRegistry>,
 }
 
 /// Flags of `percore demo`.
@@ -244,6 +274,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Rollback(args) => rollback(args),
         Command::Undeploy(args) => undeploy(args),
         Command::New(args) => new(args),
+        Command::Push(args) => push(args),
         Command::Compile { settings } => match crate::compiler::child_main(&settings) {
             code if code == ExitCode::SUCCESS => Ok(()),
             _ => anyhow::bail!("compiling the component failed (see above)"),
@@ -293,6 +324,11 @@ pub fn serve_config(args: ServeArgs) -> anyhow::Result<Config> {
     }
     if let Some(ms) = args.drain_delay_ms {
         config.http.drain_delay_ms = ms;
+    }
+    for host in args.insecure_registries {
+        if !config.insecure_registries.contains(&host) {
+            config.insecure_registries.push(host);
+        }
     }
     config.add_flag_routes(args.routes)?;
     anyhow::ensure!(
@@ -351,6 +387,9 @@ fn print_routes(
                 utc(earlier.deployed_at),
             );
         }
+        if let Some(oci) = &route.version.oci {
+            println!("    from {} ({})", oci.reference, oci.digest);
+        }
     }
     for error in restore_errors {
         println!("not restored: {error}");
@@ -368,11 +407,20 @@ fn utc(secs: u64) -> String {
 }
 
 fn deploy(args: DeployArgs) -> anyhow::Result<()> {
-    let wasm = crate::registry::read_component_file(&args.wasm)
-        .with_context(|| format!("cannot read {}", args.wasm.display()))?;
-    let route = admin_client(&args.admin)?
-        .deploy(&args.route, &wasm, &args.options)
-        .with_context(|| format!("deploying {} to {}", args.wasm.display(), args.route))?;
+    let client = admin_client(&args.admin)?;
+    let route = match Source::parse(&args.wasm).map_err(anyhow::Error::msg)? {
+        Source::Oci(reference) => client
+            .deploy_reference(&args.route, &reference.to_string(), &args.options)
+            .with_context(|| format!("deploying {reference} to {}", args.route))?,
+        _ => {
+            let path = std::path::Path::new(&args.wasm);
+            let wasm = crate::registry::read_component_file(path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            client
+                .deploy(&args.route, &wasm, &args.options)
+                .with_context(|| format!("deploying {} to {}", path.display(), args.route))?
+        }
+    };
     print_routes(
         &args.admin,
         &route,
@@ -414,6 +462,29 @@ fn undeploy(args: RouteArgs) -> anyhow::Result<()> {
         &[],
         "removed ",
     );
+    Ok(())
+}
+
+fn push(args: PushArgs) -> anyhow::Result<()> {
+    let reference = OciReference::parse_bare(&args.reference)?;
+    let wasm = crate::registry::read_component_file(&args.wasm)
+        .with_context(|| format!("cannot read {}", args.wasm.display()))?;
+    crate::engine::check_kind(&args.wasm.display().to_string(), &wasm)?;
+    let client = RegistryClient::new(args.insecure_registries, u64::MAX);
+    let title = args.wasm.file_name().map_or_else(
+        || "component.wasm".into(),
+        |n| n.to_string_lossy().into_owned(),
+    );
+    let digest = client
+        .push(&reference, &wasm, &title)
+        .with_context(|| format!("pushing {} to {reference}", args.wasm.display()))?;
+    eprintln!(
+        "pushed {} ({} bytes); deploy it as {}",
+        args.wasm.display(),
+        wasm.len(),
+        reference.pinned(&digest)
+    );
+    println!("{digest}");
     Ok(())
 }
 
@@ -645,6 +716,8 @@ mod tests {
             "t",
             "--state",
             "s",
+            "--insecure-registry",
+            "127.0.0.1:5000",
         ])
         .unwrap();
         let Command::Serve(args) = cli.command else {
@@ -654,6 +727,10 @@ mod tests {
         assert_eq!(config.admin, Some("127.0.0.1:9090".parse().unwrap()));
         assert_eq!(config.admin_token_file, Some(PathBuf::from("t")));
         assert_eq!(config.state, Some(PathBuf::from("s")));
+        assert_eq!(config.insecure_registries[0].to_string(), "127.0.0.1:5000");
+        assert!(
+            Cli::try_parse_from(["percore", "serve", "--insecure-registry", "http://x"]).is_err()
+        );
         assert!(Cli::try_parse_from(["percore", "serve", "--admin-token", "x"]).is_err());
     }
 }

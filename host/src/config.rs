@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::oci::{InsecureRegistry, OciReference};
+
 /// How much state a handler instance may carry from one request to the next.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
@@ -246,6 +248,10 @@ impl LegacyOptions {
 pub enum Source {
     /// A `.wasm` file on disk.
     File(PathBuf),
+    /// A wasm artifact in an OCI registry, `oci://REGISTRY/REPO:TAG` or
+    /// `oci://REGISTRY/REPO@sha256:...`, pulled into the state directory
+    /// (see [`crate::oci`]).
+    Oci(OciReference),
     /// A component built into the `percore` binary (the demo guests).
     Embedded {
         /// A name for logs.
@@ -255,10 +261,26 @@ pub enum Source {
     },
 }
 
+impl Source {
+    /// Parses where a component is, as every place that names one takes
+    /// it (`--route`, `[[route]]`'s `wasm`, `percore deploy`): an
+    /// `oci://` reference, else a file path.
+    pub fn parse(text: &str) -> Result<Source, String> {
+        if text.starts_with(crate::oci::SCHEME) {
+            OciReference::parse(text)
+                .map(Source::Oci)
+                .map_err(|e| e.to_string())
+        } else {
+            Ok(Source::File(text.into()))
+        }
+    }
+}
+
 impl std::fmt::Display for Source {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Source::File(path) => write!(f, "{}", path.display()),
+            Source::Oci(reference) => write!(f, "{reference}"),
             Source::Embedded { name, .. } => write!(f, "<built-in {name}>"),
         }
     }
@@ -282,7 +304,8 @@ pub struct RouteConfig {
 #[derive(Deserialize)]
 struct RawRoute {
     prefix: String,
-    wasm: PathBuf,
+    /// A file, or an `oci://` reference.
+    wasm: String,
     #[serde(flatten)]
     options: RouteOptions,
     /// `limits = { deadline_ms = 100 }`, the older spelling.
@@ -306,9 +329,10 @@ impl TryFrom<RawRoute> for RouteConfig {
             options: raw.options,
             limits: raw.limits,
         };
+        let source = Source::parse(&raw.wasm).map_err(|e| format!("route {}: {e}", raw.prefix))?;
         Ok(RouteConfig {
             prefix: raw.prefix,
-            source: Source::File(raw.wasm),
+            source,
             options: options.into_options(),
         })
     }
@@ -331,7 +355,8 @@ impl RouteConfig {
     }
 
     /// Parses the `--route` flag: `/PREFIX=FILE.wasm[,key=value...]`, the
-    /// keys those of [`RouteOptions`] (`isolation=core,deadline_ms=50`).
+    /// keys those of [`RouteOptions`] (`isolation=core,deadline_ms=50`);
+    /// `FILE.wasm` may be an `oci://` reference.
     pub fn parse_flag(spec: &str) -> Result<Self, String> {
         let (prefix, rest) = spec
             .split_once('=')
@@ -344,9 +369,10 @@ impl RouteConfig {
             .map_err(|e| format!("route {spec:?}: {e}"))?;
         let prefix = crate::router::normalize_prefix(prefix);
         crate::router::validate_prefix(prefix)?;
+        let source = Source::parse(file).map_err(|e| format!("route {spec:?}: {e}"))?;
         Ok(RouteConfig {
             prefix: prefix.to_owned(),
-            source: Source::File(file.into()),
+            source,
             options,
         })
     }
@@ -475,7 +501,8 @@ pub struct Config {
     /// compiles).
     pub state: Option<PathBuf>,
     /// Largest component the admin API accepts, in bytes; larger uploads get
-    /// 413. Default: 64 MiB.
+    /// 413. Also the largest component pulled from a registry. Default:
+    /// 64 MiB.
     pub max_upload_bytes: u64,
     /// Address of the ops endpoints (`/livez`, `/readyz`, `/metrics`;
     /// unauthenticated): `HOST:PORT`, or a port on loopback. Per-route
@@ -485,6 +512,9 @@ pub struct Config {
     /// File the access log (one JSON line per request) is appended to; `-`
     /// for stdout. Default: none (no access log).
     pub access_log: Option<PathBuf>,
+    /// Registries spoken to over plain HTTP instead of HTTPS, each `HOST`
+    /// or `HOST:PORT` (`--insecure-registry`). Default: none.
+    pub insecure_registries: Vec<InsecureRegistry>,
 }
 
 /// Parses a listening address: `HOST:PORT`, or a bare port, which means
@@ -537,6 +567,7 @@ impl Default for Config {
             max_upload_bytes: 64 << 20,
             ops: None,
             access_log: None,
+            insecure_registries: Vec::new(),
         }
     }
 }
@@ -689,6 +720,11 @@ mod tests {
                 .max_requests_per_instance,
             Some(100)
         );
+        let oci = RouteConfig::parse_flag("/o=oci://127.0.0.1:5000/h:1,isolation=core").unwrap();
+        assert_eq!(oci.source.to_string(), "oci://127.0.0.1:5000/h:1");
+        assert!(matches!(oci.source, Source::Oci(_)));
+        let err = RouteConfig::parse_flag("/o=oci://h:1").unwrap_err();
+        assert!(err.contains("oci://REGISTRY"), "{err}");
         assert!(RouteConfig::parse_flag("/api").is_err());
         assert!(RouteConfig::parse_flag("api=h.wasm").is_err());
         assert!(RouteConfig::parse_flag("/a=h.wasm,isolation=none").is_err());
@@ -734,6 +770,7 @@ mod tests {
             listen = "127.0.0.1:9000"
             workers = 3
             isolation = "core"
+            insecure_registries = ["127.0.0.1:5000"]
             [limits]
             deadline_ms = 250
             [[route]]
@@ -748,6 +785,9 @@ mod tests {
             prefix = "/old"
             wasm = "old.wasm"
             limits = { deadline_ms = 7 }
+            [[route]]
+            prefix = "/oci"
+            wasm = "oci://127.0.0.1:5000/hello@sha256:2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae"
             "#,
         );
         let c = Config::from_file(&file).unwrap();
@@ -762,6 +802,8 @@ mod tests {
         assert_eq!(c.routes[1].options.limits(&c.limits).deadline_ms, 5000);
         assert_eq!(c.routes[1].options.isolation, Some(Isolation::Request));
         assert_eq!(c.routes[2].options.deadline_ms, Some(7));
+        assert!(matches!(&c.routes[3].source, Source::Oci(r) if r.registry() == "127.0.0.1:5000"));
+        assert_eq!(c.insecure_registries[0].to_string(), "127.0.0.1:5000");
         std::fs::write(&file, "listen = 5").unwrap();
         let err = Config::from_file(&file).unwrap_err().to_string();
         assert!(err.contains("percore.toml"), "{err}");

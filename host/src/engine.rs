@@ -517,12 +517,12 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     hex
 }
 
-/// Whether `bytes` start like a core module (version 1) rather than a
-/// component.
 /// Refuses bytes that are not a component before wasmtime sees them, with
 /// a message that says what they are instead (wasmtime's own would be a
-/// byte array: `bad magic number - expected=[0x0, 0x61, ...`).
-fn check_kind(name: &str, bytes: &[u8]) -> Result<(), CompileError> {
+/// byte array: `bad magic number - expected=[0x0, 0x61, ...`). Cheap: it
+/// reads the header only (`percore push` checks files with it; the host
+/// validates fully when it compiles).
+pub fn check_kind(name: &str, bytes: &[u8]) -> Result<(), CompileError> {
     if is_core_module(bytes) {
         return Err(CompileError::CoreModule { name: name.into() });
     }
@@ -535,6 +535,8 @@ fn check_kind(name: &str, bytes: &[u8]) -> Result<(), CompileError> {
     }
 }
 
+/// Whether `bytes` start like a core module (version 1) rather than a
+/// component.
 fn is_core_module(bytes: &[u8]) -> bool {
     bytes.len() >= 8 && bytes[..4] == *b"\0asm" && bytes[4..8] == [1, 0, 0, 0]
 }

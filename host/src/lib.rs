@@ -42,6 +42,8 @@
 //!   registry/        the one owner of routes: compiles, builds every
 //!                    Route, publishes tables to the workers, deploys and
 //!                    rolls back; registry/store.rs is the state directory
+//!     oci.rs         `oci://` references, the wasm artifact layout,
+//!                    registry credentials, pull and push (oci-client)
 //!   admin/           the admin API over HTTP (api.rs), its client
 //!                    (client.rs) and token
 //!   ops/             /livez, /readyz (health.rs) and /metrics
@@ -67,6 +69,7 @@ pub mod guests;
 pub mod host_functions;
 pub mod http;
 pub mod new;
+pub mod oci;
 pub mod ops;
 pub mod pool;
 pub mod registry;

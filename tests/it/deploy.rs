@@ -20,11 +20,11 @@ use percore::registry::RouteInfo;
 use crate::guests;
 use crate::support::{Client, TestHost, config, refused, wait_until};
 
-const TOKEN: &str = "test-token-0123456789abcdef";
+pub(crate) const TOKEN: &str = "test-token-0123456789abcdef";
 const MARKER: &[u8] = b"AAAAAAAAAAAAAAAA";
 
 /// A fresh directory for one test, removed when it is dropped.
-fn temp_dir(name: &str) -> tempfile::TempDir {
+pub(crate) fn temp_dir(name: &str) -> tempfile::TempDir {
     tempfile::Builder::new()
         .prefix(&format!("percore-it-deploy-{name}-"))
         .tempdir()
@@ -33,7 +33,7 @@ fn temp_dir(name: &str) -> tempfile::TempDir {
 
 /// A host with no routes, the admin API on loopback (token in a file under
 /// `dir`), and `dir/state` as its state directory.
-fn admin_config(dir: &Path) -> Config {
+pub(crate) fn admin_config(dir: &Path) -> Config {
     let token_file = dir.join("admin.token");
     std::fs::write(&token_file, format!("{TOKEN}\n")).unwrap();
     Config {
@@ -45,7 +45,7 @@ fn admin_config(dir: &Path) -> Config {
     }
 }
 
-fn admin(host: &TestHost) -> AdminClient {
+pub(crate) fn admin(host: &TestHost) -> AdminClient {
     admin_with(host, Some(TOKEN))
 }
 
@@ -55,7 +55,7 @@ fn admin_with(host: &TestHost, token: Option<&str>) -> AdminClient {
 }
 
 /// The `test-version` component answering `version:<tag>` (16 bytes).
-fn version(tag: &str) -> Vec<u8> {
+pub(crate) fn version(tag: &str) -> Vec<u8> {
     assert_eq!(tag.len(), 16, "tags are 16 bytes");
     let mut bytes = std::fs::read(guests::TEST_VERSION).unwrap();
     let at = bytes
@@ -67,7 +67,7 @@ fn version(tag: &str) -> Vec<u8> {
 }
 
 /// The version serving `path`, checking that body and header agree.
-fn serving(host: &TestHost, path: &str) -> String {
+pub(crate) fn serving(host: &TestHost, path: &str) -> String {
     let response = host.get(path);
     assert_eq!(
         response.status,
@@ -546,7 +546,7 @@ fn redeploys_under_load_fail_no_request() {
 }
 
 /// Runs the `percore` binary with the admin token in its environment.
-fn percore(args: &[&str]) -> (bool, String) {
+pub(crate) fn percore(args: &[&str]) -> (bool, String) {
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_percore-under-test"))
         .args(args)
         .env("PERCORE_ADMIN_TOKEN", TOKEN)

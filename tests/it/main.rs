@@ -18,6 +18,12 @@
 //!   undeploy; tokens; invalid and oversized uploads; restart from the state
 //!   directory without recompiling; corrupt state; redeploys under load;
 //!   `percore new` builds and deploys.
+//! - [`oci`]: handlers from an OCI registry (Debian's `docker-registry`
+//!   on loopback): `percore push`, `oci://` routes by tag and digest in
+//!   the admin API, the CLI and the config, interoperability both ways
+//!   with the ORAS Python client, a wrong digest, a registry that is down
+//!   and a layer that is not a component changing nothing, and a restart
+//!   from the state directory with the registry gone.
 //! - [`hostile`]: loops, memory bombs, stack overflows, huge responses, slow
 //!   and idle clients, connection limits.
 //! - [`chaos`]: healthy traffic stays whole while hostile requests run.
@@ -57,6 +63,7 @@ mod deploy;
 mod hostile;
 mod isolation;
 mod lifecycle;
+mod oci;
 mod ops;
 mod support;
 mod techempower;

@@ -147,9 +147,21 @@ impl Spawned {
 
 /// [`spawn_binary`], keeping the startup line and the log.
 pub fn spawn_binary_logged(args: &[&str]) -> Spawned {
+    spawn_binary_logged_with_env(args, &[])
+}
+
+/// [`spawn_binary`] with `env` added to its environment.
+pub fn spawn_binary_with_env(args: &[&str], env: &[(&str, &str)]) -> (ChildGuard, SocketAddr) {
+    let spawned = spawn_binary_logged_with_env(args, env);
+    (spawned.child, spawned.addr)
+}
+
+/// [`spawn_binary_logged`] with `env` added to its environment.
+pub fn spawn_binary_logged_with_env(args: &[&str], env: &[(&str, &str)]) -> Spawned {
     use std::process::{Command, Stdio};
     let mut child = Command::new(env!("CARGO_BIN_EXE_percore-under-test"))
         .args(args)
+        .envs(env.iter().copied())
         .env("PERCORE_LOG", "info")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())

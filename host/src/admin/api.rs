@@ -7,17 +7,26 @@
 //! | `GET /v1/routes` | list the routes | `{"routes": [route...], "restore_errors": [...], "cache": {"hits", "misses"} or null}` |
 //! | `GET /v1/routes/PREFIX` | one route | `route` |
 //! | `PUT /v1/routes/PREFIX?OPTIONS` | deploy the body (a `.wasm` component) to `/PREFIX` | `route` |
+//! | `PUT /v1/routes/PREFIX?OPTIONS` with `Content-Type: application/json` and `{"component": "oci://..."}` | pull the component from its registry and deploy it | `route` |
 //! | `POST /v1/rollback/PREFIX` | serve the previous version again | `route` |
 //! | `DELETE /v1/routes/PREFIX` | remove the route | `route` (as it was) |
 //!
 //! `PREFIX` is the route without its leading `/` (`/v1/routes/` is the route
 //! `/`). `OPTIONS`: `isolation=request|core`, `deadline_ms`,
-//! `max_memory_bytes`, `max_request_body_bytes`, `max_response_bytes`. A
-//! `route` is `{"prefix", "version": {"hash", "size", "deployed_at"},
+//! `max_memory_bytes`, `max_request_body_bytes`, `max_response_bytes`.
+//! The query holds only route options; what to deploy is the body: the
+//! component's bytes, or (as JSON, [`DeployRequest`]) an `oci://`
+//! reference that the host pulls with its own credentials into its state
+//! directory, a tag resolved to a digest now. A
+//! `route` is `{"prefix", "version": {"hash", "size", "deployed_at",
+//! "oci": {"reference", "digest"} (pulled versions only)},
 //! "isolation", "limits": {...}, "history": [version...]}` (history newest
 //! first). Errors are `{"error": "what went wrong and what to do"}` with
-//! 400 (invalid upload or option), 401, 404, 405, 409 (nothing to roll back
-//! to), 413 (upload over `max_upload_bytes`) or 500.
+//! 400 (invalid upload, option or reference; an artifact that is not a
+//! component or is not in the registry), 401, 404, 405, 409 (nothing to
+//! roll back to), 413 (upload over `max_upload_bytes`), 500, or 502 (the
+//! registry cannot be reached, refuses our credentials, or sends bytes
+//! that do not match their digest).
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -31,12 +40,21 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
 use super::AdminToken;
 use crate::config::RouteOptions;
 use crate::registry::{Registry, RegistryError};
+
+/// The JSON body of a deploy by reference (`Content-Type:
+/// application/json`).
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeployRequest {
+    /// `oci://REGISTRY/REPO:TAG` or `oci://REGISTRY/REPO@sha256:...`.
+    pub component: String,
+}
 
 /// The admin API's state.
 pub struct AdminApi {
@@ -118,8 +136,31 @@ impl AdminApi {
                 Method::PUT => {
                     let options = RouteOptions::from_query(req.uri().query().unwrap_or_default())
                         .map_err(|e| Failure(StatusCode::BAD_REQUEST, e))?;
+                    let by_reference = req
+                        .headers()
+                        .get(header::CONTENT_TYPE)
+                        .and_then(|v| v.to_str().ok())
+                        .is_some_and(|v| v.trim().starts_with("application/json"));
                     let body = self.read_upload(req).await?;
-                    json(blocking(move || Ok(registry.deploy(&prefix, &body, options)?)).await?)
+                    if by_reference {
+                        let request: DeployRequest =
+                            serde_json::from_slice(&body).map_err(|e| {
+                                Failure(
+                                    StatusCode::BAD_REQUEST,
+                                    format!(
+                                        "a JSON deploy body is {{\"component\": \"oci://REGISTRY/REPO:TAG\"}} ({e}); to upload a component, send its bytes as application/wasm"
+                                    ),
+                                )
+                            })?;
+                        json(
+                            blocking(move || {
+                                Ok(registry.deploy_oci(&prefix, &request.component, options)?)
+                            })
+                            .await?,
+                        )
+                    } else {
+                        json(blocking(move || Ok(registry.deploy(&prefix, &body, options)?)).await?)
+                    }
                 }
                 _ => Err(not_allowed(&method, &path, "GET, PUT or DELETE")),
             };

@@ -128,6 +128,30 @@ impl AdminClient {
         self.call_typed("PUT", &path, wasm)
     }
 
+    /// `PUT /v1/routes/PREFIX?OPTIONS` with `{"component": REFERENCE}`:
+    /// the host pulls the component from its registry.
+    pub fn deploy_reference(
+        &self,
+        prefix: &str,
+        reference: &str,
+        options: &RouteOptions,
+    ) -> Result<RouteInfo, ClientError> {
+        let mut path = route_path("/v1/routes", prefix);
+        let query = options.to_query();
+        if !query.is_empty() {
+            path = format!("{path}?{query}");
+        }
+        let body = serde_json::to_vec(&super::api::DeployRequest {
+            component: reference.to_owned(),
+        })
+        .expect("a deploy request serialises");
+        let value = self.call_with("PUT", &path, &body, "application/json")?;
+        serde_json::from_value(value).map_err(|e| ClientError::Unexpected {
+            addr: self.addr.clone(),
+            detail: e.to_string(),
+        })
+    }
+
     /// `POST /v1/rollback/PREFIX`.
     pub fn rollback(&self, prefix: &str) -> Result<RouteInfo, ClientError> {
         self.call_typed("POST", &route_path("/v1/rollback", prefix), &[])
@@ -160,7 +184,18 @@ impl AdminClient {
         path: &str,
         body: &[u8],
     ) -> Result<serde_json::Value, ClientError> {
-        let answer = self.request(method, path, body)?;
+        self.call_with(method, path, body, "application/wasm")
+    }
+
+    /// [`AdminClient::call`] with a body of `content_type`.
+    fn call_with(
+        &self,
+        method: &str,
+        path: &str,
+        body: &[u8],
+        content_type: &str,
+    ) -> Result<serde_json::Value, ClientError> {
+        let answer = self.request_with(method, path, body, content_type)?;
         if (200..300).contains(&answer.status) {
             Ok(answer.body)
         } else {
@@ -180,6 +215,17 @@ impl AdminClient {
         method: &str,
         path: &str,
         body: &[u8],
+    ) -> Result<AdminAnswer, ClientError> {
+        self.request_with(method, path, body, "application/wasm")
+    }
+
+    /// [`AdminClient::request`] with a body of `content_type`.
+    pub fn request_with(
+        &self,
+        method: &str,
+        path: &str,
+        body: &[u8],
+        content_type: &str,
     ) -> Result<AdminAnswer, ClientError> {
         let protocol = |detail: String| ClientError::Protocol {
             addr: self.addr.clone(),
@@ -209,7 +255,9 @@ impl AdminClient {
             head.push_str(&format!("Authorization: Bearer {}\r\n", token.expose()));
         }
         if !body.is_empty() {
-            head.push_str("Content-Type: application/wasm\r\nExpect: 100-continue\r\n");
+            head.push_str(&format!(
+                "Content-Type: {content_type}\r\nExpect: 100-continue\r\n"
+            ));
         }
         head.push_str("\r\n");
         stream

@@ -19,7 +19,13 @@
 //! | module | owns |
 //! | --- | --- |
 //! | this one | [`Registry`]: versions, validation, atomic switch, rollback |
-//! | [`store`] | the state directory: components, route table, compile cache |
+//! | [`store`] | the state directory: components, pulled manifests, route table, compile cache |
+//!
+//! Components named by an `oci://` reference are pulled here, through
+//! [`crate::oci`], once per digest: a digest whose manifest and layer are
+//! in the state directory is served from there without asking the
+//! registry. A tag is resolved to a digest when the route is deployed,
+//! and the digest is recorded with the version ([`store::OciOrigin`]).
 
 pub mod store;
 
@@ -31,9 +37,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{Config, ConfigError, Isolation, Limits, RouteOptions, Source};
 use crate::engine::{CacheStats, CompileError, CompiledComponent, HostEngine, World, sha256_hex};
+use crate::oci::{OciError, OciReference, RegistryClient};
 use crate::router::Router;
 use crate::routes::{Route, RouteTable, SharedRoutes};
-use store::{PersistedRoute, PersistedTable, StateStore, StoreError, VersionRecord, unix_now};
+use store::{
+    OciOrigin, PersistedRoute, PersistedTable, StateStore, StoreError, VersionRecord, unix_now,
+};
 
 /// Earlier versions remembered per route (for rollback).
 pub const MAX_HISTORY: usize = 10;
@@ -82,6 +91,15 @@ pub enum RegistryError {
     /// The state directory could not be read or written; nothing changed.
     #[error("{0}; nothing was changed")]
     Store(#[from] StoreError),
+    /// The component could not be pulled from its registry; nothing
+    /// changed.
+    #[error("route {prefix}: {source}; nothing was changed")]
+    Oci {
+        /// The route.
+        prefix: String,
+        /// Why.
+        source: OciError,
+    },
 }
 
 impl RegistryError {
@@ -94,6 +112,17 @@ impl RegistryError {
             RegistryError::NoRoute { .. } => 404,
             RegistryError::NoHistory { .. } => 409,
             RegistryError::Store(_) | RegistryError::Read { .. } => 500,
+            RegistryError::Oci { source, .. } => match source {
+                OciError::BadReference { .. }
+                | OciError::BadRegistryHost { .. }
+                | OciError::NotFound { .. }
+                | OciError::NotWasm { .. }
+                | OciError::TooLarge { .. } => 400,
+                OciError::Unreachable { .. }
+                | OciError::Unauthorized { .. }
+                | OciError::DigestMismatch { .. }
+                | OciError::Registry { .. } => 502,
+            },
         }
     }
 }
@@ -107,6 +136,10 @@ pub struct VersionInfo {
     pub size: u64,
     /// When it was deployed, in seconds since the Unix epoch.
     pub deployed_at: u64,
+    /// The registry artifact it was pulled from (absent for files and
+    /// uploads): the reference as given and the digest it resolved to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oci: Option<OciOrigin>,
 }
 
 /// A route, as the admin API reports it.
@@ -177,6 +210,19 @@ pub struct Registry {
     compiling: std::sync::atomic::AtomicUsize,
     /// Changes made since the start (for `/metrics`).
     counts: ChangeCounts,
+    /// How components named `oci://...` are pulled.
+    oci: RegistryClient,
+}
+
+/// A component pulled from a registry (or found in the state directory).
+struct Pulled {
+    /// The component.
+    bytes: Vec<u8>,
+    /// Its manifest, kept in the state directory once the component
+    /// compiled.
+    manifest: Vec<u8>,
+    /// The reference and the digest it resolved to.
+    origin: OciOrigin,
 }
 
 /// Changes the registry made since the start, by kind.
@@ -223,12 +269,16 @@ impl Registry {
             restore_errors: Vec::new(),
             compiling: Default::default(),
             counts: ChangeCounts::default(),
+            oci: RegistryClient::new(config.insecure_registries.clone(), config.max_upload_bytes),
         };
+        // Read once: a corrupt table is moved aside as it is read.
+        let recorded = registry.store.as_ref().map(StateStore::load_table);
         let mut compiled = Compiled::new();
         let mut state = BTreeMap::new();
         let now = unix_now();
         for configured in &config.routes {
             let prefix = &configured.prefix;
+            let mut pulled = None;
             let bytes = match &configured.source {
                 Source::File(path) => {
                     read_component_file(path).map_err(|error| RegistryError::Read {
@@ -238,6 +288,16 @@ impl Registry {
                     })?
                 }
                 Source::Embedded { bytes, .. } => bytes.to_vec(),
+                Source::Oci(reference) => {
+                    let recorded = match &recorded {
+                        Some(Ok(table)) => Some(table),
+                        _ => None,
+                    };
+                    let fetched = registry.pull_configured(prefix, reference, recorded)?;
+                    let bytes = fetched.bytes.clone();
+                    pulled = Some(fetched);
+                    bytes
+                }
             };
             let hash = sha256_hex(&bytes);
             let component = match compiled.entry(hash.clone()) {
@@ -250,11 +310,15 @@ impl Registry {
             };
             if let Some(store) = &registry.store {
                 store.put_component(&bytes)?;
+                if let Some(pulled) = &pulled {
+                    store.put_manifest(&pulled.manifest)?;
+                }
             }
             let record = VersionRecord {
                 hash,
                 size: bytes.len() as u64,
                 deployed_at: now,
+                oci: pulled.map(|p| p.origin),
                 options: configured.options.clone(),
             };
             registry.check_limits(&record.options)?;
@@ -267,8 +331,8 @@ impl Registry {
                 },
             );
         }
-        if let Some(store) = registry.store.clone() {
-            registry.restore(&store, &mut state, &mut compiled);
+        if let (Some(store), Some(recorded)) = (registry.store.clone(), recorded) {
+            registry.restore(&store, recorded, &mut state, &mut compiled);
             store.save_table(&persisted(&state))?;
         }
         registry.routes.publish(table_of(&state));
@@ -280,10 +344,11 @@ impl Registry {
     fn restore(
         &mut self,
         store: &StateStore,
+        recorded: Result<PersistedTable, StoreError>,
         state: &mut BTreeMap<String, RouteState>,
         compiled: &mut Compiled,
     ) {
-        let table = match store.load_table() {
+        let table = match recorded {
             Ok(table) => table,
             Err(e) => {
                 self.restore_failed(e.to_string());
@@ -400,7 +465,14 @@ impl Registry {
         bytes: &[u8],
         options: RouteOptions,
     ) -> Result<RouteInfo, RegistryError> {
-        let result = self.deploy_counted(prefix, bytes, options);
+        self.counted(self.deploy_version(prefix, bytes, options, None))
+    }
+
+    /// Counts a deploy's `result`.
+    fn counted(
+        &self,
+        result: Result<RouteInfo, RegistryError>,
+    ) -> Result<RouteInfo, RegistryError> {
         let counter = match &result {
             Ok(_) => &self.counts.deploys,
             Err(_) => &self.counts.failed_deploys,
@@ -414,20 +486,149 @@ impl Registry {
         &self.counts
     }
 
-    fn deploy_counted(
+    /// Pulls the component `reference` names (`oci://...`; a tag is
+    /// resolved to a digest now, and the digest recorded) and deploys it
+    /// as [`Registry::deploy`] does. A digest already in the state
+    /// directory is not pulled again. Nothing changes when the reference
+    /// is bad, the registry cannot be reached or refuses, or the
+    /// component does not compile.
+    pub fn deploy_oci(
+        &self,
+        prefix: &str,
+        reference: &str,
+        options: RouteOptions,
+    ) -> Result<RouteInfo, RegistryError> {
+        self.counted(self.pull_and_deploy(prefix, reference, options))
+    }
+
+    fn pull_and_deploy(
+        &self,
+        prefix: &str,
+        reference: &str,
+        options: RouteOptions,
+    ) -> Result<RouteInfo, RegistryError> {
+        crate::router::validate_prefix(prefix).map_err(RegistryError::BadRequest)?;
+        self.check_limits(&options)?;
+        let oci_error = |source| RegistryError::Oci {
+            prefix: prefix.to_owned(),
+            source,
+        };
+        let reference = OciReference::parse(reference).map_err(oci_error)?;
+        let pulled = self.pull(&reference).map_err(oci_error)?;
+        let bytes = pulled.bytes;
+        let from = (pulled.origin, pulled.manifest);
+        self.deploy_version(prefix, &bytes, options, Some(from))
+    }
+
+    /// Pulls `reference` for the configured route `prefix`. When the
+    /// registry cannot be reached and the reference is a tag, the digest
+    /// the state directory recorded for the same route and reference is
+    /// used (with a warning), so that a host restarts without its
+    /// registry.
+    fn pull_configured(
+        &self,
+        prefix: &str,
+        reference: &OciReference,
+        recorded: Option<&PersistedTable>,
+    ) -> Result<Pulled, RegistryError> {
+        let oci_error = |source| RegistryError::Oci {
+            prefix: prefix.to_owned(),
+            source,
+        };
+        match self.pull(reference) {
+            Ok(pulled) => Ok(pulled),
+            Err(e) if e.is_unreachable() && reference.digest().is_none() => {
+                let given = reference.to_string();
+                let digest = recorded
+                    .into_iter()
+                    .flat_map(|table| &table.routes)
+                    .filter(|route| route.prefix == prefix)
+                    .flat_map(|route| {
+                        std::iter::once(&route.current).chain(route.history.iter().rev())
+                    })
+                    .filter_map(|version| version.oci.as_ref())
+                    .find(|origin| origin.reference == given)
+                    .map(|origin| origin.digest.clone());
+                let Some(digest) = digest else {
+                    return Err(oci_error(e));
+                };
+                tracing::warn!(
+                    route = prefix,
+                    reference = %given,
+                    %digest,
+                    "the registry cannot be reached ({e}); serving the digest this tag resolved to when last deployed"
+                );
+                let mut pulled = self.pull(&reference.pinned(&digest)).map_err(oci_error)?;
+                pulled.origin.reference = given;
+                Ok(pulled)
+            }
+            Err(e) => Err(oci_error(e)),
+        }
+    }
+
+    /// Fetches the component `reference` names: from the state directory
+    /// when its digest's manifest and layer are there, else from the
+    /// registry (the manifest, then the layer unless it is there).
+    fn pull(&self, reference: &OciReference) -> Result<Pulled, OciError> {
+        let cached_manifest = reference
+            .digest()
+            .and_then(crate::oci::sha256_of_digest)
+            .and_then(|hex| self.store.as_ref()?.manifest(hex));
+        let (manifest, digest) = match cached_manifest {
+            Some(bytes) => {
+                let digest = reference.digest().expect("looked up by digest").to_owned();
+                (bytes, digest)
+            }
+            None => {
+                let manifest = self.oci.manifest(reference)?;
+                (manifest.bytes, manifest.digest)
+            }
+        };
+        let layer = crate::oci::wasm_layer(reference, &manifest)?;
+        let cached_layer = crate::oci::sha256_of_digest(&layer.digest)
+            .and_then(|hex| self.store.as_ref()?.cached_component(hex));
+        let from_cache = cached_layer.is_some();
+        let bytes = match cached_layer {
+            Some(bytes) => bytes,
+            None => self.oci.layer(&reference.pinned(&digest), &layer)?,
+        };
+        tracing::info!(
+            reference = %reference,
+            %digest,
+            bytes = bytes.len(),
+            "{}",
+            if from_cache { "component found in the state directory" } else { "component pulled" }
+        );
+        Ok(Pulled {
+            bytes,
+            manifest,
+            origin: OciOrigin {
+                reference: reference.to_string(),
+                digest,
+            },
+        })
+    }
+
+    /// Validates, compiles and stores `bytes` (pulled from `from`, when
+    /// given: its origin and manifest), and makes it the serving version
+    /// of `prefix`.
+    fn deploy_version(
         &self,
         prefix: &str,
         bytes: &[u8],
         options: RouteOptions,
+        from: Option<(OciOrigin, Vec<u8>)>,
     ) -> Result<RouteInfo, RegistryError> {
         crate::router::validate_prefix(prefix).map_err(RegistryError::BadRequest)?;
         self.check_limits(&options)?;
         let started = std::time::Instant::now();
         self.compiling
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let compiled = self
-            .engine
-            .compile_untrusted(&format!("the upload for route {prefix}"), bytes);
+        let name = match &from {
+            Some((origin, _)) => format!("{} for route {prefix}", origin.reference),
+            None => format!("the upload for route {prefix}"),
+        };
+        let compiled = self.engine.compile_untrusted(&name, bytes);
         self.compiling
             .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
         let component = compiled.map_err(|source| RegistryError::Compile {
@@ -437,11 +638,15 @@ impl Registry {
         let compiled_in = started.elapsed();
         if let Some(store) = &self.store {
             store.put_component(bytes)?;
+            if let Some((_, manifest)) = &from {
+                store.put_manifest(manifest)?;
+            }
         }
         let record = VersionRecord {
             hash: component.hash.clone(),
             size: bytes.len() as u64,
             deployed_at: unix_now(),
+            oci: from.map(|(origin, _)| origin),
             options,
         };
         let route = self.route(prefix, &record, component);
@@ -667,6 +872,7 @@ fn version_info(record: &VersionRecord) -> VersionInfo {
         hash: record.hash.clone(),
         size: record.size,
         deployed_at: record.deployed_at,
+        oci: record.oci.clone(),
     }
 }
 

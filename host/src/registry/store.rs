@@ -7,6 +7,10 @@
 //!   routes.json                the route table: each route's serving version
 //!                              and its history (see [`PersistedTable`])
 //!   cache/                     wasmtime's cache of compiled machine code
+//!   oci/manifests/<sha256>.json  the manifest of every component pulled
+//!                              from a registry, named by its digest: a
+//!                              deploy of a digest already here needs no
+//!                              registry (its layer is in components/)
 //! ```
 //!
 //! Every file is written to a temporary name in the same directory, synced,
@@ -101,10 +105,25 @@ pub struct VersionRecord {
     pub size: u64,
     /// When this version was deployed, in seconds since the Unix epoch.
     pub deployed_at: u64,
+    /// Where the component was pulled from, when it came from a registry
+    /// (absent for files and uploads).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oci: Option<OciOrigin>,
     /// Isolation and limits asked for at deploy time; unset ones follow
     /// the host's defaults.
     #[serde(flatten, deserialize_with = "legacy_options")]
     pub options: RouteOptions,
+}
+
+/// The registry artifact a version was pulled from: the reference as
+/// given (a tag, perhaps) and the manifest digest it resolved to at deploy
+/// time.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OciOrigin {
+    /// The reference as given, `oci://REGISTRY/REPO:TAG` or `...@sha256:...`.
+    pub reference: String,
+    /// The manifest's digest, `sha256:HEX`.
+    pub digest: String,
 }
 
 /// Reads a record's options in either layout (see [`FORMAT`]).
@@ -172,6 +191,59 @@ impl StateStore {
 
     fn components_dir(&self) -> PathBuf {
         self.dir.join("components")
+    }
+
+    fn manifests_dir(&self) -> PathBuf {
+        self.dir.join("oci").join("manifests")
+    }
+
+    /// The file of the pulled manifest whose SHA-256 is `hash`.
+    pub fn manifest_path(&self, hash: &str) -> PathBuf {
+        self.manifests_dir().join(format!("{hash}.json"))
+    }
+
+    /// Stores a pulled manifest under its SHA-256 (a no-op when it is
+    /// there already) and returns the hash.
+    pub fn put_manifest(&self, bytes: &[u8]) -> Result<String, StoreError> {
+        let hash = sha256_hex(bytes);
+        let path = self.manifest_path(&hash);
+        if std::fs::metadata(&path).is_ok_and(|m| m.len() == bytes.len() as u64) {
+            return Ok(hash);
+        }
+        let dir = self.manifests_dir();
+        std::fs::create_dir_all(&dir).map_err(|source| StoreError::Io {
+            action: "cannot create",
+            path: dir,
+            source,
+        })?;
+        write_atomically(&path, bytes)?;
+        Ok(hash)
+    }
+
+    /// The pulled manifest whose SHA-256 is `hash`, when it is here and
+    /// its bytes still hash to its name. A corrupt one is logged and
+    /// treated as absent (it is pulled again).
+    pub fn manifest(&self, hash: &str) -> Option<Vec<u8>> {
+        if !is_sha256_hex(hash) {
+            return None;
+        }
+        let path = self.manifest_path(hash);
+        let bytes = std::fs::read(&path).ok()?;
+        if sha256_hex(&bytes) != hash {
+            tracing::warn!(file = %path.display(), "a cached manifest is corrupt; pulling it again");
+            return None;
+        }
+        Some(bytes)
+    }
+
+    /// The component whose SHA-256 is `hash`, when it is here intact
+    /// (`None` otherwise: it is pulled again).
+    pub fn cached_component(&self, hash: &str) -> Option<Vec<u8>> {
+        if !is_sha256_hex(hash) {
+            return None;
+        }
+        let bytes = std::fs::read(self.component_path(hash)).ok()?;
+        (sha256_hex(&bytes) == hash).then_some(bytes)
     }
 
     /// The file of the component whose SHA-256 is `hash`.
@@ -341,6 +413,7 @@ mod tests {
             hash: hash.into(),
             size: 3,
             deployed_at: 1,
+            oci: None,
             options: RouteOptions {
                 isolation: Some(Isolation::Core),
                 deadline_ms: Some(5),
@@ -376,6 +449,20 @@ mod tests {
     }
 
     #[test]
+    fn manifests_are_content_addressed_and_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::open(dir.path()).unwrap();
+        let hash = store.put_manifest(b"{}").unwrap();
+        assert_eq!(store.manifest(&hash).unwrap(), b"{}");
+        std::fs::write(store.manifest_path(&hash), b"{ }").unwrap();
+        assert_eq!(store.manifest(&hash), None);
+        assert_eq!(store.manifest("../x"), None);
+        let component = store.put_component(b"abc").unwrap();
+        assert_eq!(store.cached_component(&component).unwrap(), b"abc");
+        assert_eq!(store.cached_component(&"0".repeat(64)), None);
+    }
+
+    #[test]
     fn table_round_trips_and_corrupt_tables_are_moved_aside() {
         let dir = tempfile::tempdir().unwrap();
         let store = StateStore::open(dir.path()).unwrap();
@@ -384,7 +471,13 @@ mod tests {
             format: FORMAT,
             routes: vec![PersistedRoute {
                 prefix: "/api".into(),
-                current: record("b"),
+                current: VersionRecord {
+                    oci: Some(OciOrigin {
+                        reference: "oci://r.io/x:1".into(),
+                        digest: format!("sha256:{}", "1".repeat(64)),
+                    }),
+                    ..record("b")
+                },
                 history: vec![record("a")],
             }],
         };
