@@ -97,3 +97,40 @@ impl Health {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ready_only_when_mapped_compiled_accepting_and_not_draining() {
+        let stats = HostStats::new(2, false);
+        let health = Health::starting(true);
+        let starting = health.readiness(&stats, None);
+        assert!(!starting.ready);
+        assert_eq!(starting.reasons.len(), 3, "{:?}", starting.reasons);
+        health.index_mapped();
+        health.routes_compiled();
+        stats.worker(0).set_accepting(true);
+        let one_worker = health.readiness(&stats, None);
+        assert_eq!(
+            one_worker.reasons,
+            ["starting: 1 of 2 workers are accepting"]
+        );
+        stats.worker(1).set_accepting(true);
+        assert!(health.readiness(&stats, None).ready);
+        health.start_draining();
+        let draining = health.readiness(&stats, None);
+        assert!(!draining.ready);
+        assert_eq!(draining.reasons, ["draining: shutting down"]);
+    }
+
+    #[test]
+    fn a_host_without_an_index_does_not_wait_for_one() {
+        let stats = HostStats::new(1, false);
+        let health = Health::starting(false);
+        health.routes_compiled();
+        stats.worker(0).set_accepting(true);
+        assert!(health.readiness(&stats, None).ready);
+    }
+}
