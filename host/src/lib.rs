@@ -35,8 +35,8 @@
 //! Starting and changing it:
 //!
 //! ```text
-//! server.rs          start and stop: index, engine, registry, admin,
-//!                    listeners, workers
+//! server.rs          start, drain and stop: ops listener, access log,
+//!                    index, engine, registry, admin, listeners, workers
 //!   engine.rs        wasmtime engine, linker, compile pool, epoch ticker
 //!   compiler.rs      uploads compiled in a child process, within a budget
 //!   registry/        the one owner of routes: compiles, builds every
