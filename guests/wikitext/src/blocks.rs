@@ -111,7 +111,7 @@ impl Renderer<'_> {
             String::from("<nav id=\"toc\" class=\"toc\"><h2 class=\"toc-title\">Contents</h2><ul>");
         let mut numbers: Vec<u32> = Vec::new();
         let base = self.headings.iter().map(|h| h.0).min().unwrap_or(2);
-        for (level, id, text) in &self.headings {
+        for (level, id, text) in self.headings.iter().take(crate::MAX_TOC_ENTRIES) {
             let depth = usize::from(level - base) + 1;
             numbers.truncate(depth);
             while numbers.len() < depth {
@@ -140,7 +140,7 @@ impl Renderer<'_> {
         let mut lists: Lists = Vec::new();
         let mut i = 0;
         while i < lines.len() {
-            if out.len() > MAX_HTML_BYTES {
+            if self.emitted > MAX_HTML_BYTES {
                 self.truncated = true;
                 break;
             }
@@ -160,13 +160,10 @@ impl Renderer<'_> {
                 let plain = strip_tags(&html);
                 if depth == 0 {
                     let mut id = plain.trim().replace(' ', "_");
-                    let same = self
-                        .headings
-                        .iter()
-                        .filter(|h| h.1 == id || h.1.starts_with(&format!("{id}_")))
-                        .count();
-                    if same > 0 {
-                        id = format!("{id}_{}", same + 1);
+                    let same = self.heading_ids.entry(id.clone()).or_insert(0);
+                    *same += 1;
+                    if *same > 1 {
+                        id = format!("{id}_{same}");
                     }
                     first_heading.get_or_insert(out.len());
                     out.push_str(&format!("<h{level} id=\"{id}\">{html}</h{level}>"));

@@ -146,11 +146,16 @@ impl Renderer<'_> {
         let b = text.as_bytes();
         let mut out = String::with_capacity(text.len() + text.len() / 4);
         let mut emphasis = Emphasis::default();
-        // The next `]` at or after some position, memoised for external links.
+        // The first `]` or newline after some position, memoised for
+        // external links.
         let mut next_bracket: Option<(usize, Option<usize>)> = None;
         let mut external_count = 0;
         let mut i = 0;
         while i < b.len() {
+            if self.emitted + out.len() > crate::MAX_HTML_BYTES {
+                self.truncated = true;
+                break;
+            }
             let c = b[i];
             match c {
                 b'\'' if b.get(i + 1) == Some(&b'\'') => {
@@ -199,15 +204,16 @@ impl Renderer<'_> {
                     }
                 }
                 b'[' => {
-                    let close = match next_bracket {
-                        Some((from, found)) if from <= i && found.is_none_or(|f| f > i) => found,
+                    // The first `]` or newline after `i` (`None`: neither).
+                    let hit = match next_bracket {
+                        Some((from, hit)) if from <= i && hit.is_none_or(|h| h > i) => hit,
                         _ => {
-                            let found = text[i..].find([']', '\n']).map(|at| i + at);
-                            let found = found.filter(|&f| b[f] == b']');
-                            next_bracket = Some((i, found));
-                            found
+                            let hit = text[i..].find([']', '\n']).map(|at| i + at);
+                            next_bracket = Some((i, hit));
+                            hit
                         }
                     };
+                    let close = hit.filter(|&h| b[h] == b']');
                     let inner = close.map(|close| &text[i + 1..close]);
                     let (url, label) = match inner {
                         Some(inner) => inner.split_once(' ').unwrap_or((inner, "")),
@@ -304,6 +310,8 @@ impl Renderer<'_> {
             }
         }
         emphasis.close_all(&mut out);
+        // The output, and about the tags a block puts around it.
+        self.emitted += out.len() + 40;
         out
     }
 
@@ -328,7 +336,7 @@ impl Renderer<'_> {
             match namespace.as_str() {
                 "category" if !colon => {
                     let name = rest.trim().to_string();
-                    if !name.is_empty() && !self.categories.contains(&name) {
+                    if !name.is_empty() && self.category_set.insert(name.clone()) {
                         self.categories.push(name);
                     }
                     return Some(String::new());

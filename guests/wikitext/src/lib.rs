@@ -32,14 +32,24 @@ mod page;
 mod preprocess;
 pub mod xml;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 pub use page::{article_page, message_page};
 
-/// The largest HTML fragment [`render`] returns (about; it stops at the
-/// first block past it and says that the page was cut short). 12 MiB leaves
-/// room under the host's default 16 MiB response cap for the page around it.
-pub const MAX_HTML_BYTES: usize = 12 << 20;
+/// The largest body [`render`] renders (about; it stops at the first block
+/// past it and says that the page was cut short). With the table of
+/// contents, infoboxes and footnotes (capped too) the fragment stays under
+/// 14 MiB, in the host's default 16 MiB response cap with the page around it.
+pub const MAX_HTML_BYTES: usize = 10 << 20;
+
+/// Most infoboxes rendered (the rest dropped), and most entries in the
+/// table of contents: each is repeated for every copy of a section, so
+/// without a cap they could take the output past the response limit.
+const MAX_INFOBOXES: usize = 3;
+const MAX_TOC_ENTRIES: usize = 500;
+
+/// Footnotes stop being listed once the page passes this size.
+const MAX_WITH_FOOTNOTES: usize = MAX_HTML_BYTES + (2 << 20);
 
 /// How deeply templates, references and tables nest before the renderer
 /// stops descending (deeper ones are dropped). Keeps the work linear and
@@ -85,18 +95,22 @@ pub fn render(wikitext: &str, exists: &mut dyn FnMut(&str) -> bool) -> Rendered 
         ref_names: HashMap::new(),
         infoboxes: Vec::new(),
         categories: Vec::new(),
+        category_set: HashSet::new(),
+        heading_ids: HashMap::new(),
         headings: Vec::new(),
         toc: TocMode::Auto,
         truncated: false,
+        emitted: 0,
     };
     let prepared = renderer.preprocess(&text, 0, Context::Top);
-    let body = renderer.top_blocks(&prepared);
-    let mut html = String::with_capacity(body.len() + 1024);
-    for index in 0..renderer.infoboxes.len() {
-        let infobox = renderer.infobox_html(index);
-        html.push_str(&infobox);
+    drop(text);
+    let mut html = renderer.top_blocks(&prepared);
+    drop(prepared);
+    let mut infoboxes = String::new();
+    for index in 0..renderer.infoboxes.len().min(MAX_INFOBOXES) {
+        infoboxes.push_str(&renderer.infobox_html(index));
     }
-    html.push_str(&body);
+    html.insert_str(0, &infoboxes);
     if renderer.truncated {
         html.push_str(
             "<p class=\"truncated\">This page is too long to render in full; the rest is cut off.</p>",
@@ -106,6 +120,10 @@ pub fn render(wikitext: &str, exists: &mut dyn FnMut(&str) -> bool) -> Rendered 
     if footnotes > 0 {
         html.push_str("<h2 id=\"References\">References</h2><ol class=\"references\">");
         for n in 0..footnotes {
+            if html.len() > MAX_WITH_FOOTNOTES {
+                html.push_str("<li>(more footnotes left out)</li>");
+                break;
+            }
             let content = std::mem::take(&mut renderer.refs[n]);
             let rendered = renderer.inline(&content, true);
             html.push_str(&format!("<li id=\"cite_note-{}\">", n + 1));
@@ -175,12 +193,20 @@ pub(crate) struct Renderer<'a> {
     infoboxes: Vec<(String, Vec<(String, String)>)>,
     /// Categories, in order of appearance, without duplicates.
     categories: Vec<String>,
+    /// The same categories, to find duplicates.
+    category_set: HashSet<String>,
+    /// How many headings have each id so far (later ones get `_2`, `_3`).
+    heading_ids: HashMap<String, usize>,
     /// Headings seen so far: level, anchor id, text (HTML).
     headings: Vec<(u8, String, String)>,
     /// Whether the page gets a table of contents.
     toc: TocMode,
     /// Set when the output reached [`MAX_HTML_BYTES`].
     truncated: bool,
+    /// Bytes of HTML made so far (counted by the inline pass, with an
+    /// allowance for the tags around each piece), held under
+    /// [`MAX_HTML_BYTES`].
+    emitted: usize,
 }
 
 impl Renderer<'_> {

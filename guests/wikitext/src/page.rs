@@ -35,8 +35,11 @@ pre{background:#f8f9fa;border:1px solid #eaecf0;padding:.75rem;white-space:pre-w
 .catlinks ul{display:inline;padding:0}.catlinks li{display:inline;margin-right:.75rem}\
 .truncated,.message{color:#54595d;font-style:italic}";
 
-fn document(title: &str, canonical: Option<&str>, main: &str) -> String {
-    let mut html = String::with_capacity(main.len() + STYLE.len() + 1024);
+/// The document around `main`, given in parts (so that a large article
+/// is copied once).
+fn document(title: &str, canonical: Option<&str>, main: &[&str]) -> String {
+    let len: usize = main.iter().map(|part| part.len()).sum();
+    let mut html = String::with_capacity(len + STYLE.len() + 1024);
     html.push_str("<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">");
     html.push_str("<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">");
     html.push_str(&format!(
@@ -57,7 +60,9 @@ fn document(title: &str, canonical: Option<&str>, main: &str) -> String {
          <a href=\"/random\">Random article</a></header>",
     );
     html.push_str("<main>");
-    html.push_str(main);
+    for part in main {
+        html.push_str(part);
+    }
     html.push_str("</main></body></html>");
     html
 }
@@ -66,19 +71,16 @@ fn document(title: &str, canonical: Option<&str>, main: &str) -> String {
 /// reached through a redirect, and the rendered `body` (trusted HTML from
 /// [`crate::render`]).
 pub fn article_page(title: &str, redirected_from: Option<&str>, body: &str) -> String {
-    let mut main = String::with_capacity(body.len() + 512);
-    main.push_str(&format!("<h1 id=\"firstHeading\">{}</h1>", escape(title)));
+    let mut head = format!("<h1 id=\"firstHeading\">{}</h1>", escape(title));
     if let Some(from) = redirected_from {
-        main.push_str(&format!(
+        head.push_str(&format!(
             "<p class=\"redirected\">(Redirected from <a href=\"{}?redirect=no\">{}</a>)</p>",
             read_path(from),
             escape(from)
         ));
     }
-    main.push_str("<div id=\"content\">");
-    main.push_str(body);
-    main.push_str("</div>");
-    document(title, Some(&read_path(title)), &main)
+    head.push_str("<div id=\"content\">");
+    document(title, Some(&read_path(title)), &[&head, body, "</div>"])
 }
 
 /// A page with a heading and a message (`message_html`: trusted HTML, for
@@ -88,5 +90,5 @@ pub fn message_page(heading: &str, message_html: &str) -> String {
         "<h1 id=\"firstHeading\">{}</h1><div id=\"content\"><p class=\"message\">{message_html}</p></div>",
         escape(heading)
     );
-    document(heading, None, &main)
+    document(heading, None, &[&main])
 }

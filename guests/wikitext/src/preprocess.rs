@@ -334,8 +334,12 @@ impl Renderer<'_> {
             return None;
         }
         // The end of the start tag, looked for nearby only.
-        let window = &lower[name_start + name_len..lower.len().min(name_start + name_len + 2000)];
-        let gt = name_start + name_len + window.find('>')?;
+        let window_start = name_start + name_len;
+        let window_end = lower.len().min(window_start + 2000);
+        let gt = window_start
+            + lower.as_bytes()[window_start..window_end]
+                .iter()
+                .position(|&b| b == b'>')?;
         let open_end = gt + 1;
         let self_closing = lower.as_bytes()[gt - 1] == b'/';
         let attrs = &text[name_start + name_len..gt];
@@ -440,7 +444,12 @@ impl Renderer<'_> {
         name: &str,
         open_end: usize,
     ) -> (usize, String) {
-        let window = &lower[open_end..lower.len().min(open_end + 300)];
+        // Up to 300 bytes, cut back to a character boundary.
+        let mut window_end = lower.len().min(open_end + 300);
+        while !lower.is_char_boundary(window_end) {
+            window_end -= 1;
+        }
+        let window = &lower[open_end..window_end];
         if let Some(close) = window.find("</")
             && window[close + 2..].starts_with(name)
         {

@@ -231,6 +231,27 @@ fn unclosed_and_stray_markup_is_harmless() {
 }
 
 #[test]
+fn windows_that_end_inside_a_character_do_not_panic() {
+    // The searches for the end of a start tag (2000 bytes) and of short
+    // inline elements (300 bytes) end in the middle of a character.
+    for pad in 0..4 {
+        let filler = "a".repeat(pad);
+        html(&format!("<ref {filler}{}", "東".repeat(1000)));
+        html(&format!("<sub>{filler}{}</sub>", "東".repeat(200)));
+    }
+}
+
+#[test]
+fn an_unclosed_external_link_leaves_later_lines_alone() {
+    let h = html("[http://a.org no end\n[http://b.org b] and [http://c.org c]");
+    assert!(h.contains("[<a class=\"external\" rel=\"nofollow\" href=\"http://a.org\">http://a.org</a> no end\n"), "{h}");
+    assert!(
+        h.contains("href=\"http://b.org\">b</a>") && h.contains("href=\"http://c.org\">c</a>"),
+        "{h}"
+    );
+}
+
+#[test]
 fn nowiki_math_and_entities() {
     let h = html(
         "<nowiki>[[not a link]] ''x''</nowiki> <math>x^2 < y</math> H<sub>2</sub>O a&nbsp;b &lt;i&gt; &bogus;",
