@@ -17,7 +17,7 @@ header form{flex:1;position:relative}\
 #suggestions li[aria-selected=true],#suggestions li:hover{background:#eaf3ff}\
 h1{font-weight:normal;border-bottom:1px solid #a2a9b1;margin:.75rem 0 .25rem}\
 h2{font-weight:normal;border-bottom:1px solid #a2a9b1}\
-.redirected{color:#54595d;font-size:.9rem;margin:0 0 .5rem}\
+.redirected{color:#54595d;font-size:.9rem;margin:0 0 .5rem}dt{font-weight:bold}\
 a{color:#0645ad}a.new{color:#ba0000}a.external{color:#36b}\
 .infobox{float:right;clear:right;margin:0 0 1rem 1rem;border:1px solid #a2a9b1;background:#f8f9fa;font-size:.88rem;max-width:22rem;border-collapse:collapse}\
 .infobox caption{font-weight:bold;font-size:1.1rem}\
