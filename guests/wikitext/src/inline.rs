@@ -344,11 +344,20 @@ impl Renderer<'_> {
                 "file" | "image" | "media" if !colon => return Some(String::new()),
                 ns if !NAMESPACES.contains(&ns)
                     && !colon
-                    && (2..=12).contains(&ns.len())
-                    && ns.bytes().all(|b| b.is_ascii_lowercase() || b == b'-') =>
+                    && (2..=12).contains(&prefix.len())
+                    && prefix.bytes().all(|b| b.is_ascii_lowercase() || b == b'-') =>
                 {
-                    // Interlanguage or interwiki link: not in this dump.
-                    return Some(String::new());
+                    // An interlanguage (`[[de:Tokio]]`) or interwiki
+                    // (`[[wikt:word|word]]`) link: not in this dump, so its
+                    // label, when it has one, is plain text.
+                    return Some(match label {
+                        Some(label) if !label.trim().is_empty() => {
+                            let mut html = self.inline(label, false);
+                            escape_into(&mut html, trail);
+                            html
+                        }
+                        _ => String::new(),
+                    });
                 }
                 _ => {}
             }

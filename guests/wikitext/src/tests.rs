@@ -252,6 +252,15 @@ fn an_unclosed_external_link_leaves_later_lines_alone() {
 }
 
 #[test]
+fn titles_with_colons_and_interwiki_labels() {
+    let h = html("[[Halo: Reach]], [[wikt:word|a word]]s, [[de:Tokio]], [[Help:Contents|help]]");
+    assert_eq!(
+        h,
+        "<p><a href=\"/read/Halo:_Reach\">Halo: Reach</a>, a words, , <a href=\"/read/Help:Contents\">help</a></p>"
+    );
+}
+
+#[test]
 fn nowiki_math_and_entities() {
     let h = html(
         "<nowiki>[[not a link]] ''x''</nowiki> <math>x^2 < y</math> H<sub>2</sub>O a&nbsp;b &lt;i&gt; &bogus;",
