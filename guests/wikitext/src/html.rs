@@ -114,7 +114,9 @@ pub fn check_well_formed(html: &str) -> Result<(), String> {
                 if !ATTRIBUTES.contains(&attr) {
                     return Err(bad());
                 }
-                if attr == "href" && !HREF_STARTS.iter().any(|s| value.starts_with(s)) {
+                // Schemes are case-insensitive (`HTTP://` is http).
+                let lower = value.to_ascii_lowercase();
+                if attr == "href" && !HREF_STARTS.iter().any(|s| lower.starts_with(s)) {
                     return Err(format!("a link to {value:?} at byte {tag_start}"));
                 }
                 attrs = after_value.strip_prefix(' ').unwrap_or(after_value);
@@ -163,6 +165,8 @@ mod tests {
         assert!(check_well_formed("<a href=\"/read/X\" title=\"Sean onion\">x</a>").is_ok());
         assert!(check_well_formed("<a href=\"/read/X\" onclick=\"y\">x</a>").is_err());
         assert!(check_well_formed("<p style=\"x\">x</p>").is_err());
+        assert!(check_well_formed("<a href=\"HTTP://x\">x</a>").is_ok());
+        assert!(check_well_formed("<a href=\"JavaScript:x\">x</a>").is_err());
         assert!(check_well_formed("a < b").is_err());
     }
 }

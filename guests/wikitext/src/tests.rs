@@ -252,6 +252,17 @@ fn an_unclosed_external_link_leaves_later_lines_alone() {
 }
 
 #[test]
+fn fuzz_regressions() {
+    // tests/fuzz/regressions/wikitext-*: an upper-case scheme (the checker
+    // took `httP://` for an unsafe link).
+    let h = html("[httP://x.org x] HTTPS://y.org");
+    assert!(
+        h.contains("href=\"httP://x.org\">x</a>") && h.contains("href=\"HTTPS://y.org\""),
+        "{h}"
+    );
+}
+
+#[test]
 fn titles_with_colons_and_interwiki_labels() {
     let h = html("[[Halo: Reach]], [[wikt:word|a word]]s, [[de:Tokio]], [[Help:Contents|help]]");
     assert_eq!(
