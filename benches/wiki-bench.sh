@@ -58,12 +58,13 @@ run() {
 }
 plain=$(run /plaintext fixed /plaintext)
 wikir=$(run "/wiki/<title>" wiki /)
+readr=$(run "/read/<title>" read /)
 offs=$(run "/offsets/<prefix>" offsets /)
 echo
 echo "| route | req/s | p99 | non-2xx | × /plaintext |"
 echo "| --- | ---: | ---: | ---: | ---: |"
 base=$(echo "$plain" | awk '{print $2}')
-for row in "$plain" "$wikir" "$offs"; do
+for row in "$plain" "$wikir" "$readr" "$offs"; do
     echo "$row" | awk -v base="$base" '{printf "| %s | %.0f | %s | %s | %.2f× |\n", $1, $2, $3, $4, $2 / base}'
 done
 

@@ -1,5 +1,6 @@
--- wrk script for benches/wiki-bench.sh. WIKI_MODE=wiki requests
--- /wiki/<random title>, WIKI_MODE=offsets /offsets/<random 3-letter prefix>
+-- wrk script for benches/wiki-bench.sh and benches/load. WIKI_MODE=wiki
+-- requests /wiki/<random title>, WIKI_MODE=read /read/<random title> (the
+-- rendered article), WIKI_MODE=offsets /offsets/<random 3-letter prefix>
 -- (from the same titles), anything else the URL's own path. Titles come
 -- percent-encoded, one per line, from the file named by WIKI_TITLES.
 local titles = {}
@@ -30,6 +31,8 @@ end
 function request()
   if mode == "wiki" and #titles > 0 then
     return wrk.format("GET", "/wiki/" .. titles[math.random(#titles)])
+  elseif mode == "read" and #titles > 0 then
+    return wrk.format("GET", "/read/" .. titles[math.random(#titles)])
   elseif mode == "offsets" and #titles > 0 then
     return wrk.format("GET", "/offsets/" .. prefix_of(titles[math.random(#titles)]) .. "?limit=20")
   end

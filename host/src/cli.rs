@@ -650,7 +650,9 @@ fn demo(args: DemoArgs) -> anyhow::Result<()> {
             python.display()
         );
     }
-    println!("  Search page:           {base}/");
+    println!("  Reader (search page):  {base}/");
+    println!("  An article, rendered:  {base}/read/Python_(programming_language)");
+    println!("  A random article:      {base}/random");
     println!("  Titles by prefix:      {base}/offsets/Py");
     println!("  A page:                {base}/wiki/Python_(programming_language)");
     println!("  The dump (ranges too): {base}/xml");

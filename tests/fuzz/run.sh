@@ -22,7 +22,15 @@ mkdir -p corpus/damaged_index
 for file in 0 1 2 3 4; do
     printf "\\x0$file\\x10\\x00\\x01" > "corpus/damaged_index/seed-$file"
 done
-for target in range title scanner damaged_index; do
+# Seed the renderer with the wikitext of the sample dump's pages.
+mkdir -p corpus/wikitext
+python3 - ../../host/index/testdata/sample.xml corpus/wikitext <<'PY'
+import html, re, sys
+text = open(sys.argv[1], encoding="utf-8").read()
+for i, page in enumerate(re.findall(r"<text[^>]*>(.*?)</text>", text, re.S)[:50]):
+    open(f"{sys.argv[2]}/sample-{i}", "w", encoding="utf-8").write(html.unescape(page))
+PY
+for target in range title scanner damaged_index wikitext; do
     echo "=== fuzzing $target for ${seconds}s"
     cargo +nightly fuzz run "$target" -- -max_total_time="$seconds" -rss_limit_mb=4096
 done

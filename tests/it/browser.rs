@@ -1,6 +1,8 @@
 //! A browser test: headless Chromium, driven through ChromeDriver's W3C
-//! WebDriver HTTP API, loads the search page, types a prefix, sees the
-//! suggestions, opens a page and checks the text shown. Without Chromium or
+//! WebDriver HTTP API, loads the search page, types a prefix, moves through
+//! the suggestions with the arrow keys, opens the rendered article with
+//! Enter, follows an internal link, goes back and forward, and opens a page
+//! of hostile markup without any of its script running. Without Chromium or
 //! ChromeDriver it skips with a printed reason locally and fails when `CI`
 //! is set (`.ci/run` installs both from Debian's `chromium` and
 //! `chromium-driver` packages, so CI always runs it).
@@ -12,8 +14,8 @@ use std::time::{Duration, Instant};
 use percore::config::Isolation;
 use serde_json::{Value, json};
 
+use crate::reader::reader_host;
 use crate::support::Client;
-use crate::wiki::wiki_host;
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
@@ -61,7 +63,7 @@ fn request(addr: SocketAddr, method: &str, path: &str, body: Option<&Value>) -> 
 }
 
 #[test]
-fn chromium_searches_and_opens_a_page() {
+fn chromium_searches_reads_and_follows_links() {
     if !std::path::Path::new(CHROMIUM).exists() || !std::path::Path::new(CHROMEDRIVER).exists() {
         let reason = format!(
             "{CHROMIUM} or {CHROMEDRIVER} is missing (apt-get install chromium chromium-driver)"
@@ -73,7 +75,7 @@ fn chromium_searches_and_opens_a_page() {
         eprintln!("SKIPPED browser test: {reason}");
         return;
     }
-    let host = wiki_host(Isolation::Request);
+    let host = reader_host(Isolation::Request);
     let port = free_port();
     let profile = tempfile::Builder::new()
         .prefix("percore-chromium-")
@@ -139,13 +141,15 @@ fn chromium_searches_and_opens_a_page() {
                 .to_string()
         };
         let input = find("#q");
-        request(
-            driver.addr,
-            "POST",
-            &s(&format!("/element/{input}/value")),
-            Some(&json!({"text": "webas"})),
-        );
-        // Wait (bounded) for the suggestions to appear.
+        let keys = |element: &str, text: &str| {
+            request(
+                driver.addr,
+                "POST",
+                &s(&format!("/element/{element}/value")),
+                Some(&json!({"text": text})),
+            );
+        };
+        keys(&input, "tok");
         let script = |js: &str| {
             request(
                 driver.addr,
@@ -154,45 +158,67 @@ fn chromium_searches_and_opens_a_page() {
                 Some(&json!({"script": js, "args": []})),
             )
         };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        let suggestions = loop {
-            let texts = script(
-                "return [...document.querySelectorAll('#suggestions li button')].map(b => b.firstChild.textContent)",
-            );
-            let texts: Vec<String> = serde_json::from_value(texts).unwrap();
-            if !texts.is_empty() {
-                break texts;
+        // Poll (bounded) until `js` returns `want`.
+        let wait_for = |what: &str, js: &str, want: Value| {
+            let deadline = Instant::now() + Duration::from_secs(20);
+            loop {
+                let got = script(js);
+                if got == want {
+                    return;
+                }
+                assert!(Instant::now() < deadline, "{what}: got {got}, want {want}");
+                std::thread::sleep(Duration::from_millis(100));
             }
-            assert!(Instant::now() < deadline, "no suggestions appeared");
-            std::thread::sleep(Duration::from_millis(100));
         };
+        wait_for(
+            "suggestions for 'tok'",
+            "return [...document.querySelectorAll('#suggestions li')].map(li => li.textContent)",
+            json!(["Tokio", "Tokyo"]),
+        );
+        // Arrow keys move the selection (wrapping); Enter opens it.
+        keys(&input, "\u{E015}\u{E015}\u{E015}");
+        wait_for(
+            "the selected suggestion",
+            "return document.querySelector('#suggestions li[aria-selected=true]').textContent",
+            json!("Tokio"),
+        );
+        keys(&input, "\u{E015}\u{E007}");
+        let heading = "return location.pathname + ' ' + (document.getElementById('firstHeading') || {}).textContent";
+        wait_for("the article opened", heading, json!("/read/Tokyo Tokyo"));
+        let text = script("return document.getElementById('content').innerText");
+        let text = text.as_str().unwrap();
+        assert!(text.contains("Tokyo is the capital of Japan"), "{text}");
         assert!(
-            suggestions.contains(&"WebAssembly".to_string()),
-            "{suggestions:?}"
+            text.contains("Contents") && text.contains("References"),
+            "{text}"
         );
-        script(
-            "[...document.querySelectorAll('#suggestions li button')].find(b => b.firstChild.textContent === 'WebAssembly').click()",
+        assert!(!text.contains("{{") && !text.contains("[["), "{text}");
+        // Follow an internal link, then back and forward through history.
+        let link = find("#content a[href='/read/Japan']");
+        request(
+            driver.addr,
+            "POST",
+            &s(&format!("/element/{link}/click")),
+            Some(&json!({})),
         );
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let shown = script(
-                "return [document.getElementById('page-title').textContent, document.getElementById('page-text').textContent]",
-            );
-            let shown: (String, String) = serde_json::from_value(shown).unwrap();
-            if shown.0 == "WebAssembly" && !shown.1.is_empty() {
-                assert!(shown.1.contains("WebAssembly"), "page text: {}", shown.1);
-                assert!(
-                    !shown.1.contains("<revision>"),
-                    "the text, not the XML, is shown"
-                );
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the page was not shown: {shown:?}"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        wait_for("the linked article", heading, json!("/read/Japan Japan"));
+        request(driver.addr, "POST", &s("/back"), Some(&json!({})));
+        wait_for("back", heading, json!("/read/Tokyo Tokyo"));
+        request(driver.addr, "POST", &s("/forward"), Some(&json!({})));
+        wait_for("forward", heading, json!("/read/Japan Japan"));
+        // The search box above the article works too (the page's own
+        // script runs), and the hostile page's scripts do not.
+        let input = find("#q");
+        keys(&input, "Hostile\u{E007}");
+        wait_for("the hostile page", heading, json!("/read/Hostile Hostile"));
+        wait_for("loaded", "return document.readyState", json!("complete"));
+        assert_eq!(script("return typeof window.pwned"), json!("undefined"));
+        assert_eq!(
+            script(
+                "return document.querySelectorAll('#content script, #content img, #content svg, #content [onmouseover]').length"
+            ),
+            json!(0)
+        );
     });
     request(driver.addr, "DELETE", &s(""), None);
     if let Err(panic) = result {

@@ -13,7 +13,11 @@
 //!   `/offsets`, `/wiki`, `/xml` with ranges, the refusal of a `wiki`
 //!   guest by a host without an index, and flat host memory while clients
 //!   stream a 256 MiB generated dump.
-//! - [`browser`]: headless Chromium types into the search page.
+//! - [`reader`]: the offline reader: `/read/<title>` renders articles
+//!   (infobox, tables, references, lists, redirects, hostile markup, a
+//!   3 MB page), `/random`, and every article of the sample dump.
+//! - [`browser`]: headless Chromium types into the search page, opens an
+//!   article, follows a link, goes back and forward, and no page script runs.
 //! - [`deploy`]: the admin API and CLI: deploy, call, redeploy, roll back,
 //!   undeploy; tokens; invalid and oversized uploads; restart from the state
 //!   directory without recompiling; corrupt state; redeploys under load;
@@ -65,6 +69,7 @@ mod isolation;
 mod lifecycle;
 mod oci;
 mod ops;
+mod reader;
 mod support;
 mod techempower;
 mod wasi_http;

@@ -358,11 +358,13 @@ fn options(args: &Args) -> anyhow::Result<(Options, Vec<String>)> {
             .map_err(anyhow::Error::msg)?,
     };
     if paths.wiki.is_some() {
-        loads.push(Load {
-            route: load::WIKI_ROUTE.into(),
-            connections: args.wiki_connections.max(1),
-            depth: 1,
-        });
+        for route in [load::WIKI_ROUTE, load::READ_ROUTE] {
+            loads.push(Load {
+                route: route.into(),
+                connections: args.wiki_connections.max(1),
+                depth: 1,
+            });
+        }
     }
     if !parts.contains(&Part::Throughput) {
         loads.clear();

@@ -31,11 +31,25 @@ use idle::IdleStep;
 use oha::{LatencyResult, OhaRun};
 use pinning::Pinning;
 use servers::{CpuTime, Paths, RunningServer, ServerKind};
-use wrk::{WrkResult, WrkRun};
+use wrk::{WikiScript, WrkResult, WrkRun};
 
 /// The route of the wiki load: `/wiki/<title>` with a title drawn at random
 /// for every request (by `benches/wiki.lua`) from the sample titles.
 pub const WIKI_ROUTE: &str = "/wiki/<random title>";
+
+/// The reader's load: `/read/<title>`, the same random titles rendered to
+/// HTML by the wiki guest (measured beside [`WIKI_ROUTE`]).
+pub const READ_ROUTE: &str = "/read/<random title>";
+
+/// The `WIKI_MODE` of `benches/wiki.lua` for a route of the wiki guest
+/// (`wiki` or `read`); `None` for every other route.
+pub fn wiki_mode(route: &str) -> Option<&'static str> {
+    match route {
+        WIKI_ROUTE => Some("wiki"),
+        READ_ROUTE => Some("read"),
+        _ => None,
+    }
+}
 
 /// What to run. Every field's default is the one `benches/load` uses.
 #[derive(Clone, Debug)]
@@ -148,7 +162,7 @@ impl Options {
 /// pipeline.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
 pub struct Load {
-    /// Path requested, e.g. `/plaintext`, or [`WIKI_ROUTE`].
+    /// Path requested, e.g. `/plaintext`, or [`WIKI_ROUTE`] or [`READ_ROUTE`].
     pub route: String,
     /// Open connections.
     pub connections: u32,
@@ -159,7 +173,7 @@ pub struct Load {
 impl Load {
     /// Whether `kind` serves this load (only percore serves the wiki).
     pub fn served_by(&self, kind: ServerKind) -> bool {
-        self.route != WIKI_ROUTE || kind.serves_wiki()
+        wiki_mode(&self.route).is_none() || kind.serves_wiki()
     }
 }
 
@@ -429,7 +443,7 @@ fn start_warm(
         if load.is_some_and(|l| !l.served_by(kind)) {
             continue;
         }
-        if route != WIKI_ROUTE {
+        if wiki_mode(route).is_none() {
             server.check(route)?;
         }
         if !options.warmup.is_zero() {
@@ -458,7 +472,8 @@ fn wrk_run(
     depth: u32,
     pin: &Pinning,
 ) -> WrkRun {
-    let wiki = route == WIKI_ROUTE;
+    let mode = wiki_mode(route);
+    let wiki = mode.is_some();
     let threads = match pin.client.len() {
         0 => options.wrk_threads,
         n => u32::try_from(n).unwrap_or(u32::MAX),
@@ -474,8 +489,11 @@ fn wrk_run(
             .paths
             .wiki
             .as_ref()
-            .filter(|_| wiki)
-            .map(|w| w.script.clone()),
+            .zip(mode)
+            .map(|(w, mode)| WikiScript {
+                mode,
+                ..w.script.clone()
+            }),
         cpus: pin.client.clone(),
     }
 }

@@ -269,6 +269,7 @@ impl Paths {
             script: WikiScript {
                 script: workspace.join("benches/wiki.lua"),
                 titles,
+                mode: "wiki",
             },
         });
         self

@@ -43,6 +43,8 @@ pub struct WikiScript {
     pub script: PathBuf,
     /// Percent-encoded titles, one per line.
     pub titles: PathBuf,
+    /// `WIKI_MODE`: `wiki` (`/wiki/<title>`) or `read` (`/read/<title>`).
+    pub mode: &'static str,
 }
 
 impl WrkRun {
@@ -60,7 +62,7 @@ impl WrkRun {
         if let Some(wiki) = &self.wiki {
             cmd.arg("-s")
                 .arg(&wiki.script)
-                .env("WIKI_MODE", "wiki")
+                .env("WIKI_MODE", wiki.mode)
                 .env("WIKI_TITLES", &wiki.titles);
         } else if self.depth > 1 {
             cmd.arg("-s").arg(&self.pipeline_script);

@@ -3,11 +3,16 @@
 //! returned as `dump` ranges that the host streams from its memory map, so
 //! they never pass through this guest's memory.
 //!
-//! - `GET /`: the search page (`index.html`, no external resources).
+//! - `GET /`: the search page (`index.html`; its script is `/search.js`).
+//! - `GET /read/<title>`: the article rendered as HTML (see [`reader`]).
+//! - `GET /random`: a redirect to a random article.
+//! - `GET /search.js`: the search box's script.
 //! - `GET /offsets/<prefix>?limit=&after=&ci=1`: `[[title, first, last], ...]`.
 //! - `GET /wiki/<title>`: the page's `<page>` element, or 404 with suggestions.
 //! - `GET|HEAD /xml`: the dump, with RFC 9110 byte ranges (single ranges;
 //!   multi-range requests get the whole body with 200).
+
+mod reader;
 
 use percore_guest::wiki::{self, Page};
 use percore_guest::{Body, DumpRange, Guest, Request, Response};
@@ -34,11 +39,20 @@ impl Guest for Wiki {
             return json_error(405, "method not allowed: use GET or HEAD");
         }
         if path == "/" || path == "/index.html" {
+            return reader::html(200, INDEX_HTML.into());
+        }
+        if path == "/search.js" {
             return response(
                 200,
-                "text/html; charset=utf-8",
-                Body::Bytes(INDEX_HTML.into()),
+                "text/javascript; charset=utf-8",
+                Body::Bytes(reader::SEARCH_JS.into()),
             );
+        }
+        if let Some(title) = path.strip_prefix("/read/") {
+            return reader::read(title, &req.query);
+        }
+        if path == "/random" {
+            return reader::random();
         }
         if path == "/xml" {
             return xml(&req);
@@ -54,7 +68,7 @@ impl Guest for Wiki {
         }
         json_error(
             404,
-            "not found: try /, /offsets/<prefix>, /wiki/<title> or /xml",
+            "not found: try /, /read/<title>, /random, /offsets/<prefix>, /wiki/<title> or /xml",
         )
     }
 }
