@@ -48,6 +48,8 @@
 //!                    (client.rs) and token
 //!   ops/             /livez, /readyz (health.rs) and /metrics
 //!                    (metrics.rs), on a listener of their own
+//!   side_listener.rs the admin's and the ops' listener: a thread of its
+//!                    own, HTTP/1.1, graceful stop
 //! config.rs          one struct for flags and TOML; RouteOptions, the one
 //!                    type of a route's options
 //! cli.rs             the `percore` command; new.rs: `percore new`
@@ -76,6 +78,7 @@ pub mod registry;
 pub mod router;
 pub mod routes;
 pub mod server;
+pub mod side_listener;
 pub mod stats;
 pub mod trace;
 pub mod worker;

@@ -28,20 +28,14 @@
 //! registry cannot be reached, refuses our credentials, or sends bytes
 //! that do not match their digest).
 
-use std::convert::Infallible;
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt as _, Full};
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
 use hyper::{Method, StatusCode};
-use hyper_util::rt::{TokioIo, TokioTimer};
 use serde::{Deserialize, Serialize};
-use tokio::sync::watch;
 
 use super::AdminToken;
 use crate::config::RouteOptions;
@@ -91,7 +85,7 @@ impl AdminApi {
     }
 
     /// Answers one request.
-    pub async fn handle(self: Arc<Self>, req: hyper::Request<Incoming>) -> AdminResponse {
+    async fn answer(self: Arc<Self>, req: hyper::Request<Incoming>) -> AdminResponse {
         let method = req.method().clone();
         let path = req.uri().path().to_owned();
         let result = self.dispatch(req).await;
@@ -242,65 +236,13 @@ impl AdminApi {
     }
 }
 
-/// Serves the admin API on `listener` until `stop` becomes true.
-pub async fn serve(
-    listener: std::net::TcpListener,
-    api: Arc<AdminApi>,
-    stop: watch::Receiver<bool>,
-) {
-    let listener =
-        tokio::net::TcpListener::from_std(listener).expect("register the admin listener");
-    let mut connections = tokio::task::JoinSet::new();
-    let mut stop_accepting = stop.clone();
-    loop {
-        tokio::select! {
-            biased;
-            () = stopped(&mut stop_accepting) => break,
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => {
-                    let api = api.clone();
-                    let mut stop = stop.clone();
-                    connections.spawn(async move {
-                        let service = service_fn(move |req| {
-                            let api = api.clone();
-                            async move { Ok::<_, Infallible>(api.handle(req).await) }
-                        });
-                        let conn = http1::Builder::new()
-                            .timer(TokioTimer::new())
-                            .header_read_timeout(Duration::from_secs(30))
-                            .serve_connection(TokioIo::new(stream), service);
-                        tokio::pin!(conn);
-                        tokio::select! {
-                            result = conn.as_mut() => {
-                                if let Err(e) = result {
-                                    tracing::debug!("admin connection ended with an error: {e}");
-                                }
-                            }
-                            () = stopped(&mut stop) => {
-                                conn.as_mut().graceful_shutdown();
-                                let _ = conn.await;
-                            }
-                        }
-                    });
-                }
-                Err(e) => {
-                    tracing::warn!("admin accept failed: {e}");
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                }
-            },
-            Some(_) = connections.join_next(), if !connections.is_empty() => {}
-        }
+impl crate::side_listener::Handler for AdminApi {
+    fn handle(
+        self: Arc<Self>,
+        req: hyper::Request<Incoming>,
+    ) -> impl Future<Output = AdminResponse> + Send {
+        self.answer(req)
     }
-    drop(listener);
-    let _ = tokio::time::timeout(Duration::from_secs(30), async {
-        while connections.join_next().await.is_some() {}
-    })
-    .await;
-}
-
-/// Completes once `stop` becomes true (or its sender is gone).
-async fn stopped(stop: &mut watch::Receiver<bool>) {
-    let _ = stop.wait_for(|s| *s).await;
 }
 
 /// Runs `work` (which may compile) on the blocking pool, off the admin

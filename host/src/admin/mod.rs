@@ -21,12 +21,11 @@ pub mod client;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
-use std::thread::JoinHandle;
 
 use anyhow::Context as _;
-use tokio::sync::watch;
 
 use crate::registry::Registry;
+use crate::side_listener::SideListener;
 
 /// The environment variable that holds the admin token when no token file
 /// is given (for the host and for the CLI).
@@ -123,11 +122,7 @@ impl AdminToken {
 
 /// The running admin listener; stopped by [`AdminServer::shutdown`] (or on
 /// drop).
-pub struct AdminServer {
-    local_addr: SocketAddr,
-    shutdown: watch::Sender<bool>,
-    thread: Option<JoinHandle<()>>,
-}
+pub struct AdminServer(SideListener);
 
 impl AdminServer {
     /// Binds `addr` and serves the admin API for `registry` on a thread of
@@ -148,7 +143,6 @@ impl AdminServer {
                 "the admin API listens beyond loopback: anyone who can reach it and holds the token can run code on this host"
             );
         }
-        let (shutdown, stop) = watch::channel(false);
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .thread_name("percore-admin-compile")
@@ -156,40 +150,19 @@ impl AdminServer {
             .on_thread_start(crate::engine::lower_priority)
             .build()?;
         let api = Arc::new(api::AdminApi::new(token, registry, max_upload_bytes));
-        let thread = std::thread::Builder::new()
-            .name("percore-admin".into())
-            .spawn(move || runtime.block_on(api::serve(listener, api, stop)))?;
+        let listener = SideListener::start("admin", listener, runtime, api)?;
         tracing::info!(admin = %local_addr, "admin API listening");
-        Ok(AdminServer {
-            local_addr,
-            shutdown,
-            thread: Some(thread),
-        })
+        Ok(AdminServer(listener))
     }
 
     /// The bound address (with the real port when the configured one was 0).
     pub fn local_addr(&self) -> SocketAddr {
-        self.local_addr
+        self.0.local_addr()
     }
 
     /// Stops accepting, lets requests in flight finish, and joins the thread.
-    pub fn shutdown(mut self) {
-        self.stop();
-    }
-
-    fn stop(&mut self) {
-        let _ = self.shutdown.send(true);
-        if let Some(thread) = self.thread.take()
-            && thread.join().is_err()
-        {
-            tracing::error!("the admin thread panicked");
-        }
-    }
-}
-
-impl Drop for AdminServer {
-    fn drop(&mut self) {
-        self.stop();
+    pub fn shutdown(self) {
+        self.0.shutdown();
     }
 }
 

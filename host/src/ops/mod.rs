@@ -13,27 +13,21 @@
 pub mod health;
 pub mod metrics;
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
-use std::thread::JoinHandle;
-use std::time::Duration;
 
 use anyhow::Context as _;
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
 use hyper::{Method, StatusCode};
-use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::sync::watch;
 
 pub use health::Health;
 
 use crate::engine::HostEngine;
 use crate::registry::Registry;
+use crate::side_listener::{Handler, SideListener, SideResponse};
 use crate::stats::HostStats;
 
 /// What the ops endpoints read. The registry and the engine are set once
@@ -51,11 +45,7 @@ pub struct OpsState {
 
 /// The running ops listener; stopped by [`OpsServer::shutdown`] (or on
 /// drop).
-pub struct OpsServer {
-    local_addr: SocketAddr,
-    shutdown: watch::Sender<bool>,
-    thread: Option<JoinHandle<()>>,
-}
+pub struct OpsServer(SideListener);
 
 impl OpsServer {
     /// Binds `addr` and serves the ops endpoints from `state` on a thread
@@ -64,96 +54,36 @@ impl OpsServer {
         let listener = std::net::TcpListener::bind(addr)
             .with_context(|| format!("cannot listen on {addr} for the ops endpoints"))?;
         listener.set_nonblocking(true)?;
-        let local_addr = listener.local_addr()?;
-        let (shutdown, stop) = watch::channel(false);
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
-        let thread = std::thread::Builder::new()
-            .name("percore-ops".into())
-            .spawn(move || runtime.block_on(serve(listener, state, stop)))?;
-        tracing::info!(ops = %local_addr, "ops endpoints listening (/livez, /readyz, /metrics)");
-        Ok(OpsServer {
-            local_addr,
-            shutdown,
-            thread: Some(thread),
-        })
+        let listener = SideListener::start("ops", listener, runtime, state)?;
+        tracing::info!(ops = %listener.local_addr(), "ops endpoints listening (/livez, /readyz, /metrics)");
+        Ok(OpsServer(listener))
     }
 
     /// The bound address (with the real port when the configured one was 0).
     pub fn local_addr(&self) -> SocketAddr {
-        self.local_addr
+        self.0.local_addr()
     }
 
     /// Stops the listener and joins its thread.
-    pub fn shutdown(mut self) {
-        self.stop();
-    }
-
-    fn stop(&mut self) {
-        let _ = self.shutdown.send(true);
-        if let Some(thread) = self.thread.take()
-            && thread.join().is_err()
-        {
-            tracing::error!("the ops thread panicked");
-        }
+    pub fn shutdown(self) {
+        self.0.shutdown();
     }
 }
 
-impl Drop for OpsServer {
-    fn drop(&mut self) {
-        self.stop();
+impl Handler for OpsState {
+    fn handle(
+        self: Arc<Self>,
+        req: hyper::Request<Incoming>,
+    ) -> impl Future<Output = OpsResponse> + Send {
+        std::future::ready(answer(&self, &req))
     }
-}
-
-async fn serve(listener: std::net::TcpListener, state: Arc<OpsState>, stop: watch::Receiver<bool>) {
-    let listener = tokio::net::TcpListener::from_std(listener).expect("register the ops listener");
-    let mut connections = tokio::task::JoinSet::new();
-    let mut stop_accepting = stop.clone();
-    loop {
-        tokio::select! {
-            biased;
-            () = stopped(&mut stop_accepting) => break,
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => {
-                    let state = state.clone();
-                    let mut stop = stop.clone();
-                    connections.spawn(async move {
-                        let service = service_fn(move |req| {
-                            let state = state.clone();
-                            async move { Ok::<_, Infallible>(answer(&state, &req)) }
-                        });
-                        let conn = http1::Builder::new()
-                            .timer(TokioTimer::new())
-                            .header_read_timeout(Duration::from_secs(10))
-                            .serve_connection(TokioIo::new(stream), service);
-                        tokio::pin!(conn);
-                        tokio::select! {
-                            _ = conn.as_mut() => {}
-                            () = stopped(&mut stop) => {
-                                conn.as_mut().graceful_shutdown();
-                                let _ = tokio::time::timeout(Duration::from_secs(5), conn).await;
-                            }
-                        }
-                    });
-                }
-                Err(e) => {
-                    tracing::warn!("ops accept failed: {e}");
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                }
-            },
-            Some(_) = connections.join_next(), if !connections.is_empty() => {}
-        }
-    }
-}
-
-/// Completes once `stop` becomes true (or its sender is gone).
-async fn stopped(stop: &mut watch::Receiver<bool>) {
-    let _ = stop.wait_for(|s| *s).await;
 }
 
 /// A response of the ops listener.
-type OpsResponse = hyper::Response<Full<Bytes>>;
+type OpsResponse = SideResponse;
 
 /// Answers one ops request.
 fn answer(state: &OpsState, req: &hyper::Request<Incoming>) -> OpsResponse {
