@@ -142,6 +142,22 @@ impl Server {
             })?);
         }
 
+        // Serving means accepting: wait for every worker's accept loop (a
+        // few milliseconds), so that `/readyz` is 200 once this returns.
+        let waited = std::time::Instant::now();
+        while stats.accepting_workers() < workers {
+            if threads.iter().any(JoinHandle::is_finished) {
+                anyhow::bail!("a worker thread ended while starting (see the log above)");
+            }
+            if waited.elapsed() > std::time::Duration::from_secs(30) {
+                anyhow::bail!(
+                    "only {} of {workers} workers started accepting within 30 s",
+                    stats.accepting_workers()
+                );
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+
         let table = routes.current();
         let route_list: Vec<String> = table
             .router
