@@ -138,8 +138,6 @@ render() { # render N [post-retry]: the shipped configs with N hosts and this te
     local n=$1 i
     sed -e "s/^    bind 0.0.0.0:80$/    bind 127.0.0.1:$hport/" \
         -e "s/^    bind 127.0.0.1:8404$/    bind 127.0.0.1:$sport/" \
-        -e "s/^global$/global\n    log stderr format raw local0 info/" \
-        -e "s/^defaults$/defaults\n    log global\n    option httplog/" \
         "$root/deploy/haproxy.cfg" >"$work/haproxy.cfg"
     sed -e "s/^        listen 80;/        listen 127.0.0.1:$nport;/" \
         -e "s|^pid .*|pid $work/nginx.pid;|" \
