@@ -17,6 +17,8 @@
 #      the balancer's CPU time per request (oha or wrk when present, else
 #      load.py; on a 2-core machine clients, balancer and hosts share the
 #      cores: this measures overhead, not scaling).
+# PERCORE_CLUSTER_LOOPBACK=1 puts the hosts on loopback ports even where
+# namespaces work (to test that path).
 # Needs root, haproxy and nginx (Debian's packages; .ci/run installs them):
 # under CI=true it fails without them, otherwise it skips with a message.
 # Everything it starts it stops (trap); traffic stays inside its namespaces
@@ -50,10 +52,23 @@ pids=()
 netns=0
 cleanup() {
     set +e
+    touch "$work/stop"
+    # SIGTERM first (nginx's master then stops its workers), SIGKILL after 5 s.
+    local pid
     for pid in "${pids[@]}"; do
-        kill -9 "$pid" 2>/dev/null
+        kill -TERM "$pid" 2>/dev/null
+    done
+    local alive
+    for _ in $(seq 50); do
+        alive=0
+        for pid in "${pids[@]}"; do
+            kill -0 "$pid" 2>/dev/null && alive=1
+        done
+        [ "$alive" = 0 ] && break
+        sleep 0.1
     done
     for pid in "${pids[@]}"; do
+        kill -9 "$pid" 2>/dev/null
         wait "$pid" 2>/dev/null
     done
     if [ "$netns" = 1 ]; then
@@ -78,7 +93,7 @@ vB="version:BBBBBBBBBBBBBBBB"
 
 # The network: a bridge with 10.77.N.1 and a namespace per host, or loopback.
 declare -A addr ops
-if ip link add "$bridge" type bridge 2>/dev/null; then
+if [ -z "${PERCORE_CLUSTER_LOOPBACK:-}" ] && ip link add "$bridge" type bridge 2>/dev/null; then
     netns=1
     net="10.$(( 64 + id % 64 )).$(( id % 250 ))"
     ip addr add "$net.1/24" dev "$bridge"
@@ -96,18 +111,19 @@ if ip link add "$bridge" type bridge 2>/dev/null; then
     done
     echo "cluster: hosts in network namespaces pc$id-1..3 on bridge $bridge ($net.0/24)" >&2
 else
-    echo "cluster: cannot create a bridge here: hosts on loopback ports instead of network namespaces" >&2
-    for i in 1 2 3; do
-        addr[$i]="127.0.0.1:$(( 18080 + i ))"
-        ops[$i]="127.0.0.1:$(( 19100 + i ))"
-    done
+    echo "cluster: cannot create a bridge here (or PERCORE_CLUSTER_LOOPBACK is set): hosts on loopback ports instead of network namespaces" >&2
 fi
-# Free loopback ports for the balancers.
-read -r hport nport sport < <(python3 -c '
+# Free loopback ports: the balancers' (HAProxy, nginx, HAProxy's stats), and
+# the hosts' (HTTP, ops) when they are on loopback.
+read -r hport nport sport p1 p2 p3 o1 o2 o3 < <(python3 -c '
 import socket
-s = [socket.socket() for _ in range(3)]
+s = [socket.socket() for _ in range(9)]
 for x in s: x.bind(("127.0.0.1", 0))
 print(*[x.getsockname()[1] for x in s])')
+if [ "$netns" = 0 ]; then
+    addr=([1]="127.0.0.1:$p1" [2]="127.0.0.1:$p2" [3]="127.0.0.1:$p3")
+    ops=([1]="127.0.0.1:$o1" [2]="127.0.0.1:$o2" [3]="127.0.0.1:$o3")
+fi
 
 declare -A hostpid
 start_host() { # start_host I VERSION
