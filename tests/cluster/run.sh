@@ -12,7 +12,8 @@
 #   3. POSTs through both events: failures counted and printed, not asserted
 #      (README: "Running several hosts" says which setting prevents them);
 #      then kill -9 once more with the balancers set to replay POSTs too
-#      (HAProxy without `disable-l7-retry`, nginx with `non_idempotent`);
+#      (HAProxy without `disable-l7-retry` and with `option
+#      http-buffer-request`, nginx with `non_idempotent`);
 #   4. requests per second through each balancer with 1, 2 and 3 hosts and
 #      the balancer's CPU time per request (oha or wrk when present, else
 #      load.py; on a 2-core machine clients, balancer and hosts share the
@@ -167,9 +168,11 @@ render() { # render N [post-retry]: the shipped configs with N hosts and this te
         fi
     done
     if [ "${2:-}" = post-retry ]; then
-        sed -i "/^    http-request disable-l7-retry unless METH_GET$/d" "$work/haproxy.cfg"
+        sed -i -e "/^    http-request disable-l7-retry unless METH_GET$/d" \
+            -e "s/^    http-reuse safe$/    http-reuse safe\n    option http-buffer-request/" "$work/haproxy.cfg"
         sed -i "s/^            proxy_next_upstream error timeout;$/            proxy_next_upstream error timeout non_idempotent;/" "$work/nginx.conf"
         grep -q non_idempotent "$work/nginx.conf" && ! grep -q disable-l7-retry "$work/haproxy.cfg"
+        grep -q "option http-buffer-request" "$work/haproxy.cfg"
     fi
     ! grep -q "10\.0\.0\.1[123]:8080" "$work/haproxy.cfg" "$work/nginx.conf"
 }
@@ -268,7 +271,7 @@ stop_load
 check_gets kill
 stop_balancers
 
-echo "cluster: 3. kill -9 again, with POSTs replayed too (HAProxy without disable-l7-retry, nginx with non_idempotent)"
+echo "cluster: 3. kill -9 again, with POSTs replayed too (HAProxy without disable-l7-retry, with http-buffer-request; nginx with non_idempotent)"
 render 3 post-retry
 start_balancers
 for i in 1 2 3; do wait_for "haproxy sees host $i" haproxy_up "$i"; done
