@@ -836,4 +836,27 @@ mod tests {
             .unwrap();
         assert_eq!(config.routes, vec![RouteConfig::file("/x", "flag")]);
     }
+
+    /// The configs shipped for Kubernetes (`deploy/k8s`) parse, and pin
+    /// every handler by digest (a new version is a new digest, so a new
+    /// ConfigMap and a rolling update).
+    #[test]
+    fn the_shipped_kubernetes_configs_parse_and_pin_digests() {
+        let deploy = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/k8s");
+        for file in ["base/percore.toml", "overlays/example/percore.toml"] {
+            let path = deploy.join(file);
+            let config = Config::from_file(&path).unwrap_or_else(|e| panic!("{e}"));
+            assert!(config.ops.is_some(), "{file}: the probes need ops");
+            assert!(!config.routes.is_empty(), "{file}: no route");
+            for route in &config.routes {
+                assert!(
+                    matches!(&route.source, Source::Oci(_))
+                        && route.source.to_string().contains("@sha256:"),
+                    "{file}: route {} is not an OCI digest: {}",
+                    route.prefix,
+                    route.source
+                );
+            }
+        }
+    }
 }
