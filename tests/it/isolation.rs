@@ -117,8 +117,10 @@ fn header_fields_reach_the_guest_on_demand() {
     for isolation in [Isolation::Request, Isolation::Core] {
         let host = TestHost::guest(guests::TEST_FIELDS, 1, isolation);
         let mut client = host.client();
+        // With a traceparent of its own, the host adds none (see `ops`).
         let headers: &[u8] =
-            b"X-Token: abc\r\nAccept: text/html\r\nAccept: */*\r\nX-Bin: a\xffb\r\n";
+            b"X-Token: abc\r\nAccept: text/html\r\nAccept: */*\r\nX-Bin: a\xffb\r\n\
+            traceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01\r\n";
         // Names match regardless of case.
         let token = get_with(&mut client, "/get?name=X-TOKEN", headers);
         assert_eq!(token.text(), "abc", "{isolation} isolation");
@@ -132,7 +134,8 @@ fn header_fields_reach_the_guest_on_demand() {
         let entries = get_with(&mut client, "/entries", headers);
         assert_eq!(
             entries.text(),
-            "host: test\nx-token: abc\naccept: text/html\naccept: */*\nx-bin: a\u{fffd}b\n"
+            "host: test\nx-token: abc\naccept: text/html\naccept: */*\nx-bin: a\u{fffd}b\n\
+             traceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01\n"
         );
     }
 }
