@@ -577,6 +577,11 @@ pub fn demo_config(
         isolation,
         routes,
         index: Some(index),
+        // No load balancer waits on a demo: Ctrl-C stops it at once.
+        http: crate::config::HttpConfig {
+            drain_delay_ms: 0,
+            ..Default::default()
+        },
         ..Config::default()
     }
 }
