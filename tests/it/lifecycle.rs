@@ -2,9 +2,6 @@
 //! message naming them, shutdown lets an in-flight request finish, and the
 //! binary exits 0 on SIGTERM; a second host on a port in use is refused.
 
-use std::process::Command;
-use std::time::{Duration, Instant};
-
 use percore::Server;
 use percore::config::{Isolation, RouteConfig};
 
@@ -118,21 +115,6 @@ fn sigterm_stops_the_binary_with_exit_code_0() {
     ]);
     let mut client = Client::connect(addr);
     assert_eq!(client.get("/plaintext").status, 200);
-    let status = Command::new("kill")
-        .args(["-TERM", &child.0.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let exit = loop {
-        if let Some(exit) = child.0.try_wait().unwrap() {
-            break exit;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "percore did not exit after SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let exit = child.terminate();
     assert_eq!(exit.code(), Some(0), "exit status {exit:?}");
 }

@@ -5,7 +5,6 @@
 //! kept or made and its trace id in the log, and the access log.
 
 use std::collections::HashMap;
-use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -399,11 +398,9 @@ fn sigterm_under_load_fails_no_request() {
         })
         .collect();
     wait_until("the load is running", || ok.load(Ordering::Relaxed) > 500);
-    let status = Command::new("kill")
-        .args(["-TERM", &spawned.child.0.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    // SIGTERM, and wait for the exit on a thread while the load runs on.
+    let mut child = spawned.child;
+    let exit = std::thread::spawn(move || child.terminate());
     checker.join().unwrap();
     let failed = clients
         .into_iter()
@@ -415,17 +412,6 @@ fn sigterm_under_load_fails_no_request() {
         closed.load(Ordering::Relaxed) > 0,
         "no response closed its connection"
     );
-    let mut child = spawned.child;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let exit = loop {
-        if let Some(exit) = child.0.try_wait().unwrap() {
-            break exit;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "percore did not exit after SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let exit = exit.join().unwrap();
     assert_eq!(exit.code(), Some(0), "exit status {exit:?}");
 }

@@ -114,6 +114,29 @@ impl Drop for ChildGuard {
     }
 }
 
+impl ChildGuard {
+    /// Sends SIGTERM and waits (at most 30 s) for the process to exit;
+    /// returns its exit status.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let status = std::process::Command::new("kill")
+            .args(["-TERM", &self.0.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -TERM failed");
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(exit) = self.0.try_wait().expect("wait for percore") {
+                return exit;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "percore did not exit after SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
 /// Starts the real `percore` binary with `args` and waits (at most 60 s)
 /// for its startup log line; returns the child and the address it serves.
 pub fn spawn_binary(args: &[&str]) -> (ChildGuard, SocketAddr) {
