@@ -13,15 +13,8 @@
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 version=1.37.0
-tools="${PERCORE_TOOLS:-$HOME/.cache/percore-tools}/kubernetes-validate-$version"
-if ! command -v python3 >/dev/null || ! python3 -m pip --version >/dev/null 2>&1; then
-    echo "validate.sh: kubernetes-validate needs python3 with pip (Debian: apt-get install python3-pip)" >&2
-    exit 1
-fi
-if [ ! -d "$tools/kubernetes_validate" ]; then
-    echo "validate.sh: installing kubernetes-validate $version into $tools" >&2
-    python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore --target "$tools" "kubernetes-validate==$version" >&2
-fi
+. "$here/../../guests/pip-tool.sh"
+pip_tool validate.sh kubernetes-validate "$version" kubernetes_validate kubernetes-validate
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 

@@ -10,15 +10,8 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$here/../.."
 out="${1:?usage: build.sh OUT.wasm}"
 version=0.25.1
-tools="${PERCORE_TOOLS:-$HOME/.cache/percore-tools}/componentize-py-$version"
-if ! command -v python3 >/dev/null || ! python3 -m pip --version >/dev/null 2>&1; then
-    echo "build.sh: the Python handler needs python3 with pip (Debian: apt-get install python3-pip)" >&2
-    exit 1
-fi
-if [ ! -d "$tools/componentize_py" ]; then
-    echo "build.sh: installing componentize-py $version into $tools" >&2
-    python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore --target "$tools" "componentize-py==$version" >&2
-fi
+. "$root/guests/pip-tool.sh"
+pip_tool build.sh componentize-py "$version" componentize_py "the Python handler"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 "$root/guests/wit-deps.sh" "$work/wit"

@@ -13,15 +13,8 @@
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 version=0.2.43
-tools="${PERCORE_TOOLS:-$HOME/.cache/percore-tools}/oras-$version"
-if ! command -v python3 >/dev/null || ! python3 -m pip --version >/dev/null 2>&1; then
-    echo "oras.sh: the ORAS client needs python3 with pip (Debian: apt-get install python3-pip)" >&2
-    exit 1
-fi
-if [ ! -d "$tools/oras" ]; then
-    echo "oras.sh: installing oras $version into $tools" >&2
-    python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore --target "$tools" "oras==$version" >&2
-fi
+. "$here/../../guests/pip-tool.sh"
+pip_tool oras.sh oras "$version" oras "the ORAS client"
 if [ "${1:-}" = "--install" ]; then
     exit 0
 fi
