@@ -120,11 +120,7 @@ impl AdminClient {
         wasm: &[u8],
         options: &RouteOptions,
     ) -> Result<RouteInfo, ClientError> {
-        let mut path = route_path("/v1/routes", prefix);
-        let query = options.to_query();
-        if !query.is_empty() {
-            path = format!("{path}?{query}");
-        }
+        let path = deploy_path(prefix, options);
         self.call_typed("PUT", &path, wasm)
     }
 
@@ -136,11 +132,7 @@ impl AdminClient {
         reference: &str,
         options: &RouteOptions,
     ) -> Result<RouteInfo, ClientError> {
-        let mut path = route_path("/v1/routes", prefix);
-        let query = options.to_query();
-        if !query.is_empty() {
-            path = format!("{path}?{query}");
-        }
+        let path = deploy_path(prefix, options);
         let body = serde_json::to_vec(&super::api::DeployRequest {
             component: reference.to_owned(),
         })
@@ -340,6 +332,16 @@ fn route_path(base: &str, prefix: &str) -> String {
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+/// `/v1/routes/PREFIX`, with `?OPTIONS` when any option is set: where a
+/// deploy goes, with the bytes or with a reference.
+fn deploy_path(prefix: &str, options: &RouteOptions) -> String {
+    let path = route_path("/v1/routes", prefix);
+    match options.to_query() {
+        query if query.is_empty() => path,
+        query => format!("{path}?{query}"),
+    }
 }
 
 #[cfg(test)]
