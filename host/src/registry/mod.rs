@@ -35,7 +35,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{Config, ConfigError, Isolation, Limits, RouteOptions, Source};
+use crate::config::{Config, ConfigError, Isolation, Limits, Origins, RouteOptions, Source};
 use crate::engine::{CacheStats, CompileError, CompiledComponent, HostEngine, World, sha256_hex};
 use crate::oci::{OciError, OciReference, RegistryClient};
 use crate::router::Router;
@@ -156,6 +156,10 @@ pub struct RouteInfo {
     pub isolation: Isolation,
     /// Its limits (after defaults).
     pub limits: Limits,
+    /// The origins its guests may send requests to (`allow_outbound`);
+    /// absent when none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allow_outbound: Option<Origins>,
     /// Earlier versions, newest first; rollback returns to the first.
     pub history: Vec<VersionInfo>,
 }
@@ -825,12 +829,15 @@ impl Registry {
         record: &VersionRecord,
         component: Arc<CompiledComponent>,
     ) -> Arc<Route> {
-        Arc::new(Route::new(
-            prefix,
-            component,
-            record.options.isolation.unwrap_or(self.isolation),
-            record.options.limits(&self.limits),
-        ))
+        Arc::new(
+            Route::new(
+                prefix,
+                component,
+                record.options.isolation.unwrap_or(self.isolation),
+                record.options.limits(&self.limits),
+            )
+            .allowing_outbound(record.options.allow_outbound.as_ref()),
+        )
     }
 
     fn info(&self, prefix: &str, route: &RouteState) -> RouteInfo {
@@ -840,6 +847,7 @@ impl Registry {
             world: route.route.component.world,
             isolation: route.route.isolation,
             limits: route.route.limits.clone(),
+            allow_outbound: route.route.allow_outbound.as_deref().cloned(),
             history: route
                 .history
                 .iter()
