@@ -291,6 +291,14 @@ impl std::str::FromStr for Origin {
         if authority.host().is_empty() {
             return Err(bad("has no host"));
         }
+        // `Authority::port` is `None` for a port that is not a u16 too.
+        let written_port = authority
+            .as_str()
+            .rsplit_once(':')
+            .filter(|(_, port)| !port.contains(']'));
+        if written_port.is_some() && authority.port_u16().is_none() {
+            return Err(bad("has a port that is not a number from 0 to 65535"));
+        }
         let port = authority.port_u16().unwrap_or(match scheme {
             OriginScheme::Http => 80,
             OriginScheme::Https => 443,

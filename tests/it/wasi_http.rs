@@ -196,6 +196,19 @@ fn a_wasi_http_request_body_past_the_limit_is_413() {
 }
 
 #[test]
+fn a_wasi_http_request_body_that_stalls_is_408() {
+    let host = host(|c| c.http.request_body_timeout_ms = 300);
+    // 3 of the 10 bytes promised, then nothing: the guest's read fails
+    // before it answers, so the host answers 408 and closes.
+    let mut client = host.client();
+    client.send(b"POST /t/echo HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\nabc");
+    let response = client.read_response(false);
+    assert_eq!(response.status, 408, "{}", response.text());
+    assert!(crate::support::closed_by_host(&mut client));
+    assert_eq!(host.get("/t/echo").status, 200);
+}
+
+#[test]
 fn a_body_the_guest_does_not_read_does_not_stall_the_connection() {
     for isolation in [Isolation::Request, Isolation::Core] {
         let host = host(|c| c.isolation = isolation);
@@ -780,6 +793,18 @@ fn percore_demo_serves_the_python_handler() {
         }
     };
     let python = data.path().join("python-wiki.wasm");
+    // A line while the Python component compiles (its route, file and
+    // size), and one when it is ready, with how long it took.
+    let compiling = seen.iter().any(|l| {
+        l.contains("compiling")
+            && l.contains("route=/offsets")
+            && l.contains("python-wiki.wasm")
+            && l.contains("bytes=")
+    });
+    let ready = seen
+        .iter()
+        .any(|l| l.contains("ready: compiled in") && l.contains("python-wiki.wasm"));
+    assert!(compiling && ready, "{}", seen.join("\n"));
     for prefix in ["/offsets", "/wiki"] {
         assert!(
             line.contains(&format!(
