@@ -797,7 +797,7 @@ fn percore_demo_serves_the_python_handler() {
     // size), and one when it is ready, with how long it took.
     let compiling = seen.iter().any(|l| {
         l.contains("compiling")
-            && l.contains("route=/offsets")
+            && l.contains("route=\"/offsets\"")
             && l.contains("python-wiki.wasm")
             && l.contains("bytes=")
     });
