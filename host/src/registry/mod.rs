@@ -797,7 +797,12 @@ impl Registry {
             store.save_table(&persisted(&next))?;
         }
         let table = table_of(&next);
-        if let Some(store) = &self.store {
+        // After a restore error (a table moved aside, a route skipped), the
+        // files may still be wanted by a repaired table: collect nothing
+        // until a restart restores everything.
+        if let Some(store) = &self.store
+            && self.restore_errors.is_empty()
+        {
             collect_garbage(store, &next);
         }
         *self.lock_state() = next;
@@ -1035,7 +1040,8 @@ fn find_version(prefix: &str, route: &RouteState, to: &str) -> Result<usize, Reg
 
 /// Removes from the state directory every component that no route's
 /// version or history names (after an undeploy, a rollback, or a history
-/// grown past [`MAX_HISTORY`]). The compiled code in `cache/` is left to
+/// grown past [`MAX_HISTORY`]); never while the host has restore errors
+/// (see [`Registry::commit`]). The compiled code in `cache/` is left to
 /// wasmtime's cache, which evicts by size and age; pulled manifests stay
 /// (a few hundred bytes each; a later deploy of the digest pulls only its
 /// layer again).
