@@ -44,9 +44,10 @@ pub enum BuildError {
         .0.display()
     )]
     TargetMissing(PathBuf),
-    /// cargo failed; its output was printed as it ran.
+    /// cargo failed; its output was printed as it ran (and is kept here
+    /// for a caller that wants it again).
     #[error(
-        "`cargo build --release --target {TARGET}` failed in {} ({status}); cargo's output:\n{output}",
+        "`cargo build --release --target {TARGET}` failed in {} ({status}); cargo's errors are above",
         dir.display()
     )]
     Failed {
@@ -126,7 +127,10 @@ pub fn build(dir: &Path) -> Result<Built, BuildError> {
         {
             continue;
         }
-        name = message["target"]["name"].as_str().unwrap_or_default().to_owned();
+        name = message["target"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
         for file in message["filenames"].as_array().into_iter().flatten() {
             let Some(file) = file.as_str() else { continue };
             if file.ends_with(".wasm") {
@@ -238,7 +242,7 @@ pub fn redeploy(dir: &Path, registry: &Registry, prefix: &str, options: &RouteOp
     let built = match build(dir) {
         Ok(built) => built,
         Err(e) => {
-            tracing::error!("{e}\nthe previous version keeps serving {prefix}");
+            tracing::error!("{e}; the previous version keeps serving {prefix}");
             return;
         }
     };
@@ -313,7 +317,10 @@ mod tests {
     fn not_a_crate_and_a_missing_target_say_what_to_do() {
         let dir = tempfile::tempdir().unwrap();
         let err = build(dir.path()).unwrap_err().to_string();
-        assert!(err.contains("has no Cargo.toml") && err.contains("percore new"), "{err}");
+        assert!(
+            err.contains("has no Cargo.toml") && err.contains("percore new"),
+            "{err}"
+        );
         assert!(target_missing(
             "error[E0463]: can't find crate for `core`\n  = note: the `wasm32-wasip2` target may not be installed"
         ));

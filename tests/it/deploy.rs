@@ -763,7 +763,11 @@ fn redeploying_the_serving_version_changes_nothing() {
     assert!(!first.unchanged);
     let again = deploy(&host, "/v", &a);
     assert!(again.unchanged, "{again:?}");
-    assert_eq!(again.history.len(), 0, "no history entry for the same version");
+    assert_eq!(
+        again.history.len(),
+        0,
+        "no history entry for the same version"
+    );
     assert_eq!(again.version.deployed_at, first.version.deployed_at);
     // The same file with other options is another version.
     let core = admin(&host)
@@ -856,10 +860,8 @@ fn history_records_options_and_rollback_goes_to_any_version() {
     let url = format!("http://{}", host.server().admin_addr().unwrap());
     let (ok, out) = percore(&["routes", "--admin", &url]);
     assert!(
-        ok && out.contains(&format!(
-            "    earlier: sha256:{}",
-            &a.version.hash[..16]
-        )) && out.contains("options isolation=core,deadline_ms=1234")
+        ok && out.contains(&format!("    earlier: sha256:{}", &a.version.hash[..16]))
+            && out.contains("options isolation=core,deadline_ms=1234")
             && out.contains("the host's isolation and limits"),
         "{out}"
     );
@@ -894,10 +896,16 @@ fn components_nothing_refers_to_are_removed() {
     let dir = temp_dir("gc");
     let dir = dir.path();
     let host = TestHost::start(admin_config(dir));
-    let a = deploy(&host, "/v", &version("aaaaaaaaaaaaaaaa")).version.hash;
-    let b = deploy(&host, "/v", &version("bbbbbbbbbbbbbbbb")).version.hash;
+    let a = deploy(&host, "/v", &version("aaaaaaaaaaaaaaaa"))
+        .version
+        .hash;
+    let b = deploy(&host, "/v", &version("bbbbbbbbbbbbbbbb"))
+        .version
+        .hash;
     deploy(&host, "/w", &version("aaaaaaaaaaaaaaaa"));
-    let c = deploy(&host, "/x", &version("cccccccccccccccc")).version.hash;
+    let c = deploy(&host, "/x", &version("cccccccccccccccc"))
+        .version
+        .hash;
     let mut all = vec![a.clone(), b.clone(), c.clone()];
     all.sort();
     assert_eq!(stored_components(dir), all);
@@ -989,7 +997,10 @@ fn state_written_by_the_previous_percore_still_loads() {
     };
     assert_eq!(
         history,
-        vec![(a.as_str(), &RouteOptions::default()), (b.as_str(), &b_options)]
+        vec![
+            (a.as_str(), &RouteOptions::default()),
+            (b.as_str(), &b_options)
+        ]
     );
     assert_eq!(serving(&host, "/v"), "cccccccccccccccc");
     let back = admin(&host).rollback_to("/v", Some(&b[..8])).unwrap();

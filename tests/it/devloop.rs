@@ -120,7 +120,9 @@ fn up_builds_serves_and_hot_swaps_edits() {
     let output = percore_in(dir, &["up"]).output().unwrap();
     let err = String::from_utf8_lossy(&output.stderr);
     assert!(
-        !output.status.success() && err.contains("has no Cargo.toml") && err.contains("percore new"),
+        !output.status.success()
+            && err.contains("has no Cargo.toml")
+            && err.contains("percore new"),
         "{err}"
     );
 
@@ -130,7 +132,14 @@ fn up_builds_serves_and_hot_swaps_edits() {
     let up = spawn_logged(
         percore_in(
             &crate_dir,
-            &["up", "--listen", "127.0.0.1:0", "--route", "/app", "--watch"],
+            &[
+                "up",
+                "--listen",
+                "127.0.0.1:0",
+                "--route",
+                "/app",
+                "--watch",
+            ],
         ),
         // The first build compiles wit-bindgen when no other test has.
         Duration::from_secs(900),
@@ -141,7 +150,10 @@ fn up_builds_serves_and_hot_swaps_edits() {
     // An edit is rebuilt and served by the same process.
     let lib = crate_dir.join("src/lib.rs");
     let source = std::fs::read_to_string(&lib).unwrap();
-    assert!(source.contains("Hello from"), "the scaffold's greeting moved");
+    assert!(
+        source.contains("Hello from"),
+        "the scaffold's greeting moved"
+    );
     std::fs::write(&lib, source.replace("Hello from", "Edited greeting of")).unwrap();
     let deadline = std::time::Instant::now() + Duration::from_secs(600);
     loop {
@@ -159,10 +171,20 @@ fn up_builds_serves_and_hot_swaps_edits() {
     wait_for_line(&up, "the new version serves", Duration::from_secs(60));
 
     // A broken edit: the build fails, is logged, the old answer stays.
-    std::fs::write(&lib, format!("{}\nfn broken( {{\n", std::fs::read_to_string(&lib).unwrap()))
-        .unwrap();
+    std::fs::write(
+        &lib,
+        format!(
+            "{}\nfn broken( {{\n",
+            std::fs::read_to_string(&lib).unwrap()
+        ),
+    )
+    .unwrap();
     let line = wait_for_line(&up, "cargo build --release", Duration::from_secs(600));
     assert!(line.contains("failed"), "{line}");
-    wait_for_line(&up, "the previous version keeps serving /app", Duration::from_secs(60));
+    wait_for_line(
+        &up,
+        "the previous version keeps serving /app",
+        Duration::from_secs(60),
+    );
     assert!(answer(up.addr, "/app/x").starts_with("Edited greeting of live!"));
 }

@@ -156,7 +156,11 @@ impl AdminClient {
         let mut path = route_path("/v1/rollback", prefix);
         if let Some(to) = to {
             path.push('?');
-            path.push_str(&form_urlencoded::Serializer::new(String::new()).append_pair("to", to).finish());
+            path.push_str(
+                &form_urlencoded::Serializer::new(String::new())
+                    .append_pair("to", to)
+                    .finish(),
+            );
         }
         self.call_typed("POST", &path, &[])
     }
