@@ -30,7 +30,8 @@ pub struct CheckReport {
     pub deployable: bool,
     /// The world it serves, when its exports name one.
     pub world: Option<World>,
-    /// Its imports (interfaces), when it compiled.
+    /// Its imports (interfaces), when it compiled (and linked, or failed
+    /// only to link).
     pub imports: Vec<String>,
     /// The imports the host cannot satisfy, as the linker named them.
     pub unsatisfied: Vec<String>,
@@ -83,18 +84,18 @@ pub fn check(path: &Path, compiler: Option<ChildCompiler>) -> anyhow::Result<Che
             report.deployable = true;
             report.world = Some(component.world);
             report.needs_index = component.imports_wiki;
-            report.imports = component
-                .pre
-                .component()
-                .component_type()
-                .imports(engine.engine())
-                .map(|(name, _)| name.to_owned())
-                .collect();
+            report.imports = imports_of(&engine, component.pre.component());
         }
         Err(e) => {
             if let CompileError::WrongWorld { world, detail, .. } = &e {
                 report.world = Some(*world);
                 report.unsatisfied = unsatisfied_imports(detail);
+                // It compiled but did not link: compile it here once more
+                // to list its imports (the verdict stays the deploy's).
+                if let Ok(component) = wasmtime::component::Component::new(engine.engine(), &bytes)
+                {
+                    report.imports = imports_of(&engine, &component);
+                }
             }
             let hint = match &e {
                 CompileError::UnknownWorld { .. } => Some(
@@ -113,6 +114,15 @@ pub fn check(path: &Path, compiler: Option<ChildCompiler>) -> anyhow::Result<Che
         }
     }
     Ok(report)
+}
+
+/// The names of what `component` imports.
+fn imports_of(engine: &HostEngine, component: &wasmtime::component::Component) -> Vec<String> {
+    component
+        .component_type()
+        .imports(engine.engine())
+        .map(|(name, _)| name.to_owned())
+        .collect()
 }
 
 /// The imports a linker error names (wasmtime stops at the first one it
@@ -158,13 +168,22 @@ impl std::fmt::Display for CheckReport {
                 self.compile_ms,
                 crate::engine::WASMTIME_VERSION
             )?;
+        }
+        if !self.imports.is_empty() {
             writeln!(f, "  imports:  {}", self.imports.len())?;
             for import in &self.imports {
-                writeln!(f, "    {import}")?;
+                let mark = if self.unsatisfied.contains(import) {
+                    "   <- the host cannot satisfy it"
+                } else {
+                    ""
+                };
+                writeln!(f, "    {import}{mark}")?;
             }
         }
         for import in &self.unsatisfied {
-            writeln!(f, "  the host cannot satisfy the import {import}")?;
+            if !self.imports.contains(import) {
+                writeln!(f, "  the host cannot satisfy the import {import}")?;
+            }
         }
         if self.needs_index {
             writeln!(

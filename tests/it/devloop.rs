@@ -41,7 +41,7 @@ fn check_reports_the_world_the_imports_and_what_to_do() {
     let (ok, out) = percore(&["check", guests::TEST_BADIMPORT]);
     assert!(
         !ok && out.contains("NOT deployable")
-            && out.contains("the host cannot satisfy the import test:bad/secrets")
+            && out.contains("test:bad/secrets   <- the host cannot satisfy it")
             && out.contains("remove the code or the dependency"),
         "{out}"
     );

@@ -966,6 +966,7 @@ fn restored_history(
     current: &VersionRecord,
 ) -> Vec<Version> {
     let mut history = Vec::new();
+    let mut without_options = 0;
     for record in records {
         if !store::is_sha256_hex(&record.hash) {
             tracing::warn!(
@@ -976,13 +977,15 @@ fn restored_history(
             continue;
         }
         if record.options == RouteOptions::default() {
-            tracing::debug!(
-                route = prefix,
-                hash = %record.hash,
-                "an earlier version records no isolation or limits: a rollback to it uses the host's defaults"
-            );
+            without_options += 1;
         }
         push_history(&mut history, Version::unloaded(record), current);
+    }
+    if without_options > 0 {
+        tracing::info!(
+            route = prefix,
+            "{without_options} earlier version(s) record no isolation or limits: a rollback to them uses the host's defaults"
+        );
     }
     history
 }
