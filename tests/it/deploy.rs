@@ -776,6 +776,17 @@ fn redeploying_the_serving_version_changes_nothing() {
     assert!(!core.unchanged);
     assert_eq!(core.history.len(), 1);
     assert_eq!(core.isolation, Isolation::Core);
+    // Rolling back to the same file with its earlier options.
+    let back = admin(&host)
+        .rollback_to("/v", Some(&first.version.hash[..8]))
+        .unwrap();
+    assert_eq!(back.isolation, Isolation::Request);
+    admin(&host).rollback("/v").unwrap();
+    deploy(&host, "/w", &a);
+    let (status, message) = refused(admin(&host).rollback_to("/w", Some(&first.version.hash[..8])));
+    assert_eq!(status, 400);
+    assert!(message.contains("serving route /w already"), "{message}");
+    admin(&host).undeploy("/w").unwrap();
 
     // The CLI says so too.
     let file = dir.join("a.wasm");

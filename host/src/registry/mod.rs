@@ -1015,11 +1015,6 @@ fn find_version(prefix: &str, route: &RouteState, to: &str) -> Result<usize, Reg
         )));
     }
     let to = to.to_ascii_lowercase();
-    if route.current.hash.starts_with(&to) {
-        return Err(RegistryError::BadRequest(format!(
-            "sha256:{to} is the version serving route {prefix} already"
-        )));
-    }
     let matching: Vec<usize> = (0..route.history.len())
         .filter(|&i| route.history[i].record.hash.starts_with(&to))
         .collect();
@@ -1033,6 +1028,9 @@ fn find_version(prefix: &str, route: &RouteState, to: &str) -> Result<usize, Reg
             "sha256:{to} names {} versions of route {prefix}; give more of the hash",
             hashes.len()
         ))),
+        (None, _) if route.current.hash.starts_with(&to) => Err(RegistryError::BadRequest(
+            format!("sha256:{to} is the version serving route {prefix} already"),
+        )),
         (None, _) => Err(RegistryError::NoVersion {
             prefix: prefix.into(),
             hash: format!("sha256:{to}"),
