@@ -644,11 +644,14 @@ impl Registry {
     ) -> Result<RouteInfo, RegistryError> {
         crate::router::validate_prefix(prefix).map_err(RegistryError::BadRequest)?;
         self.check_limits(&options)?;
-        // The very version already serving: nothing to compile or record.
+        // The very version already serving (from the same place): nothing
+        // to compile or record. The same bytes pulled by another reference
+        // are recorded, so that the reference's digest is remembered.
         let hash = sha256_hex(bytes);
         if let Some(existing) = self.lock_state().get(prefix)
             && existing.current.hash == hash
             && existing.current.options == options
+            && existing.current.oci.as_ref() == from.as_ref().map(|(origin, _)| origin)
         {
             tracing::info!(route = prefix, %hash, "unchanged: this version serves already");
             return Ok(RouteInfo {
