@@ -84,7 +84,7 @@ pub struct AdminArgs {
     pub json: bool,
 }
 
-/// Flags of `percore rollback` and `percore undeploy`.
+/// Flags of `percore undeploy`.
 #[derive(Debug, Args)]
 pub struct RouteArgs {
     /// The route's prefix, e.g. /api.
