@@ -250,6 +250,14 @@ impl ComponentPre {
             ComponentPre::WasiHttp(pre) => pre.engine(),
         }
     }
+
+    /// The compiled component (its imports and exports: `percore check`).
+    pub fn component(&self) -> &Component {
+        match self {
+            ComponentPre::Percore(pre) => pre.instance_pre().component(),
+            ComponentPre::WasiHttp(pre) => pre.instance_pre().component(),
+        }
+    }
 }
 
 /// A compiled, linked component, ready to instantiate on any worker.

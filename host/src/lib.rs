@@ -52,7 +52,10 @@
 //!                    own, HTTP/1.1, graceful stop
 //! config.rs          one struct for flags and TOML; RouteOptions, the one
 //!                    type of a route's options
-//! cli.rs             the `percore` command; new.rs: `percore new`
+//! cli.rs             the `percore` command; new.rs: `percore new`;
+//!                    check.rs: `percore check` (a component, without a
+//!                    host); up.rs: `percore up` (build a crate, serve it,
+//!                    rebuild and redeploy it on every change)
 //! guests.rs          the guests embedded in the binary (the demo)
 //! ```
 
@@ -61,6 +64,7 @@ pub mod admin;
 pub mod bindings;
 pub mod body;
 pub mod budget;
+pub mod check;
 pub mod cli;
 pub mod compiler;
 pub mod config;
@@ -81,6 +85,7 @@ pub mod server;
 pub mod side_listener;
 pub mod stats;
 pub mod trace;
+pub mod up;
 pub mod worker;
 
 pub use config::{Config, Isolation, Limits, RouteConfig, RouteOptions};

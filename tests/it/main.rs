@@ -21,7 +21,12 @@
 //! - [`deploy`]: the admin API and CLI: deploy, call, redeploy, roll back,
 //!   undeploy; tokens; invalid and oversized uploads; restart from the state
 //!   directory without recompiling; corrupt state; redeploys under load;
-//!   `percore new` builds and deploys.
+//!   `percore new` builds and deploys; redeploying the serving version,
+//!   history with options, rollback to any version, removal of components
+//!   nothing refers to, state written by the previous version.
+//! - [`devloop`]: `percore check` on good and bad components, `percore up`
+//!   building and serving a new crate, `--watch` hot-swapping an edit and
+//!   keeping the old version through a broken one.
 //! - [`oci`]: handlers from an OCI registry (Debian's `docker-registry`
 //!   on loopback): `percore push`, `oci://` routes by tag and digest in
 //!   the admin API, the CLI and the config, interoperability both ways
@@ -64,6 +69,7 @@ mod attacks;
 mod browser;
 mod chaos;
 mod deploy;
+mod devloop;
 mod hostile;
 mod isolation;
 mod lifecycle;
