@@ -461,9 +461,21 @@ mod tests {
             output.end_call();
         });
         assert_eq!(lines.len(), 4, "{lines:#?}");
-        assert!(lines[0].ends_with("one route=/t stream=stdout"), "{}", lines[0]);
-        assert!(lines[1].ends_with("err route=/t stream=stderr"), "{}", lines[1]);
-        assert!(lines[2].ends_with("two route=/t stream=stdout"), "{}", lines[2]);
+        assert!(
+            lines[0].ends_with("one route=/t stream=stdout"),
+            "{}",
+            lines[0]
+        );
+        assert!(
+            lines[1].ends_with("err route=/t stream=stderr"),
+            "{}",
+            lines[1]
+        );
+        assert!(
+            lines[2].ends_with("two route=/t stream=stdout"),
+            "{}",
+            lines[2]
+        );
         assert!(
             lines[3].ends_with("\\u{1b}[2Jthree route=/t stream=stdout"),
             "{}",
