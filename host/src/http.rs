@@ -136,7 +136,7 @@ async fn handle(
         }
     };
     *routed = Some(local.clone());
-    let (parts, body) = req.into_parts();
+    let (mut parts, body) = req.into_parts();
     let body = read_body(
         &local,
         &parts.headers,
@@ -151,7 +151,7 @@ async fn handle(
             let guest_request = GuestRequest {
                 method: parts.method.as_str(),
                 path: parts.uri.path(),
-                path_and_query: parts.uri.path_and_query().cloned(),
+                path_and_query: parts.uri.path_and_query(),
                 query: parts.uri.query().unwrap_or_default(),
                 headers: parts.headers,
                 body: &body,
@@ -164,7 +164,6 @@ async fn handle(
             into_http(&local, routes.index(), response?)
         }
         World::WasiHttp => {
-            let mut parts = parts;
             set_mount_headers(&mut parts.headers, &local.route.prefix, parts.uri.path());
             let request = hyper::Request::from_parts(parts, http_body_util::Full::new(body));
             // Boxed: kept out of the percore world's request future, which

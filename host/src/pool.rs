@@ -54,9 +54,9 @@ pub struct GuestRequest<'a> {
     pub method: &'a str,
     /// The path, as sent.
     pub path: &'a str,
-    /// The path and query again, as a handle on hyper's buffer that the
-    /// instance keeps for its call (for `x-percore-path-info`).
-    pub path_and_query: Option<hyper::http::uri::PathAndQuery>,
+    /// The path and query again: the instance keeps a clone (a handle on
+    /// hyper's buffer, not a copy) for its call, for `x-percore-path-info`.
+    pub path_and_query: Option<&'a hyper::http::uri::PathAndQuery>,
     /// The query string without `?`; empty when there is none.
     pub query: &'a str,
     /// The header fields.
@@ -201,7 +201,7 @@ impl InstancePool {
             headers: live
                 .store
                 .data_mut()
-                .lend_fields(req.headers, req.path_and_query),
+                .lend_fields(req.headers, req.path_and_query.cloned()),
             body: req.body,
         };
         let result = bindings.call_handle(&mut live.store, request).await;
