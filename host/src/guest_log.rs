@@ -22,8 +22,8 @@
 //! ([`RouteMetrics::guest_log_dropped`]). Lines are split at `\n` (a
 //! trailing `\r` is removed, blank lines are skipped); a line left
 //! unfinished when the call ends (returns, traps, runs past its deadline)
-//! is logged then. Control
-//! characters are escaped, so a guest cannot forge or erase log lines.
+//! is logged then. Control characters are escaped, so a guest cannot forge
+//! or erase log lines.
 
 use std::borrow::Cow;
 use std::fmt::Write as _;
@@ -38,7 +38,7 @@ use wasmtime_wasi::p2::{DynOutputStream, OutputStream, Pollable, StreamResult};
 use crate::host_functions::HostState;
 use crate::stats::{LogDrop, RouteMetrics};
 
-/// The log target of guest output: `PERCORE_LOG=percore::guest=off`
+/// The log target of guest output: `PERCORE_LOG=info,percore::guest=off`
 /// silences it.
 pub const TARGET: &str = "percore::guest";
 /// Most bytes of output (lines and their ends) one request may log.
