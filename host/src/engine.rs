@@ -337,6 +337,10 @@ impl HostEngine {
         // `host_functions`), as language runtimes (Python, JavaScript)
         // import it, then `wasi:http` and percore's own world.
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+        // stdout and stderr: the host's log instead of WASI's sinks.
+        linker.allow_shadowing(true);
+        crate::guest_log::add_to_linker(&mut linker)?;
+        linker.allow_shadowing(false);
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
         bindings::Handler::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)?;
         let compile_pool = rayon::ThreadPoolBuilder::new()

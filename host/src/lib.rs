@@ -23,6 +23,8 @@
 //!                    and its share of guest memory
 //!           bindings.rs        the WIT world (bindgen!), guest `handle`
 //!             host_functions.rs  WASI without authority, `fields`, `wiki`
+//!             guest_log.rs       guest stdout/stderr → the host's log,
+//!                                bounded per request, rate-limited
 //!               percore-index    the shared, memory-mapped title index
 //!     body.rs        the response body: guest bytes, or the dump streamed
 //!                    from its mapping (range checks, read-ahead)
@@ -71,6 +73,7 @@ pub mod config;
 pub mod connection;
 pub mod engine;
 pub mod error;
+pub mod guest_log;
 pub mod guests;
 pub mod host_functions;
 pub mod http;

@@ -42,6 +42,10 @@
 //! - [`ops`]: `/livez`, `/readyz`, `/metrics` under load, draining,
 //!   connections queued at shutdown, SIGTERM under load, `traceparent`,
 //!   the access log.
+//! - [`guest_log`]: guest stdout and stderr in the host's log, with the
+//!   route and trace id, a panic's message, truncation and rate limits.
+//! - [`mount`]: `x-percore-route` and `x-percore-path-info` for both
+//!   worlds under two prefixes; a client cannot spoof them.
 //! - [`attacks`]: security round 2: stalled bodies, clients that stop
 //!   reading, one answer to garbage, CONNECT and `OPTIONS *`, response
 //!   headers and statuses, fair instance shares, the guest-memory budget,
@@ -70,9 +74,11 @@ mod browser;
 mod chaos;
 mod deploy;
 mod devloop;
+mod guest_log;
 mod hostile;
 mod isolation;
 mod lifecycle;
+mod mount;
 mod oci;
 mod ops;
 mod reader;
