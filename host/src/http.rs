@@ -162,6 +162,21 @@ async fn handle(
             }
             wasi_into_http(&local, response?)
         }
+        World::WasiHttpP3 => {
+            let request = hyper::Request::from_parts(parts, http_body_util::Full::new(body));
+            // Boxed, as the 0.2 call is.
+            let called = local.recorder.as_ref().map(|_| Instant::now());
+            let response = Box::pin(local.pool.call_wasi_http_p3(request)).await;
+            if let (Some(recorder), Some(called)) = (&local.recorder, called) {
+                recorder.metrics.guest_calls.observe(called.elapsed());
+            }
+            let (mut parts, body) = response?.into_parts();
+            let remaining = wasi_head(&local.route, &mut parts)?;
+            Ok(hyper::Response::from_parts(
+                parts,
+                ResponseBody::WasiHttpP3 { body, remaining },
+            ))
+        }
     }
 }
 
@@ -387,6 +402,33 @@ fn wasi_into_http(
         remaining: route.limits.max_response_bytes - head_bytes,
     };
     Ok(hyper::Response::from_parts(parts, body))
+}
+
+/// Checks a `wasi:http` guest's status and header fields as
+/// [`wasi_into_http`] does, puts the host's own header fields in place,
+/// and returns the bytes its body may have (`max_response_bytes` less the
+/// header fields).
+fn wasi_head(
+    route: &crate::routes::Route,
+    parts: &mut hyper::http::response::Parts,
+) -> Result<u64, RequestError> {
+    let head_bytes = check_head(
+        route,
+        parts.status.as_u16(),
+        parts.headers.len(),
+        parts
+            .headers
+            .iter()
+            .map(|(name, value)| (name.as_str().len(), value.len())),
+    )?;
+    for name in HOST_HEADERS
+        .iter()
+        .filter(|&name| name != header::CONTENT_LENGTH)
+    {
+        parts.headers.remove(name);
+    }
+    parts.headers.insert(header::SERVER, SERVER);
+    Ok(route.limits.max_response_bytes - head_bytes)
 }
 
 /// The response for a request that failed before or inside the guest.
