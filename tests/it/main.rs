@@ -34,6 +34,9 @@
 //! - [`wasi_http`]: standard `wasi:http/proxy` components on percore
 //!   routes: both worlds side by side, streaming, limits, no outgoing HTTP,
 //!   and a Python handler (componentize-py) reading the wiki index.
+//! - [`wasi_http_p3`]: wasi:http 0.3 (p3) components beside percore-world
+//!   and 0.2 routes: both isolations, bodies both ways, deadline, trap,
+//!   limits, and the p3 engine built only for p3 routes.
 //! - [`ops`]: `/livez`, `/readyz`, `/metrics` under load, draining,
 //!   connections queued at shutdown, SIGTERM under load, `traceparent`,
 //!   the access log.
@@ -73,4 +76,5 @@ mod reader;
 mod support;
 mod techempower;
 mod wasi_http;
+mod wasi_http_p3;
 mod wiki;
