@@ -103,8 +103,16 @@ fn a_p3_guest_is_held_to_its_routes_limits() {
             c.isolation = isolation;
             c.limits.deadline_ms = 300;
             c.limits.max_response_bytes = 1 << 20;
+            c.limits.max_memory_bytes = 32 << 20;
         });
-        for (path, status) in [("/p3/loop", 504), ("/p3/trap", 500), ("/p3/error", 500)] {
+        for (path, status) in [
+            // A loop without host calls: only the epoch interrupt stops it.
+            ("/p3/loop", 504),
+            ("/p3/trap", 500),
+            ("/p3/error", 500),
+            // Memory past the route's cap: the guest's allocation fails.
+            ("/p3/memory?mib=64", 500),
+        ] {
             let mut client = host.client();
             assert_eq!(client.get(path).status, status, "{path} ({isolation})");
             // The host, and the other routes, keep serving.
@@ -112,6 +120,19 @@ fn a_p3_guest_is_held_to_its_routes_limits() {
             assert_eq!(client.get("/percore/json").status, 200, "after {path}");
             assert_eq!(client.get("/p2/echo").status, 200, "after {path}");
         }
+        assert_eq!(host.get("/p3/memory?mib=8").text(), "held 8 MiB");
+        // A guest that traps while it writes its body (the head is out):
+        // the chunked body gets no last chunk, so no client takes the
+        // part for the whole.
+        let mut client = host.client();
+        client.send(&Client::get_request("/p3/unfinished"));
+        let mut received = Vec::new();
+        let _ = std::io::Read::read_to_end(client.stream(), &mut received);
+        let text = String::from_utf8_lossy(&received);
+        assert!(
+            text.is_empty() || (text.starts_with("HTTP/1.1 200") && !text.ends_with("0\r\n\r\n")),
+            "{isolation}: {text}"
+        );
         // A body past max_response_bytes is cut off: the head went out,
         // the connection closes before the body is complete.
         let mut client = host.client();
@@ -171,4 +192,29 @@ fn the_p3_engine_exists_only_for_p3_routes() {
     let p3 = engine.p3_engine().expect("a p3 route builds the p3 engine");
     assert!(p3.get_concurrency_support());
     assert_eq!(with.get("/p3/").status, 200);
+}
+
+/// A p3 component deployed through the admin API, compiled in the
+/// compiler process for the p3 engine, which the host builds then; after
+/// a restart from the state directory it serves again.
+#[test]
+fn a_p3_component_deployed_at_runtime_builds_the_p3_engine() {
+    let dir = crate::deploy::temp_dir("p3");
+    let host = TestHost::start_with_compiler(crate::deploy::admin_config(dir.path()));
+    let admin = crate::deploy::admin(&host);
+    let options = percore::RouteOptions::default();
+    let hello = std::fs::read(guests::HELLO).unwrap();
+    admin.deploy("/percore", &hello, &options).unwrap();
+    assert!(host.server().engine().p3_engine().is_none());
+    let p3 = std::fs::read(guests::TEST_WASI_HTTP_P3).unwrap();
+    let info = admin.deploy("/p3", &p3, &options).unwrap();
+    assert_eq!(info.world, World::WasiHttpP3);
+    assert!(host.server().engine().p3_engine().is_some());
+    assert_eq!(host.get("/p3/").text(), "Hello, World!");
+    assert_eq!(host.get("/percore/json").status, 200);
+    host.shutdown();
+
+    let host = TestHost::start_with_compiler(crate::deploy::admin_config(dir.path()));
+    assert_eq!(host.get("/p3/").text(), "Hello, World!");
+    assert!(!host.server().engine().engine().get_concurrency_support());
 }

@@ -14,6 +14,10 @@
 //! - `/loop`: spins forever without a host call (only the deadline's
 //!   interrupt stops it);
 //! - `/error`: answers with an error code instead of a response;
+//! - `/memory?mib=N`: grows its memory by N MiB and touches it, then
+//!   answers (a bomb past the route's memory cap);
+//! - `/unfinished`: answers, writes 1 KiB of the body, then traps in the
+//!   task that writes it (the response is out, its body is not finished);
 //! - anything else: `Hello, World!`.
 
 mod bindings {
@@ -122,6 +126,25 @@ impl Guest for TestWasiHttpP3 {
                 }
             }
             "error" => Err(ErrorCode::InternalError(Some("asked to fail".into()))),
+            "memory" => {
+                let mib = param(&query, "mib").unwrap_or(256) as usize;
+                let mut hog: Vec<u8> = Vec::new();
+                for _ in 0..mib {
+                    hog.extend(std::iter::repeat_n(1u8, 1 << 20));
+                }
+                let text = format!("held {} MiB", hog.len() >> 20);
+                Ok(respond(200, "text/plain", text.into_bytes()))
+            }
+            "unfinished" => {
+                let (mut writer, reader) = wit_stream::new();
+                let (_trailers_tx, trailers_rx) = wit_future::new(|| Ok(None));
+                let (response, _sent) = Response::new(Fields::new(), Some(reader), trailers_rx);
+                wit_bindgen::spawn_local(async move {
+                    let _ = writer.write_all(vec![b'x'; 1 << 10]).await;
+                    panic!("the test guest traps before its body is finished");
+                });
+                Ok(response)
+            }
             _ => Ok(respond(200, "text/plain", b"Hello, World!".to_vec())),
         }
     }
