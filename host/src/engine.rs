@@ -79,7 +79,7 @@ pub enum CompileError {
     },
     /// The component exports none of the worlds percore serves.
     #[error(
-        "{name} exports none of percore's `handle` (world percore:host/handler), `wasi:http/incoming-handler` 0.2 (world wasi:http/proxy) or `{P3_HANDLER}` (world wasi:http/service); it exports {exports}"
+        "{name} exports neither percore's `handle` (world percore:host/handler), `wasi:http/incoming-handler` 0.2 (world wasi:http/proxy) nor `{P3_HANDLER}` (world wasi:http/service); it exports {exports}"
     )]
     UnknownWorld {
         /// The component's name.
@@ -872,6 +872,53 @@ mod tests {
             manifest.contains(&format!("wasmtime = {{ version = \"{WASMTIME_VERSION}\"")),
             "WASMTIME_VERSION ({WASMTIME_VERSION}) is not the version the workspace pins"
         );
+    }
+
+    #[test]
+    fn the_world_is_told_by_its_export() {
+        let world = |exports: &[&str]| {
+            World::of_exports(&exports.iter().map(|e| e.to_string()).collect::<Vec<_>>())
+        };
+        assert_eq!(world(&["handle"]), Some(World::Percore));
+        assert_eq!(
+            world(&["wasi:http/incoming-handler@0.2.6"]),
+            Some(World::WasiHttp)
+        );
+        assert_eq!(world(&[P3_HANDLER]), Some(World::WasiHttpP3));
+        // A release candidate is told apart too, so that linking it can
+        // say which version percore takes.
+        assert_eq!(
+            world(&["wasi:http/handler@0.3.0-rc-2026-02-09"]),
+            Some(World::WasiHttpP3)
+        );
+        assert_eq!(world(&["wasi:cli/run@0.2.6"]), None);
+        assert!(World::WasiHttpP3.needs_concurrency());
+        assert!(!World::WasiHttp.needs_concurrency());
+        assert!(!World::Percore.needs_concurrency());
+    }
+
+    #[test]
+    fn export_names_are_read_without_compiling() {
+        // Components with exports are the integration tests' (the test
+        // guests); here the parser's edges: an empty component, and one
+        // cut off inside a section.
+        let empty = b"\0asm\x0d\0\x01\0";
+        assert_eq!(export_names(empty), Ok(Vec::new()));
+        assert!(export_names(b"\0asm\x0d\0\x01\0\x0b\x05").is_err());
+        assert!(matches!(
+            detect_world("empty.wasm", empty),
+            Err(CompileError::UnknownWorld { .. })
+        ));
+    }
+
+    #[test]
+    fn only_the_p3_engine_has_concurrency_support() {
+        let engine = |concurrency| Engine::new(&codegen_config(true, concurrency)).unwrap();
+        assert!(!engine(false).get_concurrency_support());
+        assert!(engine(true).get_concurrency_support());
+        // Unset, wasmtime's `component-model-async` feature (compiled in
+        // for p3) would turn it on: why `codegen_config` always sets it.
+        assert!(Engine::new(&Config::new()).unwrap().get_concurrency_support());
     }
 
     #[test]
