@@ -22,7 +22,10 @@ fn main() {
         wit.display(),
         root.join("Cargo.lock").display()
     );
-    println!("cargo:rerun-if-changed={}", root.join("Cargo.lock").display());
+    println!(
+        "cargo:rerun-if-changed={}",
+        root.join("Cargo.lock").display()
+    );
     let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("set by cargo"));
     let bindings = format!(
         "wit_bindgen::generate!({{ path: {:?}, world: \"wasi:http/service\", generate_all }});\n",
@@ -55,7 +58,12 @@ fn wasi_http_crate(root: &Path) -> PathBuf {
         .flatten()
         .find(|package| package["name"] == "wasmtime-wasi-http")
         .and_then(|package| package["manifest_path"].as_str())
-        .unwrap_or_else(|| panic!("wasmtime-wasi-http is not a dependency of {}", root.display()));
+        .unwrap_or_else(|| {
+            panic!(
+                "wasmtime-wasi-http is not a dependency of {}",
+                root.display()
+            )
+        });
     Path::new(manifest)
         .parent()
         .expect("a manifest lies in its crate")

@@ -517,7 +517,9 @@ impl HostEngine {
         bytes: &[u8],
     ) -> Result<Arc<CompiledComponent>, CompileError> {
         let world = detect_world(name, bytes)?;
-        let (engine, _) = self.engine_for(world).map_err(|e| self.no_engine(name, e))?;
+        let (engine, _) = self
+            .engine_for(world)
+            .map_err(|e| self.no_engine(name, e))?;
         let component = self
             .compile_pool
             .install(|| Component::new(engine, bytes))
@@ -541,7 +543,9 @@ impl HostEngine {
             return self.compile(name, bytes);
         };
         let world = detect_world(name, bytes)?;
-        let (engine, _) = self.engine_for(world).map_err(|e| self.no_engine(name, e))?;
+        let (engine, _) = self
+            .engine_for(world)
+            .map_err(|e| self.no_engine(name, e))?;
         let settings = ChildSettings {
             deadlines: self.options.deadlines,
             concurrency: world.needs_concurrency(),
@@ -570,10 +574,12 @@ impl HostEngine {
         // pipe that nothing else writes; they were never on disk or the
         // network. wasmtime checks that they were made for an engine
         // compatible with this one and refuses them otherwise.
-        let component = unsafe { Component::deserialize(engine, &output.serialized) }
-            .map_err(|e| CompileError::Invalid {
-                name: name.into(),
-                detail: format!("the compiled code could not be loaded: {e:#}"),
+        let component =
+            unsafe { Component::deserialize(engine, &output.serialized) }.map_err(|e| {
+                CompileError::Invalid {
+                    name: name.into(),
+                    detail: format!("the compiled code could not be loaded: {e:#}"),
+                }
             })?;
         self.link(name, bytes, world, component)
     }
@@ -918,7 +924,11 @@ mod tests {
         assert!(engine(true).get_concurrency_support());
         // Unset, wasmtime's `component-model-async` feature (compiled in
         // for p3) would turn it on: why `codegen_config` always sets it.
-        assert!(Engine::new(&Config::new()).unwrap().get_concurrency_support());
+        assert!(
+            Engine::new(&Config::new())
+                .unwrap()
+                .get_concurrency_support()
+        );
     }
 
     #[test]

@@ -309,9 +309,8 @@ impl InstancePool {
             return Err(self.not_this_world());
         }
         let (sender, receiver) = tokio::sync::oneshot::channel();
-        let req = req.map(|body| {
-            body.map_err(|never| -> wasmtime_wasi_http::Error { match never {} })
-        });
+        let req =
+            req.map(|body| body.map_err(|never| -> wasmtime_wasi_http::Error { match never {} }));
         let (request, request_io) =
             wasmtime_wasi_http::p3::Request::from_http(live.store.data_mut().http().hooks, req);
         let failed = Arc::new(AtomicBool::new(false));

@@ -58,10 +58,7 @@ fn a_p3_component_serves_beside_a_percore_and_a_p2_one() {
             Isolation::Core => {
                 let first: u64 = counts[0].parse().unwrap();
                 assert!(first >= 3, "{counts:?}");
-                assert_eq!(
-                    counts,
-                    [first, first + 1, first + 2].map(|n| n.to_string())
-                );
+                assert_eq!(counts, [first, first + 1, first + 2].map(|n| n.to_string()));
             }
         }
     }
@@ -217,4 +214,38 @@ fn a_p3_component_deployed_at_runtime_builds_the_p3_engine() {
     let host = TestHost::start_with_compiler(crate::deploy::admin_config(dir.path()));
     assert_eq!(host.get("/p3/").text(), "Hello, World!");
     assert!(!host.server().engine().engine().get_concurrency_support());
+}
+
+#[test]
+fn a_reused_p3_instance_holds_no_resources_from_earlier_requests() {
+    // One worker, core isolation, and a resource table capped at 64
+    // entries: an instance whose table kept anything per request (a
+    // request, its fields, a body stream, a future) would fail long
+    // before 10,000 requests.
+    let host = host(|c| {
+        c.isolation = Isolation::Core;
+        c.limits.max_host_resources = 64;
+    });
+    let mut client = host.client();
+    const REQUESTS: usize = 10_000;
+    let batch: Vec<u8> = (0..100)
+        .flat_map(|_| Client::get_request("/p3/echo"))
+        .collect();
+    for _ in 0..REQUESTS / 100 {
+        client.send(&batch);
+        for _ in 0..100 {
+            let response = client.read_response(false);
+            assert_eq!(response.status, 200, "{}", response.text());
+        }
+    }
+    // Served by a handful of instances (one is given back once its body
+    // was read and its tasks exited, so a pipelined request now and then
+    // finds it busy and gets another, kept idle too).
+    let created = host.server().stats().instances_created();
+    assert!(
+        (1..=20).contains(&created),
+        "{created} instances for {REQUESTS} requests"
+    );
+    let count: u64 = client.get("/p3/count").text().parse().unwrap();
+    assert!(count > 1, "{count}");
 }

@@ -90,10 +90,7 @@ impl Guest for TestWasiHttpP3 {
                 let (_done_tx, done_rx) = wit_future::new(|| Ok(()));
                 let (body, _trailers) = Request::consume_body(request, done_rx);
                 let body = body.collect().await;
-                let text = format!(
-                    "{method} {path} body={}",
-                    String::from_utf8_lossy(&body)
-                );
+                let text = format!("{method} {path} body={}", String::from_utf8_lossy(&body));
                 Ok(respond(200, "text/plain", text.into_bytes()))
             }
             "stream" => {
