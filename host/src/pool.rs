@@ -295,8 +295,9 @@ impl InstancePool {
     /// while hyper sends it. Under the route's deadline, as a whole, from
     /// outside the event loop (a guest that loops holds the loop). The
     /// instance is given back once the body was read to its end and the
-    /// guest's tasks have all exited; it is dropped after a trap, the
-    /// deadline, an error code, or a body not read to its end.
+    /// guest's tasks have all exited (also after an error code); it is
+    /// dropped after a trap, the deadline, or a body not read to its end
+    /// (counted as kept resources: the guest may still be writing it).
     pub async fn call_wasi_http_p3(
         self: &Rc<Self>,
         req: hyper::Request<http_body_util::Full<bytes::Bytes>>,
