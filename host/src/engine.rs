@@ -327,6 +327,23 @@ pub fn detect_world(name: &str, bytes: &[u8]) -> Result<World, CompileError> {
     })
 }
 
+/// The world whose engine compiles `bytes`, and the refusal to give once
+/// it compiled. A component whose world cannot be told (it exports none,
+/// or its exports cannot be read) is compiled all the same, on the first
+/// engine, so that one that is also invalid, or too dear to compile, is
+/// refused for that first (wasmtime's message, the compile budget), as
+/// before there were two engines; then for its world.
+fn world_to_compile(
+    name: &str,
+    bytes: &[u8],
+) -> Result<(World, Option<CompileError>), CompileError> {
+    check_kind(name, bytes)?;
+    Ok(match detect_world(name, bytes) {
+        Ok(world) => (world, None),
+        Err(refusal) => (World::Percore, Some(refusal)),
+    })
+}
+
 /// A component pre-linked against the host's imports, for its world.
 pub enum ComponentPre {
     /// percore's own world.
@@ -516,7 +533,7 @@ impl HostEngine {
         name: &str,
         bytes: &[u8],
     ) -> Result<Arc<CompiledComponent>, CompileError> {
-        let world = detect_world(name, bytes)?;
+        let (world, refusal) = world_to_compile(name, bytes)?;
         let (engine, _) = self
             .engine_for(world)
             .map_err(|e| self.no_engine(name, e))?;
@@ -527,6 +544,9 @@ impl HostEngine {
                 name: name.into(),
                 detail: format!("{e:#}"),
             })?;
+        if let Some(refusal) = refusal {
+            return Err(refusal);
+        }
         self.link(name, bytes, world, component)
     }
 
@@ -542,7 +562,7 @@ impl HostEngine {
         let Some(child) = &self.options.child_compiler else {
             return self.compile(name, bytes);
         };
-        let world = detect_world(name, bytes)?;
+        let (world, refusal) = world_to_compile(name, bytes)?;
         let (engine, _) = self
             .engine_for(world)
             .map_err(|e| self.no_engine(name, e))?;
@@ -563,6 +583,9 @@ impl HostEngine {
         })?;
         if self.cache.is_some() {
             self.child_cache[usize::from(!output.cache_hit)].fetch_add(1, Ordering::Relaxed);
+        }
+        if let Some(refusal) = refusal {
+            return Err(refusal);
         }
         #[expect(
             unsafe_code,
