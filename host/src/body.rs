@@ -1,8 +1,9 @@
 //! The response body: bytes a guest returned (or an error message), a
 //! range of the shared dump streamed straight from its memory map in
 //! slices, with the range checks that keep it inside the dump, or the body
-//! a `wasi:http/proxy` guest writes while it is sent, cut off at the
-//! route's `max_response_bytes`. The dump's pages are read ahead off the
+//! a `wasi:http/proxy` (0.2) or `wasi:http/service` (0.3, [`P3Body`])
+//! guest writes while it is sent, cut off at the route's
+//! `max_response_bytes`. The dump's pages are read ahead off the
 //! worker thread when they are not in memory, and released from the host's
 //! mapping once sent.
 //!
@@ -56,6 +57,62 @@ pub enum ResponseBody {
         /// its header fields).
         remaining: u64,
     },
+    /// What a `wasi:http/service` (0.3) guest writes, as it writes it.
+    WasiHttpP3 {
+        /// The guest's body.
+        body: P3Body,
+        /// Bytes it may still send (as for [`ResponseBody::WasiHttp`]).
+        remaining: u64,
+    },
+}
+
+/// A wasi:http 0.3 guest's response body, as its call hands it over
+/// ([`crate::pool::InstancePool::call_wasi_http_p3`]). The guest writes it
+/// through its store's event loop, which the call keeps running until this
+/// body says it was read to its end (or was dropped before: the client
+/// left, or the body ran over the route's limit).
+pub struct P3Body {
+    /// The stream from the guest.
+    body: wasmtime_wasi_http::WasiBody,
+    /// Sent once the body was read to its end; dropped unsent when the
+    /// body is dropped before (the call then drops the instance).
+    done: Option<tokio::sync::oneshot::Sender<()>>,
+    /// Set by the call when it failed (a trap, its deadline) before the
+    /// body ended: the stream then ends early, which must reach the
+    /// client as an error (a cut connection), not as a complete body.
+    failed: Arc<AtomicBool>,
+}
+
+impl P3Body {
+    /// The body `body` of a call that signals `done` when it was read to
+    /// its end, and sets `failed` when the call failed.
+    pub fn new(
+        body: wasmtime_wasi_http::WasiBody,
+        done: tokio::sync::oneshot::Sender<()>,
+        failed: Arc<AtomicBool>,
+    ) -> Self {
+        P3Body {
+            body,
+            done: Some(done),
+            failed,
+        }
+    }
+
+    fn finished(&mut self) {
+        if let Some(done) = self.done.take() {
+            let _ = done.send(());
+        }
+    }
+}
+
+/// hyper may drop a body without polling its end once it says it is at
+/// its end (`is_end_stream`): that counts as read to its end.
+impl Drop for P3Body {
+    fn drop(&mut self) {
+        if self.body.is_end_stream() && !self.failed.load(Ordering::Relaxed) {
+            self.finished();
+        }
+    }
 }
 
 /// Why a response body ended early; hyper then closes the connection.
@@ -84,6 +141,10 @@ impl std::fmt::Debug for ResponseBody {
                 .finish(),
             ResponseBody::WasiHttp { remaining, .. } => f
                 .debug_struct("WasiHttp")
+                .field("remaining", remaining)
+                .finish(),
+            ResponseBody::WasiHttpP3 { remaining, .. } => f
+                .debug_struct("WasiHttpP3")
                 .field("remaining", remaining)
                 .finish(),
         }
@@ -155,6 +216,29 @@ impl Body for ResponseBody {
                     }
                 })
             }
+            ResponseBody::WasiHttpP3 { body, remaining } => {
+                let frame = std::task::ready!(Pin::new(&mut body.body).poll_frame(cx));
+                Poll::Ready(match frame {
+                    None if body.failed.load(Ordering::Relaxed) => Some(Err(BodyError::Guest(
+                        "the handler failed before it finished its body".into(),
+                    ))),
+                    None => {
+                        body.finished();
+                        None
+                    }
+                    Some(Err(e)) => Some(Err(BodyError::Guest(format!("{e:?}")))),
+                    Some(Ok(frame)) => {
+                        let len = frame.data_ref().map_or(0, |data| data.len() as u64);
+                        if len > *remaining {
+                            *remaining = 0;
+                            Some(Err(BodyError::TooLarge))
+                        } else {
+                            *remaining -= len;
+                            Some(Ok(frame))
+                        }
+                    }
+                })
+            }
             ResponseBody::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
             ResponseBody::Dump {
                 index,
@@ -207,6 +291,7 @@ impl Body for ResponseBody {
     fn is_end_stream(&self) -> bool {
         match self {
             ResponseBody::WasiHttp { body, .. } => body.is_end_stream(),
+            ResponseBody::WasiHttpP3 { body, .. } => body.body.is_end_stream(),
             ResponseBody::Full(bytes) => bytes.is_none(),
             ResponseBody::Dump { next, end, .. } => next >= end,
         }
@@ -215,6 +300,7 @@ impl Body for ResponseBody {
     fn size_hint(&self) -> SizeHint {
         match self {
             ResponseBody::WasiHttp { body, .. } => body.size_hint(),
+            ResponseBody::WasiHttpP3 { body, .. } => body.body.size_hint(),
             ResponseBody::Full(bytes) => {
                 SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64))
             }

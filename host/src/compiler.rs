@@ -45,6 +45,10 @@ pub struct ChildCompiler {
 pub struct ChildSettings {
     /// [`crate::engine::EngineOptions::deadlines`].
     pub deadlines: bool,
+    /// Whether the component is for the engine with concurrency support
+    /// (a wasi:http 0.3 component; see [`crate::engine::codegen_config`]).
+    #[serde(default)]
+    pub concurrency: bool,
     /// The host's compile cache, when it has one.
     pub cache_dir: Option<PathBuf>,
 }
@@ -216,7 +220,7 @@ pub fn child_main(settings_json: &str) -> ExitCode {
         Ok(cache) => cache,
         Err(e) => return fail(e, 1),
     };
-    let mut config = crate::engine::codegen_config(settings.deadlines);
+    let mut config = crate::engine::codegen_config(settings.deadlines, settings.concurrency);
     config.cache(cache.clone());
     let engine = match wasmtime::Engine::new(&config) {
         Ok(engine) => engine,

@@ -6,13 +6,23 @@
 //! ready-to-instantiate [`CompiledComponent`] (compile once,
 //! `instantiate_pre` once).
 //!
+//! Two engines: percore-world and wasi:http 0.2 components compile for one
+//! with concurrency support off (`Config::concurrency_support(false)`:
+//! wasmtime's component-model-async, compiled in for wasi:http 0.3, would
+//! otherwise make every call of every route about twice as dear), and
+//! wasi:http 0.3 (p3) components for a second one with it on, built when
+//! the first p3 component is compiled (a host without p3 routes never
+//! builds it, nor reserves its pool's address space). Which one a
+//! component needs is read from its exports before it is compiled
+//! ([`detect_world`]).
+//!
 //! The shape of one store (how many core instances, tables and memories a
 //! component may have) is set here once, in [`MAX_CORE_INSTANCES`],
 //! [`MAX_TABLES`] and [`MAX_MEMORIES`], for both the pooling allocator and
 //! every store's limiter ([`crate::budget::GuestLimiter`]).
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -20,6 +30,7 @@ use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
+use wasmtime_wasi_http::p3::bindings::ServicePre;
 
 use crate::bindings::{self, HandlerPre};
 use crate::compiler::{ChildCompiler, ChildError, ChildSettings};
@@ -66,9 +77,9 @@ pub enum CompileError {
         /// The component's name.
         name: String,
     },
-    /// The component exports neither world percore serves.
+    /// The component exports none of the worlds percore serves.
     #[error(
-        "{name} exports neither percore's `handle` (world percore:host/handler) nor `wasi:http/incoming-handler` 0.2 (world wasi:http/proxy); it exports {exports}"
+        "{name} exports neither percore's `handle` (world percore:host/handler), `wasi:http/incoming-handler` 0.2 (world wasi:http/proxy) nor `{P3_HANDLER}` (world wasi:http/service); it exports {exports}"
     )]
     UnknownWorld {
         /// The component's name.
@@ -197,6 +208,11 @@ impl EngineOptions {
     }
 }
 
+/// The export of a wasi:http 0.3 (p3) handler, as the linked
+/// wasmtime-wasi-http names it: that version exactly (0.3 release
+/// candidates, `0.3.0-rc-...`, are other packages and do not link).
+pub const P3_HANDLER: &str = "wasi:http/handler@0.3.0";
+
 /// The world a component serves, told apart by its exports.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum World {
@@ -207,10 +223,16 @@ pub enum World {
     /// by semver): exports `wasi:http/incoming-handler`.
     #[serde(rename = "wasi:http/proxy@0.2")]
     WasiHttp,
+    /// The standard `wasi:http/service` of wasi:http 0.3 (p3): exports
+    /// `wasi:http/handler@0.3...` ([`P3_HANDLER`] is the version that
+    /// links). Served by the engine with concurrency support.
+    #[serde(rename = "wasi:http/service@0.3")]
+    WasiHttpP3,
 }
 
 impl World {
-    /// The world whose export is among `exports`, if any.
+    /// The world whose export is among `exports`, if any: the one place
+    /// that decides (by export, as `wasmtime serve` does).
     pub fn of_exports(exports: &[String]) -> Option<World> {
         if exports.iter().any(|e| e == "handle") {
             Some(World::Percore)
@@ -219,9 +241,20 @@ impl World {
             .any(|e| e.starts_with("wasi:http/incoming-handler@0.2."))
         {
             Some(World::WasiHttp)
+        } else if exports
+            .iter()
+            .any(|e| e.starts_with("wasi:http/handler@0.3"))
+        {
+            Some(World::WasiHttpP3)
         } else {
             None
         }
+    }
+
+    /// Whether components of this world need the engine with concurrency
+    /// support (component-model-async).
+    pub fn needs_concurrency(self) -> bool {
+        self == World::WasiHttpP3
     }
 }
 
@@ -230,8 +263,85 @@ impl std::fmt::Display for World {
         f.write_str(match self {
             World::Percore => "percore:host/handler",
             World::WasiHttp => "wasi:http/proxy@0.2",
+            World::WasiHttpP3 => "wasi:http/service@0.3",
         })
     }
+}
+
+/// The names a component exports (its top level only), read from its
+/// bytes without compiling it. Nested modules and components are skipped,
+/// not parsed.
+pub fn export_names(bytes: &[u8]) -> Result<Vec<String>, String> {
+    use wasmparser::{Chunk, Parser, Payload};
+    let mut parser = Parser::new(0);
+    let mut at = 0usize;
+    let mut names = Vec::new();
+    loop {
+        let rest = bytes.get(at..).ok_or("a section runs past the end")?;
+        let (consumed, payload) = match parser.parse(rest, true).map_err(|e| e.to_string())? {
+            Chunk::Parsed { consumed, payload } => (consumed, payload),
+            Chunk::NeedMoreData(_) => return Err("the component is truncated".into()),
+        };
+        at += consumed;
+        match payload {
+            // The nested module's or component's bytes follow its section
+            // header; the outer parser goes on after them.
+            Payload::ModuleSection {
+                unchecked_range, ..
+            }
+            | Payload::ComponentSection {
+                unchecked_range, ..
+            } => {
+                at = usize::try_from(unchecked_range.end)
+                    .ok()
+                    .filter(|&end| end <= bytes.len())
+                    .ok_or("a nested module runs past the end")?;
+            }
+            Payload::ComponentExportSection(reader) => {
+                for export in reader {
+                    names.push(export.map_err(|e| e.to_string())?.name.name.to_owned());
+                }
+            }
+            Payload::End(_) => return Ok(names),
+            _ => {}
+        }
+    }
+}
+
+/// The world the component `bytes` (called `name` in errors) serves, by
+/// its exports, before it is compiled: what picks its engine. `percore
+/// check` and the registry's compiles share it.
+pub fn detect_world(name: &str, bytes: &[u8]) -> Result<World, CompileError> {
+    check_kind(name, bytes)?;
+    let exports = export_names(bytes).map_err(|detail| CompileError::Invalid {
+        name: name.into(),
+        detail,
+    })?;
+    World::of_exports(&exports).ok_or_else(|| CompileError::UnknownWorld {
+        name: name.into(),
+        exports: if exports.is_empty() {
+            "nothing".into()
+        } else {
+            exports.join(", ")
+        },
+    })
+}
+
+/// The world whose engine compiles `bytes`, and the refusal to give once
+/// it compiled. A component whose world cannot be told (it exports none,
+/// or its exports cannot be read) is compiled all the same, on the first
+/// engine, so that one that is also invalid, or too dear to compile, is
+/// refused for that first (wasmtime's message, the compile budget), as
+/// before there were two engines; then for its world.
+fn world_to_compile(
+    name: &str,
+    bytes: &[u8],
+) -> Result<(World, Option<CompileError>), CompileError> {
+    check_kind(name, bytes)?;
+    Ok(match detect_world(name, bytes) {
+        Ok(world) => (world, None),
+        Err(refusal) => (World::Percore, Some(refusal)),
+    })
 }
 
 /// A component pre-linked against the host's imports, for its world.
@@ -240,6 +350,8 @@ pub enum ComponentPre {
     Percore(HandlerPre<HostState>),
     /// `wasi:http/proxy` 0.2.
     WasiHttp(ProxyPre<HostState>),
+    /// `wasi:http/service` 0.3, on the engine with concurrency support.
+    WasiHttpP3(ServicePre<HostState>),
 }
 
 impl ComponentPre {
@@ -248,6 +360,7 @@ impl ComponentPre {
         match self {
             ComponentPre::Percore(pre) => pre.engine(),
             ComponentPre::WasiHttp(pre) => pre.engine(),
+            ComponentPre::WasiHttpP3(pre) => pre.engine(),
         }
     }
 
@@ -256,6 +369,7 @@ impl ComponentPre {
         match self {
             ComponentPre::Percore(pre) => pre.instance_pre().component(),
             ComponentPre::WasiHttp(pre) => pre.instance_pre().component(),
+            ComponentPre::WasiHttpP3(pre) => pre.instance_pre().component(),
         }
     }
 }
@@ -280,13 +394,22 @@ pub struct CompiledComponent {
     pub deadlines: bool,
 }
 
-/// The engine, linker and epoch ticker, shared by every worker.
+/// The engines, linkers and epoch ticker, shared by every worker.
 pub struct HostEngine {
+    /// The engine of percore-world and wasi:http 0.2 components, without
+    /// concurrency support.
     engine: Engine,
     linker: Linker<HostState>,
     options: EngineOptions,
     /// Whether the pooling allocator could be used.
     pooling: bool,
+    /// The engine of wasi:http 0.3 components, with concurrency support,
+    /// once the first one was compiled ([`HostEngine::p3_engine`]).
+    p3: OnceLock<P3Engine>,
+    /// Held while the p3 engine is built, so that it is built once.
+    p3_building: Mutex<()>,
+    /// The p3 engine as the epoch ticker sees it (set with `p3`).
+    p3_ticked: Arc<OnceLock<Engine>>,
     ticker: Option<EpochTicker>,
     /// wasmtime's cache of compiled components, when enabled.
     cache: Option<wasmtime::Cache>,
@@ -318,41 +441,27 @@ impl HostEngine {
             .map(crate::compiler::open_cache)
             .transpose()
             .map_err(anyhow::Error::msg)?;
-        let configure = |pooling| {
-            let mut config = base_config(&options, pooling);
+        let configure = |pooling, concurrency| {
+            let mut config = base_config(&options, pooling, concurrency);
             config.cache(cache.clone());
             config
         };
-        let (engine, pooling) = match Engine::new(&configure(true)) {
-            Ok(engine) => (engine, true),
-            Err(e) => {
-                tracing::warn!(
-                    "pooling instance allocator unavailable ({e:#}); falling back to on-demand allocation"
-                );
-                (Engine::new(&configure(false))?, false)
-            }
-        };
-        let mut linker = Linker::new(&engine);
-        // The whole of WASI 0.2 (each interface without authority; see
-        // `host_functions`), as language runtimes (Python, JavaScript)
-        // import it, then `wasi:http` and percore's own world.
-        wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
-        // stdout and stderr: the host's log instead of WASI's sinks.
-        linker.allow_shadowing(true);
-        crate::guest_log::add_to_linker(&mut linker)?;
-        linker.allow_shadowing(false);
-        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
-        bindings::Handler::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)?;
+        let (engine, pooling) = build_engine(|pooling| configure(pooling, false))?;
+        let linker = base_linker(&engine)?;
         let compile_pool = rayon::ThreadPoolBuilder::new()
             .thread_name(|i| format!("percore-compile-{i}"))
             .start_handler(|_| lower_priority())
             .build()?;
-        let ticker = Some(EpochTicker::start(engine.clone()));
+        let p3_ticked = Arc::new(OnceLock::new());
+        let ticker = Some(EpochTicker::start(engine.clone(), p3_ticked.clone()));
         Ok(HostEngine {
             engine,
             linker,
             options,
             pooling,
+            p3: OnceLock::new(),
+            p3_building: Mutex::new(()),
+            p3_ticked,
             ticker,
             cache,
             child_cache: Default::default(),
@@ -360,9 +469,47 @@ impl HostEngine {
         })
     }
 
-    /// The wasmtime engine.
+    /// The wasmtime engine of percore-world and wasi:http 0.2 components
+    /// (concurrency support off).
     pub fn engine(&self) -> &Engine {
         &self.engine
+    }
+
+    /// The engine of wasi:http 0.3 components (concurrency support on),
+    /// when one has been compiled: it is built with the first.
+    pub fn p3_engine(&self) -> Option<&Engine> {
+        self.p3.get().map(|p3| &p3.engine)
+    }
+
+    /// The engine and linker for components of `world`; for p3, built on
+    /// first use (the same settings and limits as the other, plus
+    /// concurrency support), its epoch then advanced by the same ticker.
+    fn engine_for(&self, world: World) -> anyhow::Result<(&Engine, &Linker<HostState>)> {
+        if !world.needs_concurrency() {
+            return Ok((&self.engine, &self.linker));
+        }
+        let p3 = match self.p3.get() {
+            Some(p3) => p3,
+            None => {
+                let _building = self
+                    .p3_building
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                match self.p3.get() {
+                    Some(p3) => p3,
+                    None => {
+                        let p3 = P3Engine::new(&self.options, self.cache.clone())?;
+                        let _ = self.p3_ticked.set(p3.engine.clone());
+                        tracing::info!(
+                            pooling = p3.pooling,
+                            "built the engine of wasi:http 0.3 routes (concurrency support on)"
+                        );
+                        self.p3.get_or_init(|| p3)
+                    }
+                }
+            }
+        };
+        Ok((&p3.engine, &p3.linker))
     }
 
     /// Whether instances come from the pooling allocator.
@@ -395,15 +542,21 @@ impl HostEngine {
         name: &str,
         bytes: &[u8],
     ) -> Result<Arc<CompiledComponent>, CompileError> {
-        check_kind(name, bytes)?;
+        let (world, refusal) = world_to_compile(name, bytes)?;
+        let (engine, _) = self
+            .engine_for(world)
+            .map_err(|e| self.no_engine(name, e))?;
         let component = self
             .compile_pool
-            .install(|| Component::new(&self.engine, bytes))
+            .install(|| Component::new(engine, bytes))
             .map_err(|e| CompileError::Invalid {
                 name: name.into(),
                 detail: format!("{e:#}"),
             })?;
-        self.link(name, bytes, component)
+        if let Some(refusal) = refusal {
+            return Err(refusal);
+        }
+        self.link(name, bytes, world, component)
     }
 
     /// Compiles and links a component from an untrusted source (an upload):
@@ -418,9 +571,13 @@ impl HostEngine {
         let Some(child) = &self.options.child_compiler else {
             return self.compile(name, bytes);
         };
-        check_kind(name, bytes)?;
+        let (world, refusal) = world_to_compile(name, bytes)?;
+        let (engine, _) = self
+            .engine_for(world)
+            .map_err(|e| self.no_engine(name, e))?;
         let settings = ChildSettings {
             deadlines: self.options.deadlines,
+            concurrency: world.needs_concurrency(),
             cache_dir: self.options.cache_dir.clone(),
         };
         let output = child.compile(&settings, bytes).map_err(|e| match e {
@@ -436,6 +593,9 @@ impl HostEngine {
         if self.cache.is_some() {
             self.child_cache[usize::from(!output.cache_hit)].fetch_add(1, Ordering::Relaxed);
         }
+        if let Some(refusal) = refusal {
+            return Err(refusal);
+        }
         #[expect(
             unsafe_code,
             reason = "loading machine code compiled by our own child process"
@@ -446,57 +606,73 @@ impl HostEngine {
         // pipe that nothing else writes; they were never on disk or the
         // network. wasmtime checks that they were made for an engine
         // compatible with this one and refuses them otherwise.
-        let component = unsafe { Component::deserialize(&self.engine, &output.serialized) }
-            .map_err(|e| CompileError::Invalid {
-                name: name.into(),
-                detail: format!("the compiled code could not be loaded: {e:#}"),
+        let component =
+            unsafe { Component::deserialize(engine, &output.serialized) }.map_err(|e| {
+                CompileError::Invalid {
+                    name: name.into(),
+                    detail: format!("the compiled code could not be loaded: {e:#}"),
+                }
             })?;
-        self.link(name, bytes, component)
+        self.link(name, bytes, world, component)
     }
 
-    /// Links a compiled `component` (of `bytes`) against the host's
-    /// imports.
+    /// The error for a component whose engine could not be built.
+    fn no_engine(&self, name: &str, e: anyhow::Error) -> CompileError {
+        CompileError::Budget {
+            name: name.into(),
+            detail: format!("the engine of wasi:http 0.3 routes could not be built: {e:#}"),
+        }
+    }
+
+    /// Links a compiled `component` (of `bytes`, serving `world`) against
+    /// the host's imports.
     fn link(
         &self,
         name: &str,
         bytes: &[u8],
+        world: World,
         component: Component,
     ) -> Result<Arc<CompiledComponent>, CompileError> {
+        let (engine, linker) = self
+            .engine_for(world)
+            .map_err(|e| self.no_engine(name, e))?;
         let imports_wiki = component
             .component_type()
-            .imports(&self.engine)
+            .imports(engine)
             .any(|(import, _)| import.starts_with(WIKI_INTERFACE));
         if imports_wiki && !self.options.has_index {
             return Err(CompileError::NeedsIndex { name: name.into() });
         }
-        let exports: Vec<String> = component
-            .component_type()
-            .exports(&self.engine)
-            .map(|(export, _)| export.to_owned())
-            .collect();
-        let world = World::of_exports(&exports).ok_or_else(|| CompileError::UnknownWorld {
-            name: name.into(),
-            exports: if exports.is_empty() {
-                "nothing".into()
-            } else {
-                exports.join(", ")
-            },
-        })?;
+        let p3_version = (world == World::WasiHttpP3)
+            .then(|| {
+                component
+                    .component_type()
+                    .exports(engine)
+                    .map(|(export, _)| export.to_owned())
+                    .find(|export| export.starts_with("wasi:http/handler@"))
+            })
+            .flatten()
+            .filter(|export| export != P3_HANDLER);
         let wrong_world = |e: wasmtime::Error| CompileError::WrongWorld {
             name: name.into(),
             world,
-            detail: format!("{e:#}"),
+            detail: match &p3_version {
+                Some(export) => format!(
+                    "it exports {export}, but percore links {P3_HANDLER} exactly (the wasi:http 0.3 of wasmtime-wasi-http {WASMTIME_VERSION}); rebuild it against that WIT ({e:#})"
+                ),
+                None => format!("{e:#}"),
+            },
         };
-        let instance_pre = self
-            .linker
-            .instantiate_pre(&component)
-            .map_err(wrong_world)?;
+        let instance_pre = linker.instantiate_pre(&component).map_err(wrong_world)?;
         let pre = match world {
             World::Percore => {
                 ComponentPre::Percore(HandlerPre::new(instance_pre).map_err(wrong_world)?)
             }
             World::WasiHttp => {
                 ComponentPre::WasiHttp(ProxyPre::new(instance_pre).map_err(wrong_world)?)
+            }
+            World::WasiHttpP3 => {
+                ComponentPre::WasiHttpP3(ServicePre::new(instance_pre).map_err(wrong_world)?)
             }
         };
         Ok(Arc::new(CompiledComponent {
@@ -585,10 +761,13 @@ fn sniff_not_wasm(bytes: &[u8]) -> Option<&'static str> {
 
 /// The settings that decide the machine code wasmtime generates, and so
 /// whether compiled code can be shared: the same in the host and in the
-/// compiler process ([`crate::compiler`]).
-pub fn codegen_config(deadlines: bool) -> Config {
+/// compiler process ([`crate::compiler`]). `concurrency`: component-model
+/// async (wasi:http 0.3 components) on; set either way, since wasmtime's
+/// `component-model-async` feature would otherwise turn it on for all.
+pub fn codegen_config(deadlines: bool, concurrency: bool) -> Config {
     let mut config = Config::new();
     config
+        .concurrency_support(concurrency)
         .epoch_interruption(deadlines)
         .memory_init_cow(true)
         .cranelift_opt_level(wasmtime::OptLevel::Speed)
@@ -597,8 +776,72 @@ pub fn codegen_config(deadlines: bool) -> Config {
     config
 }
 
-fn base_config(options: &EngineOptions, pooling: bool) -> Config {
-    let mut config = codegen_config(options.deadlines);
+/// Builds an engine from `configure(pooling)`, preferring the pooling
+/// allocator and falling back to on-demand allocation when the machine
+/// cannot reserve its address space; says which it got.
+fn build_engine(configure: impl Fn(bool) -> Config) -> anyhow::Result<(Engine, bool)> {
+    match Engine::new(&configure(true)) {
+        Ok(engine) => Ok((engine, true)),
+        Err(e) => {
+            tracing::warn!(
+                "pooling instance allocator unavailable ({e:#}); falling back to on-demand allocation"
+            );
+            Ok((Engine::new(&configure(false))?, false))
+        }
+    }
+}
+
+/// A linker with what every handler may import: the whole of WASI 0.2
+/// (each interface without authority; see `host_functions`), as language
+/// runtimes (Python, JavaScript) import it, `wasi:http` 0.2, and percore's
+/// own world (`wiki`).
+fn base_linker(engine: &Engine) -> anyhow::Result<Linker<HostState>> {
+    let mut linker = Linker::new(engine);
+    // The whole of WASI 0.2 (each interface without authority; see
+    // `host_functions`), as language runtimes (Python, JavaScript)
+    // import it, then `wasi:http` and percore's own world.
+    wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+    // stdout and stderr: the host's log instead of WASI's sinks.
+    linker.allow_shadowing(true);
+    crate::guest_log::add_to_linker(&mut linker)?;
+    linker.allow_shadowing(false);
+    wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
+    bindings::Handler::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)?;
+    Ok(linker)
+}
+
+/// The engine of wasi:http 0.3 components: concurrency support on, the
+/// same limits and pool shape as the other engine (the worker budgets cap
+/// the instances of both together).
+struct P3Engine {
+    engine: Engine,
+    /// [`base_linker`] plus WASI 0.3 and `wasi:http` 0.3 (a p3 component
+    /// built for wasm32-wasip2 imports both: Rust's std uses WASI 0.2).
+    linker: Linker<HostState>,
+    /// Whether the pooling allocator could be used.
+    pooling: bool,
+}
+
+impl P3Engine {
+    fn new(options: &EngineOptions, cache: Option<wasmtime::Cache>) -> anyhow::Result<Self> {
+        let (engine, pooling) = build_engine(|pooling| {
+            let mut config = base_config(options, pooling, true);
+            config.cache(cache.clone());
+            config
+        })?;
+        let mut linker = base_linker(&engine)?;
+        wasmtime_wasi::p3::add_to_linker(&mut linker)?;
+        wasmtime_wasi_http::p3::add_to_linker(&mut linker)?;
+        Ok(P3Engine {
+            engine,
+            linker,
+            pooling,
+        })
+    }
+}
+
+fn base_config(options: &EngineOptions, pooling: bool, concurrency: bool) -> Config {
+    let mut config = codegen_config(options.deadlines, concurrency);
     if pooling {
         let instances = options.max_instances;
         let mut pool = PoolingAllocationConfig::new();
@@ -624,15 +867,15 @@ fn base_config(options: &EngineOptions, pooling: bool) -> Config {
     config
 }
 
-/// A thread that advances the engine's epoch every [`EPOCH_TICK`]; stopped
-/// and joined on drop.
+/// A thread that advances the engines' epochs every [`EPOCH_TICK`] (the
+/// p3 engine's once it exists); stopped and joined on drop.
 struct EpochTicker {
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
 
 impl EpochTicker {
-    fn start(engine: Engine) -> Self {
+    fn start(engine: Engine, p3: Arc<OnceLock<Engine>>) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
         let thread = std::thread::Builder::new()
@@ -641,6 +884,9 @@ impl EpochTicker {
                 while !flag.load(Ordering::Relaxed) {
                     std::thread::sleep(EPOCH_TICK);
                     engine.increment_epoch();
+                    if let Some(p3) = p3.get() {
+                        p3.increment_epoch();
+                    }
                 }
             })
             .expect("spawn the epoch ticker thread");
@@ -670,6 +916,57 @@ mod tests {
         assert!(
             manifest.contains(&format!("wasmtime = {{ version = \"{WASMTIME_VERSION}\"")),
             "WASMTIME_VERSION ({WASMTIME_VERSION}) is not the version the workspace pins"
+        );
+    }
+
+    #[test]
+    fn the_world_is_told_by_its_export() {
+        let world = |exports: &[&str]| {
+            World::of_exports(&exports.iter().map(|e| e.to_string()).collect::<Vec<_>>())
+        };
+        assert_eq!(world(&["handle"]), Some(World::Percore));
+        assert_eq!(
+            world(&["wasi:http/incoming-handler@0.2.6"]),
+            Some(World::WasiHttp)
+        );
+        assert_eq!(world(&[P3_HANDLER]), Some(World::WasiHttpP3));
+        // A release candidate is told apart too, so that linking it can
+        // say which version percore takes.
+        assert_eq!(
+            world(&["wasi:http/handler@0.3.0-rc-2026-02-09"]),
+            Some(World::WasiHttpP3)
+        );
+        assert_eq!(world(&["wasi:cli/run@0.2.6"]), None);
+        assert!(World::WasiHttpP3.needs_concurrency());
+        assert!(!World::WasiHttp.needs_concurrency());
+        assert!(!World::Percore.needs_concurrency());
+    }
+
+    #[test]
+    fn export_names_are_read_without_compiling() {
+        // Components with exports are the integration tests' (the test
+        // guests); here the parser's edges: an empty component, and one
+        // cut off inside a section.
+        let empty = b"\0asm\x0d\0\x01\0";
+        assert_eq!(export_names(empty), Ok(Vec::new()));
+        assert!(export_names(b"\0asm\x0d\0\x01\0\x0b\x05").is_err());
+        assert!(matches!(
+            detect_world("empty.wasm", empty),
+            Err(CompileError::UnknownWorld { .. })
+        ));
+    }
+
+    #[test]
+    fn only_the_p3_engine_has_concurrency_support() {
+        let engine = |concurrency| Engine::new(&codegen_config(true, concurrency)).unwrap();
+        assert!(!engine(false).get_concurrency_support());
+        assert!(engine(true).get_concurrency_support());
+        // Unset, wasmtime's `component-model-async` feature (compiled in
+        // for p3) would turn it on: why `codegen_config` always sets it.
+        assert!(
+            Engine::new(&Config::new())
+                .unwrap()
+                .get_concurrency_support()
         );
     }
 

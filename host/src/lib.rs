@@ -40,7 +40,9 @@
 //! ```text
 //! server.rs          start, drain and stop: ops listener, access log,
 //!                    index, engine, registry, admin, listeners, workers
-//!   engine.rs        wasmtime engine, linker, compile pool, epoch ticker
+//!   engine.rs        wasmtime engines (one more, with concurrency
+//!                    support, for wasi:http 0.3), linkers, compile pool,
+//!                    epoch ticker
 //!   compiler.rs      uploads compiled in a child process, within a budget
 //!   registry/        the one owner of routes: compiles, builds every
 //!                    Route, publishes tables to the workers, deploys and

@@ -30,9 +30,10 @@ use wasmtime_wasi_http::WasiHttpView as _;
 use wasmtime_wasi_http::p2::bindings::Proxy;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
+use wasmtime_wasi_http::p3::bindings::Service;
 
 use crate::bindings::{Handler as HandlerBindings, Request, Response};
-use crate::body::{Fault, RequestBody};
+use crate::body::{Fault, P3Body, RequestBody};
 use crate::budget::{InstanceSlot, RouteUsage, WorkerBudget};
 use crate::config::Isolation;
 use crate::engine::ComponentPre;
@@ -72,6 +73,8 @@ enum Bindings {
     Percore(HandlerBindings),
     /// `wasi:http/proxy`: `wasi:http/incoming-handler.handle`.
     WasiHttp(Proxy),
+    /// `wasi:http/service` (0.3): `wasi:http/handler.handle`.
+    WasiHttpP3(Service),
 }
 
 /// A live instance: its store, the bindings to its exports, and its place
@@ -355,6 +358,133 @@ impl InstancePool {
         }
     }
 
+    /// Calls a `wasi:http/service` (0.3) guest's `wasi:http/handler.handle`
+    /// with `req`, and returns its response as soon as the guest has
+    /// returned it, as [`InstancePool::call_wasi_http`] does for 0.2: the
+    /// call goes on in a task of the worker's own, inside the store's
+    /// event loop (`run_concurrent`), which moves the body from the guest
+    /// while hyper sends it. Under the route's deadline, as a whole, from
+    /// outside the event loop (a guest that loops holds the loop). The
+    /// instance is given back once the body was read to its end and the
+    /// guest's tasks have all exited (also after an error code); it is
+    /// dropped after a trap, the deadline, or a body not read to its end
+    /// (counted as kept resources: the guest may still be writing it).
+    pub async fn call_wasi_http_p3(
+        self: &Rc<Self>,
+        req: hyper::Request<RequestBody>,
+    ) -> Result<hyper::Response<P3Body>, RequestError> {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let deadline = Instant::now() + self.route.limits.deadline();
+        let mut live = self.take(deadline).await?;
+        if !matches!(live.bindings, Bindings::WasiHttpP3(_)) {
+            return Err(self.not_this_world());
+        }
+        live.store
+            .data_mut()
+            .allow_outbound(self.route.allow_outbound.as_ref(), deadline);
+        let (sender, receiver) = tokio::sync::oneshot::channel();
+        let (request, request_io) =
+            wasmtime_wasi_http::p3::Request::from_http(live.store.data_mut().http().hooks, req);
+        let failed = Arc::new(AtomicBool::new(false));
+        let body_failed = failed.clone();
+        let pool = self.clone();
+        let call = async move {
+            let Live {
+                store, bindings, ..
+            } = &mut live;
+            let Bindings::WasiHttpP3(service) = bindings else {
+                unreachable!("checked above");
+            };
+            let outcome = store
+                .run_concurrent(async move |accessor| -> wasmtime::Result<bool> {
+                    let (done, read) = tokio::sync::oneshot::channel();
+                    match service.handle(accessor, request).await? {
+                        // Answered with an error code: no body to send.
+                        Err(code) => {
+                            let _ = sender.send(Err(code));
+                            let _ = done.send(());
+                        }
+                        Ok(response) => {
+                            let response = accessor.with(|mut store| {
+                                response.into_http_with_getter(
+                                    &mut store,
+                                    request_io,
+                                    <HostState as wasmtime_wasi_http::WasiHttpView>::http,
+                                )
+                            })?;
+                            let response =
+                                response.map(|body| P3Body::new(body, done, body_failed));
+                            if sender.send(Ok(response)).is_err() {
+                                return Ok(false);
+                            }
+                        }
+                    }
+                    // The body comes from the guest through this loop.
+                    if read.await.is_err() {
+                        return Ok(false);
+                    }
+                    // The guest may go on after it answered (a task that
+                    // wrote the body, then exits): the instance is reused
+                    // only once it is idle.
+                    std::future::poll_fn(|cx| accessor.poll_no_interesting_tasks(cx)).await;
+                    Ok(true)
+                })
+                .await
+                .and_then(|outcome| outcome);
+            match outcome {
+                Ok(true) => {
+                    pool.give_back(live);
+                    Ok(())
+                }
+                // A body not read to its end: the instance may still be
+                // writing it; it is dropped.
+                Ok(false) => {
+                    pool.discard(Discard::KeptResources);
+                    Ok(())
+                }
+                Err(e) => Err(pool.failed(&mut live, e)),
+            }
+        };
+        let pool = self.clone();
+        let task = tokio::task::spawn_local(async move {
+            let result = if pool.route.component.deadlines {
+                match tokio::time::timeout_at(deadline.into(), call).await {
+                    Ok(result) => result,
+                    Err(_elapsed) => {
+                        pool.discard(Discard::Deadline);
+                        Err(pool.deadline_passed())
+                    }
+                }
+            } else {
+                call.await
+            };
+            if result.is_err() {
+                failed.store(true, Ordering::Relaxed);
+            }
+            result
+        });
+        match receiver.await {
+            Ok(Ok(response)) => Ok(response),
+            Ok(Err(code)) => Err(RequestError::BadResponse {
+                route: self.route.prefix.clone(),
+                why: format!("the handler answered with the error {code:?}"),
+            }),
+            // The guest never returned a response: its call ended (trapped
+            // or ran past its deadline).
+            Err(_) => Err(match task.await {
+                Ok(Err(e)) => e,
+                Ok(Ok(())) => RequestError::BadResponse {
+                    route: self.route.prefix.clone(),
+                    why: "the handler returned without a response".into(),
+                },
+                Err(e) => RequestError::Trap {
+                    route: self.route.prefix.clone(),
+                    detail: format!("the handler's task failed: {e}"),
+                },
+            }),
+        }
+    }
+
     /// An instance for a call that must end by `deadline`: this worker's
     /// idle one in `core` isolation, else a new one.
     async fn take(&self, deadline: Instant) -> Result<Live, RequestError> {
@@ -440,6 +570,10 @@ impl InstancePool {
                 .instantiate_async(&mut store)
                 .await
                 .map(Bindings::WasiHttp),
+            ComponentPre::WasiHttpP3(pre) => pre
+                .instantiate_async(&mut store)
+                .await
+                .map(Bindings::WasiHttpP3),
         };
         match bindings {
             Ok(bindings) => {

@@ -43,6 +43,9 @@
 //!   and kept bodies, limits, outgoing HTTP only to `allow_outbound`
 //!   origins, and a Python handler (componentize-py) reading the wiki
 //!   index, served from the compile cache after a restart.
+//! - [`wasi_http_p3`]: wasi:http 0.3 (p3) components beside percore-world
+//!   and 0.2 routes: both isolations, bodies both ways, deadline, trap,
+//!   limits, and the p3 engine built only for p3 routes.
 //! - [`ops`]: `/livez`, `/readyz`, `/metrics` under load, draining,
 //!   connections queued at shutdown, SIGTERM under load, `traceparent`,
 //!   the access log.
@@ -89,4 +92,5 @@ mod reader;
 mod support;
 mod techempower;
 mod wasi_http;
+mod wasi_http_p3;
 mod wiki;
