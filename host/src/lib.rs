@@ -52,7 +52,8 @@
 //!                    own, HTTP/1.1, graceful stop
 //! config.rs          one struct for flags and TOML; RouteOptions, the one
 //!                    type of a route's options
-//! cli.rs             the `percore` command; new.rs: `percore new`
+//! cli.rs             the `percore` command; new.rs: `percore new` (what
+//!                    it writes: host/templates, guests/sdk, wit/)
 //! guests.rs          the guests embedded in the binary (the demo)
 //! ```
 

@@ -20,8 +20,10 @@
 //!   article, follows a link, goes back and forward, and no page script runs.
 //! - [`deploy`]: the admin API and CLI: deploy, call, redeploy, roll back,
 //!   undeploy; tokens; invalid and oversized uploads; restart from the state
-//!   directory without recompiling; corrupt state; redeploys under load;
-//!   `percore new` builds and deploys.
+//!   directory without recompiling; corrupt state; redeploys under load.
+//! - [`new`]: `percore new`: each Rust template (hello, json-api,
+//!   wiki-browser) and the Python and JavaScript scaffolds build as they
+//!   are, deploy and answer; the release build keeps function names.
 //! - [`oci`]: handlers from an OCI registry (Debian's `docker-registry`
 //!   on loopback): `percore push`, `oci://` routes by tag and digest in
 //!   the admin API, the CLI and the config, interoperability both ways
@@ -67,6 +69,7 @@ mod deploy;
 mod hostile;
 mod isolation;
 mod lifecycle;
+mod new;
 mod oci;
 mod ops;
 mod reader;
