@@ -357,7 +357,10 @@ fn script_files(name: &str, lang: Lang) -> Vec<(String, String)> {
         (app.to_owned(), source.to_owned()),
         ("build.sh".to_owned(), build.replace("__WASM__", &wasm)),
         ("wit/world.wit".to_owned(), world_wit(version)),
-        ("wit/deps/percore-host.wit".to_owned(), HANDLER_WIT.to_owned()),
+        (
+            "wit/deps/percore-host.wit".to_owned(),
+            HANDLER_WIT.to_owned(),
+        ),
         ("README.md".to_owned(), script_readme(name, lang)),
         (".gitignore".to_owned(), format!("/{wasm}\n")),
     ];
@@ -555,7 +558,9 @@ mod tests {
         )
         .unwrap();
         assert!(
-            guests.contains(&format!("wit-bindgen = {{ version = \"{WIT_BINDGEN_VERSION}\"")),
+            guests.contains(&format!(
+                "wit-bindgen = {{ version = \"{WIT_BINDGEN_VERSION}\""
+            )),
             "WIT_BINDGEN_VERSION is not the guests' wit-bindgen version"
         );
     }
@@ -591,6 +596,8 @@ mod tests {
             seen.push(marker.to_owned());
         }
         assert_eq!(seen.len(), 5, "{seen:?}");
+        // The title browser is the SDK's yardstick: at most 40 lines.
+        assert!(Template::WikiBrowser.lib_rs().lines().count() <= 40);
     }
 
     #[test]

@@ -221,7 +221,10 @@ fn wiki_browser_lists_titles_and_shows_pages() {
     );
     let list = host.get("/browse/titles/Py?limit=3");
     assert_eq!(list.status, 200);
-    assert_eq!(list.header("content-type"), Some("text/html; charset=utf-8"));
+    assert_eq!(
+        list.header("content-type"),
+        Some("text/html; charset=utf-8")
+    );
     let html = list.text();
     let links: Vec<&str> = html
         .split("<a href=\"")
@@ -248,8 +251,16 @@ fn wiki_browser_lists_titles_and_shows_pages() {
 #[test]
 fn python_and_js_scaffolds_build_and_deploy_as_is() {
     for (lang, tools, greeting) in [
-        ("python", "python-wiki", "Hello from Python! You asked for /py/x?y=1\n"),
-        ("js", "js-wiki", "Hello from JavaScript! You asked for GET /js/x\n"),
+        (
+            "python",
+            "python-wiki",
+            "Hello from Python! You asked for /py/x?y=1\n",
+        ),
+        (
+            "js",
+            "js-wiki",
+            "Hello from JavaScript! You asked for GET /js/x\n",
+        ),
     ] {
         if let Some(tool) = missing_tool(tools) {
             assert!(

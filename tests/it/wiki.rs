@@ -616,7 +616,8 @@ fn page_text_in_one_call_for_every_page_of_the_sample() {
     for page in pages {
         // A title given twice, or one that normalisation changes, may name
         // another page.
-        if seen[page.title.as_str()] > 1 || percore_index::normalize_title(&page.title) != page.title
+        if seen[page.title.as_str()] > 1
+            || percore_index::normalize_title(&page.title) != page.title
         {
             continue;
         }
@@ -641,12 +642,7 @@ fn page_text_past_one_call_comes_in_pieces() {
     // at character boundaries (its text holds 東京都).
     let wasm = crate::new::wiki_browser();
     let dir = crate::deploy::temp_dir("wiki-text-big");
-    let host = crate::new::serving(
-        dir.path(),
-        "/b",
-        &wasm,
-        Some(crate::reader::reader_index()),
-    );
+    let host = crate::new::serving(dir.path(), "/b", &wasm, Some(crate::reader::reader_index()));
     for (title, _, text) in crate::reader::pages() {
         let path = format!("/b/page/{}", percent_encode(&title));
         let response = host.get(&path);

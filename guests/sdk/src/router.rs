@@ -359,8 +359,14 @@ mod tests {
     fn routes_match_at_the_root_and_below_a_mount_point() {
         let r = router();
         assert_eq!(r.find("GET", "/", None), Found::Route(0, params(&[], "")));
-        assert_eq!(r.find("GET", "/browse", None), Found::Route(0, params(&[], "/browse")));
-        assert_eq!(r.find("GET", "/browse/", None), Found::Route(0, params(&[], "/browse")));
+        assert_eq!(
+            r.find("GET", "/browse", None),
+            Found::Route(0, params(&[], "/browse"))
+        );
+        assert_eq!(
+            r.find("GET", "/browse/", None),
+            Found::Route(0, params(&[], "/browse"))
+        );
         assert_eq!(
             r.find("GET", "/page/Rust%20(film)", None),
             Found::Route(2, params(&[("title", "Rust (film)")], ""))
@@ -390,8 +396,14 @@ mod tests {
     #[test]
     fn wrong_methods_and_unknown_paths() {
         let r = router();
-        assert_eq!(r.find("DELETE", "/w/page/x", None), Found::WrongMethod("GET, POST, HEAD".into()));
-        assert_eq!(r.find("POST", "/", None), Found::WrongMethod("GET, HEAD".into()));
+        assert_eq!(
+            r.find("DELETE", "/w/page/x", None),
+            Found::WrongMethod("GET, POST, HEAD".into())
+        );
+        assert_eq!(
+            r.find("POST", "/", None),
+            Found::WrongMethod("GET, HEAD".into())
+        );
         let r = Router::new().get("/page/{title}", |_, _| Response::not_found());
         assert_eq!(r.find("GET", "/page", None), Found::Nothing);
         assert_eq!(r.find("GET", "/page/", None), Found::Nothing);
@@ -404,13 +416,22 @@ mod tests {
     fn the_hosts_route_prefix_decides_the_mount_point() {
         let r = router();
         assert_eq!(r.find("GET", "/nope", Some("/")), Found::Nothing);
-        assert_eq!(r.find("GET", "/nope", None), Found::Route(0, params(&[], "/nope")));
-        assert_eq!(r.find("GET", "/b", Some("/b")), Found::Route(0, params(&[], "/b")));
+        assert_eq!(
+            r.find("GET", "/nope", None),
+            Found::Route(0, params(&[], "/nope"))
+        );
+        assert_eq!(
+            r.find("GET", "/b", Some("/b")),
+            Found::Route(0, params(&[], "/b"))
+        );
         assert_eq!(
             r.find("GET", "/b/page/x", Some("/b/")),
             Found::Route(2, params(&[("title", "x")], "/b"))
         );
-        assert_eq!(r.find("GET", "/b/titles/x", Some("/b/titles")), Found::Nothing);
+        assert_eq!(
+            r.find("GET", "/b/titles/x", Some("/b/titles")),
+            Found::Nothing
+        );
     }
 
     #[test]

@@ -44,10 +44,18 @@ mod tests {
 
     #[test]
     fn encoding_round_trips_through_decoding() {
-        for s in ["Rust (programming language)", "AC/DC", "a&b=c?d#e", "Москва", "100% \"x\" <y>'"] {
+        for s in [
+            "Rust (programming language)",
+            "AC/DC",
+            "a&b=c?d#e",
+            "Москва",
+            "100% \"x\" <y>'",
+        ] {
             let encoded = encode(s).to_string();
             assert!(
-                encoded.bytes().all(|b| b.is_ascii_graphic() && !b"/?#&=\"'<> ".contains(&b)),
+                encoded
+                    .bytes()
+                    .all(|b| b.is_ascii_graphic() && !b"/?#&=\"'<> ".contains(&b)),
                 "{encoded}"
             );
             assert_eq!(decode(&encoded), s);

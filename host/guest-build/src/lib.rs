@@ -125,7 +125,12 @@ pub fn wasi_wit_files(manifest_dir: &Path) -> Vec<PathBuf> {
         .split("\"manifest_path\":\"")
         .skip(1)
         .filter_map(|rest| rest.split('"').next())
-        .map(|manifest| Path::new(manifest).parent().unwrap_or(Path::new("")).to_path_buf())
+        .map(|manifest| {
+            Path::new(manifest)
+                .parent()
+                .unwrap_or(Path::new(""))
+                .to_path_buf()
+        })
         .find(|dir| {
             dir.file_name().is_some_and(|n| {
                 let n = n.to_string_lossy();

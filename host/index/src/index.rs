@@ -661,7 +661,10 @@ mod text_window_tests {
         );
         assert_eq!(
             text_window(text, 100, 4),
-            Err(TextWindowError::PastEnd { offset: 100, len: 12 })
+            Err(TextWindowError::PastEnd {
+                offset: 100,
+                len: 11
+            })
         );
         // Pieces of at most 4 bytes, each continuing where the last ended,
         // put the text back together.

@@ -9,9 +9,11 @@ struct Handler;
 
 impl Guest for Handler {
     fn handle(req: Request) -> Response {
-        let name = env!("CARGO_PKG_NAME");
-        let body = format!("Hello from {name}! You asked for {} {}\n", req.method, req.path);
-        Response::text(200, body)
+        let (name, method, path) = (env!("CARGO_PKG_NAME"), &req.method, &req.path);
+        Response::text(
+            200,
+            format!("Hello from {name}! You asked for {method} {path}\n"),
+        )
     }
 }
 

@@ -26,7 +26,11 @@ fn status(_req: &Request, _params: &Params) -> Response {
 /// `/greet/Ada` gives `{"greeting":"Hello, Ada."}`; with `?excited=true`,
 /// `"Hello, Ada!"`.
 fn greet(req: &Request, params: &Params) -> Response {
-    let mark = if req.query_or("excited", false) { '!' } else { '.' };
+    let mark = if req.query_or("excited", false) {
+        '!'
+    } else {
+        '.'
+    };
     let greeting = format!("Hello, {}{mark}", params.get("name"));
     Response::json(200, &json!({"greeting": greeting}))
 }

@@ -1,7 +1,6 @@
-//! A title browser over percore's shared Wikipedia index (deploy it on a
-//! host started with `--index`): `/titles/{prefix}` lists the titles that
-//! start with a prefix as links (`?limit=`, default 20), `/page/{title}`
-//! shows a page's wikitext.
+//! A title browser over the shared Wikipedia index (the host needs `--index`):
+//! `/titles/{prefix}` lists titles that start with a prefix as links
+//! (`?limit=`, default 20); `/page/{title}` shows a page's wikitext.
 
 use percore_guest::{Guest, Params, Request, Response, Router, html, url, wiki};
 
@@ -24,7 +23,8 @@ fn titles(req: &Request, params: &Params) -> Response {
         let title = html::escape(&page.title);
         list += &format!("<li><a href=\"{href}\">{title}</a></li>\n");
     }
-    Response::html(200, html::page(&format!("Titles: {prefix}…"), &(list + "</ul>")))
+    let heading = format!("Titles: {prefix}…");
+    Response::html(200, html::page(&heading, &(list + "</ul>")))
 }
 
 fn page(_req: &Request, params: &Params) -> Response {

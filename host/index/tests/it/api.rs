@@ -264,5 +264,9 @@ fn page_text_is_decoded_wikitext() {
         pieces.push_str(&piece);
     }
     assert_eq!(pieces, whole);
-    assert!(index.page_text_window(&att, whole.len() as u64 + 1, 64).is_err());
+    assert!(
+        index
+            .page_text_window(&att, whole.len() as u64 + 1, 64)
+            .is_err()
+    );
 }
