@@ -83,6 +83,7 @@ fn request<'a>(path: &'a str, headers: HeaderMap) -> GuestRequest<'a> {
     GuestRequest {
         method: "GET",
         path,
+        path_and_query: None,
         query: "",
         headers,
         body: &[],

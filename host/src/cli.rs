@@ -37,10 +37,12 @@ pub enum Command {
     Index(IndexArgs),
     /// Deploy a component to a route of a running host (admin API).
     Deploy(DeployArgs),
-    /// List a running host's routes and the version serving each.
+    /// List a running host's routes: the version serving each and its
+    /// history.
     Routes(AdminArgs),
-    /// Serve a route's previous version again.
-    Rollback(RouteArgs),
+    /// Serve a route's previous version again, or (--to) any version of
+    /// its history.
+    Rollback(RollbackArgs),
     /// Remove a route from a running host.
     Undeploy(RouteArgs),
     /// Create a new handler: a Rust crate (Cargo.toml, src/lib.rs, the SDK
@@ -50,6 +52,12 @@ pub enum Command {
     /// Push a component to an OCI registry as a wasm artifact and print
     /// its digest (deploy it as oci://REGISTRY/REPO@DIGEST).
     Push(PushArgs),
+    /// Check, without a host, that a component would deploy: its world,
+    /// its imports, and that it compiles as a deploy compiles it.
+    Check(CheckArgs),
+    /// Build the handler crate in the current directory for wasm32-wasip2
+    /// and serve it; with --watch, rebuild and redeploy on every change.
+    Up(UpArgs),
     /// Internal: compile one component read on stdin (the host runs this
     /// in a child process, within a budget; see `percore::compiler`).
     #[command(name = "__compile", hide = true)]
@@ -78,7 +86,7 @@ pub struct AdminArgs {
     pub json: bool,
 }
 
-/// Flags of `percore rollback` and `percore undeploy`.
+/// Flags of `percore undeploy`.
 #[derive(Debug, Args)]
 pub struct RouteArgs {
     /// The route's prefix, e.g. /api.
@@ -86,6 +94,54 @@ pub struct RouteArgs {
     /// How to reach the host.
     #[command(flatten)]
     pub admin: AdminArgs,
+}
+
+/// Flags of `percore rollback`.
+#[derive(Debug, Args)]
+pub struct RollbackArgs {
+    /// The route's prefix, e.g. /api.
+    pub route: String,
+    /// The version to serve: the start of its SHA-256 (at least 4 hex
+    /// digits, as `percore routes` lists it), back or forward [default:
+    /// the version that served before the current one].
+    #[arg(long, value_name = "HASH")]
+    pub to: Option<String>,
+    /// How to reach the host.
+    #[command(flatten)]
+    pub admin: AdminArgs,
+}
+
+/// Flags of `percore check`.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// The component (a .wasm built for wasm32-wasip2).
+    pub wasm: PathBuf,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Flags of `percore up`.
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    /// A title index built by `percore index`, for handlers that import
+    /// the `wiki` interface.
+    #[arg(long, value_name = "DIR")]
+    pub index: Option<PathBuf>,
+    /// Address to listen on.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// The route the handler serves.
+    #[arg(long, value_name = "PREFIX", default_value = "/")]
+    pub route: String,
+    /// Rebuild when a source changes (src/, wit/, Cargo.toml) and deploy
+    /// the new component while the host keeps serving; a failed build
+    /// keeps the old version serving.
+    #[arg(long)]
+    pub watch: bool,
+    /// The route's isolation and limits.
+    #[command(flatten)]
+    pub options: RouteOptions,
 }
 
 /// Flags of `percore deploy`.
@@ -287,6 +343,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Undeploy(args) => undeploy(args),
         Command::New(args) => new(args),
         Command::Push(args) => push(args),
+        Command::Check(args) => check(args),
+        Command::Up(args) => up(args),
         Command::Compile { settings } => match crate::compiler::child_main(&settings) {
             code if code == ExitCode::SUCCESS => Ok(()),
             _ => anyhow::bail!("compiling the component failed (see above)"),
@@ -380,6 +438,7 @@ fn print_routes(
     }
     for route in routes {
         let hash = &route.version.hash;
+        let verb = if route.unchanged { "unchanged " } else { verb };
         println!(
             "{verb}{} sha256:{} {} bytes, {}, deployed {}, {} isolation, {} earlier version(s)",
             route.prefix,
@@ -390,13 +449,15 @@ fn print_routes(
             route.isolation,
             route.history.len(),
         );
-        // The history, newest first: what `percore rollback` returns to.
+        // The history, the version that served last first: what
+        // `percore rollback` returns to (any of them with --to HASH).
         for earlier in &route.history {
             println!(
-                "    earlier: sha256:{} {} bytes, deployed {}",
+                "    earlier: sha256:{} {} bytes, deployed {}, {}",
                 &earlier.hash[..earlier.hash.len().min(16)],
                 earlier.size,
                 utc(earlier.deployed_at),
+                options_text(&earlier.options),
             );
         }
         if let Some(oci) = &route.version.oci {
@@ -405,6 +466,14 @@ fn print_routes(
     }
     for error in restore_errors {
         println!("not restored: {error}");
+    }
+}
+
+/// A version's options as `percore routes` shows them.
+fn options_text(options: &RouteOptions) -> String {
+    match options.to_query() {
+        query if query.is_empty() => "the host's isolation and limits".to_owned(),
+        query => format!("options {}", query.replace('&', ",")),
     }
 }
 
@@ -449,9 +518,9 @@ fn routes(args: AdminArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn rollback(args: RouteArgs) -> anyhow::Result<()> {
+fn rollback(args: RollbackArgs) -> anyhow::Result<()> {
     let route = admin_client(&args.admin)?
-        .rollback(&args.route)
+        .rollback_to(&args.route, args.to.as_deref())
         .with_context(|| format!("rolling back {}", args.route))?;
     print_routes(
         &args.admin,
@@ -498,6 +567,75 @@ fn push(args: PushArgs) -> anyhow::Result<()> {
     );
     println!("{digest}");
     Ok(())
+}
+
+fn check(args: CheckArgs) -> anyhow::Result<()> {
+    let report = crate::check::check(&args.wasm, Some(child_compiler()?))?;
+    if args.json {
+        let json = serde_json::to_string_pretty(&report).expect("a check report serialises");
+        println!("{json}");
+    } else {
+        print!("{report}");
+    }
+    // The report first, then the error (on stderr).
+    let _ = std::io::Write::flush(&mut std::io::stdout());
+    match &report.error {
+        None => Ok(()),
+        Some(error) => Err(anyhow::anyhow!("{error}")),
+    }
+}
+
+fn up(args: UpArgs) -> anyhow::Result<()> {
+    let dir = std::env::current_dir().context("cannot read the current directory")?;
+    let prefix = crate::router::normalize_prefix(&args.route).to_owned();
+    crate::router::validate_prefix(&prefix).map_err(anyhow::Error::msg)?;
+    // The baseline before the first build: an edit made during it counts.
+    let watcher = crate::up::Watcher::new(&dir);
+    eprintln!(
+        "building {} (cargo build --release --target {}) ...",
+        dir.display(),
+        crate::up::TARGET
+    );
+    let built = crate::up::build(&dir)?;
+    let config = Config {
+        listen: args.listen,
+        index: args.index,
+        routes: vec![RouteConfig {
+            prefix: prefix.clone(),
+            source: Source::File(built.wasm.clone()),
+            options: args.options.clone(),
+        }],
+        // Nothing waits on a local host: Ctrl-C stops it at once.
+        http: crate::config::HttpConfig {
+            drain_delay_ms: 0,
+            ..Default::default()
+        },
+        ..Config::default()
+    };
+    let server = with_compiler(Server::new(config))?
+        .start()
+        .with_context(|| format!("serving {}", built.wasm.display()))?;
+    let path = prefix.trim_start_matches('/');
+    println!(
+        "serving {} ({}) on http://{}/{path}",
+        built.name,
+        built.wasm.display(),
+        server.local_addr()
+    );
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    if args.watch {
+        println!("watching src/, wit/ and Cargo.toml: every change is rebuilt and deployed");
+        let registry = server.registry().clone();
+        let stop = stop.clone();
+        std::thread::Builder::new()
+            .name("percore-watch".into())
+            .spawn(move || crate::up::watch(watcher, &registry, &prefix, &args.options, &stop))
+            .context("cannot start the watcher thread")?;
+    }
+    println!("Press Ctrl-C to stop.");
+    let result = wait_for_signal(server);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    result
 }
 
 fn new(args: NewArgs) -> anyhow::Result<()> {
@@ -677,6 +815,18 @@ fn demo(args: DemoArgs) -> anyhow::Result<()> {
     println!("  TechEmpower plaintext: {base}/plaintext");
     println!("Press Ctrl-C to stop.");
     wait_for_signal(server)
+}
+
+/// The compiler process a deploy compiles in: this very binary, within
+/// the default budget.
+fn child_compiler() -> anyhow::Result<crate::compiler::ChildCompiler> {
+    let defaults = Config::default();
+    Ok(crate::compiler::ChildCompiler {
+        program: std::env::current_exe()
+            .context("cannot find the percore binary to compile with")?,
+        memory_bytes: defaults.compile_memory_bytes,
+        timeout: std::time::Duration::from_millis(defaults.compile_timeout_ms),
+    })
 }
 
 /// `server`, compiling uploads in child processes of this very binary.

@@ -250,6 +250,14 @@ impl ComponentPre {
             ComponentPre::WasiHttp(pre) => pre.engine(),
         }
     }
+
+    /// The compiled component (its imports and exports: `percore check`).
+    pub fn component(&self) -> &Component {
+        match self {
+            ComponentPre::Percore(pre) => pre.instance_pre().component(),
+            ComponentPre::WasiHttp(pre) => pre.instance_pre().component(),
+        }
+    }
 }
 
 /// A compiled, linked component, ready to instantiate on any worker.
@@ -329,6 +337,10 @@ impl HostEngine {
         // `host_functions`), as language runtimes (Python, JavaScript)
         // import it, then `wasi:http` and percore's own world.
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+        // stdout and stderr: the host's log instead of WASI's sinks.
+        linker.allow_shadowing(true);
+        crate::guest_log::add_to_linker(&mut linker)?;
+        linker.allow_shadowing(false);
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
         bindings::Handler::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)?;
         let compile_pool = rayon::ThreadPoolBuilder::new()

@@ -1,11 +1,14 @@
 //! The host functions: what one handler instance can reach, as the data of
 //! its store ([`HostState`]). WASI is provided only as far as a Rust
-//! guest's std needs it to start (clocks, random, stdio sinks): no
-//! preopened directories, no environment variables, no arguments, no
-//! sockets. The `wiki` host functions are thin adapters that reach the
+//! guest's std needs it to start (clocks, random, stdio): no preopened
+//! directories, no environment variables, no arguments, no sockets. A
+//! guest's stdout and stderr go to the host's log ([`crate::guest_log`]).
+//! The `wiki` host functions are thin adapters that reach the
 //! shared index (when the host has one; this is the only module that reads
 //! it for guests); the `fields` functions read the header fields of the
-//! request in progress. A standard `wasi:http/proxy` component gets
+//! request in progress, and answer the two the host adds itself
+//! (`x-percore-route`, `x-percore-path-info`) from where the route is
+//! mounted. A standard `wasi:http/proxy` component gets
 //! wasmtime-wasi-http's implementation of `wasi:http` over the same
 //! resource table, with outgoing requests denied ([`NoOutgoingHttp`]).
 
@@ -15,12 +18,16 @@ use std::time::Instant;
 use percore_index::TitleIndex;
 
 use hyper::HeaderMap;
+use hyper::header::HeaderName;
+use hyper::http::uri::PathAndQuery;
 use wasmtime::component::Resource;
 use wasmtime_wasi::{ResourceTable, WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView};
 
 use crate::bindings::percore::host::{types, wiki};
 use crate::budget::GuestLimiter;
+use crate::guest_log::{GuestOutput, RouteLog};
+use crate::http::{X_PERCORE_PATH_INFO, X_PERCORE_ROUTE};
 use crate::stats::RouteMetrics;
 
 /// A worker's handle on the shared index: an `Arc` of its own around the
@@ -46,6 +53,12 @@ pub struct HostState {
     /// `fields` (handle [`FIELDS_REP`]); `None` once it dropped them, and
     /// between calls.
     fields: Option<HeaderMap>,
+    /// The path and query of the call in progress, for its
+    /// `x-percore-path-info` (a reference to hyper's buffer, not a copy).
+    path: Option<PathAndQuery>,
+    /// The guest's stdout and stderr, bound for the host's log; its route
+    /// prefix is the call's `x-percore-route`.
+    pub(crate) output: GuestOutput,
     /// `wasi:http`'s state, for `wasi:http/proxy` components.
     http: WasiHttpCtx,
     /// How `wasi:http` behaves here: no outgoing requests.
@@ -56,16 +69,19 @@ pub struct HostState {
 
 impl HostState {
     /// State for one instance with the given limits, holding at most
-    /// `max_resources` host resources (WASI streams, pollables...) at once.
+    /// `max_resources` host resources (WASI streams, pollables...) at once,
+    /// of the route whose output `log` logs.
     pub fn new(
         limits: GuestLimiter,
         max_resources: u64,
         index: Option<WorkerIndex>,
         metrics: Option<Arc<RouteMetrics>>,
+        log: Arc<RouteLog>,
     ) -> Self {
         // `WasiCtx::default()` is what `WasiCtx::builder()...build()` gives
-        // with nothing configured: closed stdin, discarded stdout/stderr, no
-        // preopens, environment or arguments, and TCP, UDP and name lookup
+        // with nothing configured: closed stdin, discarded stdout/stderr (the
+        // linker's own `get-stdout` and `get-stderr` hand out `output`'s
+        // streams instead), no preopens, environment or arguments, and TCP, UDP and name lookup
         // all disallowed (wasmtime-wasi's defaults; the `test-escape` guest
         // checks them). The builder would construct that default twice per
         // request (`build` leaves a fresh one behind), seeding two sets of
@@ -80,6 +96,8 @@ impl HostState {
             deadline: Instant::now(),
             index,
             fields: None,
+            path: None,
+            output: GuestOutput::new(log),
             http: WasiHttpCtx::new(),
             http_hooks: NoOutgoingHttp,
             metrics,
@@ -152,17 +170,47 @@ pub enum Fields {}
 const FIELDS_REP: u32 = 0;
 
 impl HostState {
-    /// Lends `headers` to the guest for one call.
-    pub(crate) fn lend_fields(&mut self, headers: HeaderMap) -> Resource<Fields> {
+    /// Lends `headers` to the guest for one call, for a request to `path`.
+    pub(crate) fn lend_fields(
+        &mut self,
+        headers: HeaderMap,
+        path: Option<PathAndQuery>,
+    ) -> Resource<Fields> {
         self.fields = Some(headers);
+        self.path = path;
         Resource::new_own(FIELDS_REP)
     }
 
     /// Ends the loan of the call's fields: whether the guest still held
     /// them (a well-behaved guest drops them before it returns).
     pub(crate) fn reclaim_fields(&mut self) -> bool {
+        self.path = None;
         self.fields.take().is_some()
     }
+
+    /// The value of `name` when it is a field the host answers itself
+    /// (where the route is mounted), whatever the client sent under it;
+    /// `None` for any other name.
+    fn mount_field(&self, name: &str) -> Option<Option<String>> {
+        let prefix = self.output.prefix();
+        if name.eq_ignore_ascii_case(X_PERCORE_ROUTE.as_str()) {
+            Some(self.fields.as_ref().map(|_| prefix.to_owned()))
+        } else if name.eq_ignore_ascii_case(X_PERCORE_PATH_INFO.as_str()) {
+            let path = self.path.as_ref().map_or("/", PathAndQuery::path);
+            Some(
+                self.fields
+                    .as_ref()
+                    .map(|_| crate::router::path_info(prefix, path).to_owned()),
+            )
+        } else {
+            None
+        }
+    }
+}
+
+/// Whether `name` is one of the fields the host answers itself.
+fn is_mount_field(name: &HeaderName) -> bool {
+    name == X_PERCORE_ROUTE || name == X_PERCORE_PATH_INFO
 }
 
 /// A header value as the guest gets it: as sent when it is UTF-8, else
@@ -173,10 +221,16 @@ fn value_string(value: &hyper::header::HeaderValue) -> String {
 
 impl types::HostFields for HostState {
     fn get(&mut self, _: Resource<Fields>, name: String) -> Option<String> {
+        if let Some(value) = self.mount_field(&name) {
+            return value;
+        }
         self.fields.as_ref()?.get(name.as_str()).map(value_string)
     }
 
     fn get_all(&mut self, _: Resource<Fields>, name: String) -> Vec<String> {
+        if let Some(value) = self.mount_field(&name) {
+            return value.into_iter().collect();
+        }
         self.fields.as_ref().map_or_else(Vec::new, |map| {
             map.get_all(name.as_str())
                 .iter()
@@ -186,15 +240,25 @@ impl types::HostFields for HostState {
     }
 
     fn entries(&mut self, _: Resource<Fields>) -> Vec<(String, String)> {
-        self.fields.as_ref().map_or_else(Vec::new, |map| {
-            map.iter()
-                .map(|(name, value)| (name.as_str().to_owned(), value_string(value)))
-                .collect()
-        })
+        let Some(map) = self.fields.as_ref() else {
+            return Vec::new();
+        };
+        let mut entries: Vec<(String, String)> = map
+            .iter()
+            .filter(|(name, _)| !is_mount_field(name))
+            .map(|(name, value)| (name.as_str().to_owned(), value_string(value)))
+            .collect();
+        for name in [&X_PERCORE_ROUTE, &X_PERCORE_PATH_INFO] {
+            if let Some(Some(value)) = self.mount_field(name.as_str()) {
+                entries.push((name.as_str().to_owned(), value));
+            }
+        }
+        entries
     }
 
     fn drop(&mut self, _: Resource<Fields>) -> wasmtime::Result<()> {
         self.fields = None;
+        self.path = None;
         Ok(())
     }
 }

@@ -31,6 +31,17 @@ use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 /// The value of the `Server` header on every response.
 pub const SERVER: HeaderValue = HeaderValue::from_static("percore");
 
+/// The request header field that tells a handler the prefix of the route
+/// that matched (`/hello`). The host's, never the client's: a percore
+/// guest's `fields` answer it from the route, a `wasi:http` guest's request
+/// has it replaced.
+pub const X_PERCORE_ROUTE: HeaderName = HeaderName::from_static("x-percore-route");
+/// The request header field that tells a handler the path below its route
+/// prefix (`/a/b` for `/hello/a/b` on `/hello`; `/` for the prefix itself),
+/// still percent-encoded, without the query. The host's, as
+/// [`X_PERCORE_ROUTE`].
+pub const X_PERCORE_PATH_INFO: HeaderName = HeaderName::from_static("x-percore-path-info");
+
 /// A response as sent to the client.
 pub type HttpResponse = hyper::Response<ResponseBody>;
 
@@ -125,7 +136,7 @@ async fn handle(
         }
     };
     *routed = Some(local.clone());
-    let (parts, body) = req.into_parts();
+    let (mut parts, body) = req.into_parts();
     let body = read_body(
         &local,
         &parts.headers,
@@ -140,6 +151,7 @@ async fn handle(
             let guest_request = GuestRequest {
                 method: parts.method.as_str(),
                 path: parts.uri.path(),
+                path_and_query: parts.uri.path_and_query(),
                 query: parts.uri.query().unwrap_or_default(),
                 headers: parts.headers,
                 body: &body,
@@ -152,6 +164,7 @@ async fn handle(
             into_http(&local, routes.index(), response?)
         }
         World::WasiHttp => {
+            set_mount_headers(&mut parts.headers, &local.route.prefix, parts.uri.path());
             let request = hyper::Request::from_parts(parts, http_body_util::Full::new(body));
             // Boxed: kept out of the percore world's request future, which
             // every connection holds (see `InstancePool::call`).
@@ -161,6 +174,27 @@ async fn handle(
                 recorder.metrics.guest_calls.observe(called.elapsed());
             }
             wasi_into_http(&local, response?)
+        }
+    }
+}
+
+/// Sets `x-percore-route` and `x-percore-path-info` on a `wasi:http`
+/// guest's request, replacing any the client sent.
+fn set_mount_headers(headers: &mut HeaderMap, prefix: &str, path: &str) {
+    for (name, value) in [
+        (X_PERCORE_ROUTE, prefix),
+        (X_PERCORE_PATH_INFO, crate::router::path_info(prefix, path)),
+    ] {
+        // Both come from a parsed request line or a validated prefix, so
+        // they are valid values; one that were not is left out, never
+        // the client's.
+        match HeaderValue::from_str(value) {
+            Ok(value) => {
+                headers.insert(name, value);
+            }
+            Err(_) => {
+                headers.remove(name);
+            }
         }
     }
 }

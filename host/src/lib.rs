@@ -23,6 +23,8 @@
 //!                    and its share of guest memory
 //!           bindings.rs        the WIT world (bindgen!), guest `handle`
 //!             host_functions.rs  WASI without authority, `fields`, `wiki`
+//!             guest_log.rs       guest stdout/stderr → the host's log,
+//!                                bounded per request, rate-limited
 //!               percore-index    the shared, memory-mapped title index
 //!     body.rs        the response body: guest bytes, or the dump streamed
 //!                    from its mapping (range checks, read-ahead)
@@ -53,7 +55,10 @@
 //! config.rs          one struct for flags and TOML; RouteOptions, the one
 //!                    type of a route's options
 //! cli.rs             the `percore` command; new.rs: `percore new` (what
-//!                    it writes: host/templates, guests/sdk, wit/)
+//!                    it writes: host/templates, guests/sdk, wit/);
+//!                    check.rs: `percore check` (a component, without a
+//!                    host); up.rs: `percore up` (build a crate, serve it,
+//!                    rebuild and redeploy it on every change)
 //! guests.rs          the guests embedded in the binary (the demo)
 //! ```
 
@@ -62,12 +67,14 @@ pub mod admin;
 pub mod bindings;
 pub mod body;
 pub mod budget;
+pub mod check;
 pub mod cli;
 pub mod compiler;
 pub mod config;
 pub mod connection;
 pub mod engine;
 pub mod error;
+pub mod guest_log;
 pub mod guests;
 pub mod host_functions;
 pub mod http;
@@ -82,6 +89,7 @@ pub mod server;
 pub mod side_listener;
 pub mod stats;
 pub mod trace;
+pub mod up;
 pub mod worker;
 
 pub use config::{Config, Isolation, Limits, RouteConfig, RouteOptions};

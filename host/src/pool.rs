@@ -8,7 +8,9 @@
 //!
 //! A request's header fields are lent to the instance for its call (the
 //! `fields` resource, [`crate::host_functions::Fields`]); one that still holds them
-//! when the call returns is dropped too.
+//! when the call returns is dropped too. What a call writes to stdout and
+//! stderr is logged as it goes, and its unfinished lines when it ends
+//! ([`crate::guest_log`]).
 //!
 //! Every call runs under a deadline: the engine's epoch ticks every few
 //! milliseconds, and at each tick the running guest yields to the worker's
@@ -34,6 +36,7 @@ use crate::budget::{InstanceSlot, RouteUsage, WorkerBudget};
 use crate::config::Isolation;
 use crate::engine::ComponentPre;
 use crate::error::RequestError;
+use crate::guest_log::RouteLog;
 use crate::host_functions::{HostState, WorkerIndex};
 use crate::routes::Route;
 use crate::stats::{Discard, RouteMetrics};
@@ -51,6 +54,9 @@ pub struct GuestRequest<'a> {
     pub method: &'a str,
     /// The path, as sent.
     pub path: &'a str,
+    /// The path and query again: the instance keeps a clone (a handle on
+    /// hyper's buffer, not a copy) for its call, for `x-percore-path-info`.
+    pub path_and_query: Option<&'a hyper::http::uri::PathAndQuery>,
     /// The query string without `?`; empty when there is none.
     pub query: &'a str,
     /// The header fields.
@@ -91,6 +97,8 @@ pub struct InstancePool {
     usage: Rc<RouteUsage>,
     /// The route's metrics on this worker, when they are kept.
     metrics: Option<Arc<RouteMetrics>>,
+    /// Where the route's guest output goes on this worker (its rate limit).
+    log: Arc<RouteLog>,
 }
 
 impl InstancePool {
@@ -102,7 +110,9 @@ impl InstancePool {
         metrics: Option<Arc<RouteMetrics>>,
     ) -> Self {
         let index = index.filter(|_| route.component.imports_wiki).cloned();
+        let log = Arc::new(RouteLog::new(&route.prefix, metrics.clone()));
         InstancePool {
+            log,
             route,
             index,
             idle: RefCell::new(Vec::new()),
@@ -120,8 +130,10 @@ impl InstancePool {
     }
 
     /// The error for a call of `live` that failed with `e` (its instance is
-    /// dropped), counted by reason.
-    fn failed(&self, live: &Live, e: wasmtime::Error) -> RequestError {
+    /// dropped), counted by reason; what the guest printed before it failed
+    /// (a panic message) is logged first.
+    fn failed(&self, live: &mut Live, e: wasmtime::Error) -> RequestError {
+        live.store.data_mut().output.end_call();
         let error = self.classify(e);
         self.discard(match error {
             RequestError::Deadline { .. } => Discard::Deadline,
@@ -186,7 +198,10 @@ impl InstancePool {
             method: req.method,
             path: req.path,
             query: req.query,
-            headers: live.store.data_mut().lend_fields(req.headers),
+            headers: live
+                .store
+                .data_mut()
+                .lend_fields(req.headers, req.path_and_query.cloned()),
             body: req.body,
         };
         let result = bindings.call_handle(&mut live.store, request).await;
@@ -208,7 +223,7 @@ impl InstancePool {
                 Ok(response)
             }
             // The instance is dropped here: after a trap its state is suspect.
-            Err(e) => Err(self.failed(&live, e)),
+            Err(e) => Err(self.failed(&mut live, e)),
         }
     }
 
@@ -245,11 +260,13 @@ impl InstancePool {
                     pool.give_back(live);
                     Ok(())
                 }
-                Err(e) => Err(pool.failed(&live, e)),
+                Err(e) => Err(pool.failed(&mut live, e)),
             }
         };
         let pool = self.clone();
-        let task = tokio::task::spawn_local(async move {
+        // The call goes on in a task of its own: it carries the request's
+        // trace id, for the lines logged meanwhile (its output among them).
+        let task = tokio::task::spawn_local(crate::trace::InTrace::inherit(async move {
             if !pool.route.component.deadlines {
                 return call.await;
             }
@@ -260,7 +277,7 @@ impl InstancePool {
                     Err(pool.deadline_passed())
                 }
             }
-        });
+        }));
         match receiver.await {
             Ok(Ok(response)) => Ok(response),
             Ok(Err(code)) => Err(RequestError::BadResponse {
@@ -309,6 +326,7 @@ impl InstancePool {
     /// in `core` isolation (until `max_requests_per_instance`), else
     /// dropped.
     fn give_back(&self, mut live: Live) {
+        live.store.data_mut().output.end_call();
         live.served += 1;
         let limit = self.route.limits.max_requests_per_instance;
         let worn_out = limit != 0 && live.served >= limit;
@@ -350,6 +368,7 @@ impl InstancePool {
             limits.max_host_resources,
             self.index.clone(),
             self.metrics.clone(),
+            self.log.clone(),
         );
         state.deadline = deadline;
         let mut store = Store::new(pre.engine(), state);

@@ -64,6 +64,18 @@ pub fn validate_prefix(prefix: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// The part of `path` below the route `prefix` that matched it (the
+/// `x-percore-path-info` a handler gets): it starts with `/`, and is `/`
+/// when the path is the prefix itself.
+pub fn path_info<'a>(prefix: &str, path: &'a str) -> &'a str {
+    let rest = if prefix == "/" {
+        path
+    } else {
+        path.strip_prefix(prefix).unwrap_or(path)
+    };
+    if rest.is_empty() { "/" } else { rest }
+}
+
 /// Maps path prefixes to values of `T`.
 #[derive(Clone, Debug)]
 pub struct Router<T> {
@@ -180,6 +192,20 @@ mod tests {
         assert_eq!(r.route("/ap"), None);
         assert_eq!(r.route("/"), None);
         assert_eq!(r.route("/api/"), Some(&1));
+    }
+
+    #[test]
+    fn path_info_is_the_path_below_the_prefix() {
+        for (prefix, path, info) in [
+            ("/", "/", "/"),
+            ("/", "/a/b", "/a/b"),
+            ("/api", "/api", "/"),
+            ("/api", "/api/", "/"),
+            ("/api", "/api/v1/x", "/v1/x"),
+            ("/a/b", "/a/b/c%20d", "/c%20d"),
+        ] {
+            assert_eq!(path_info(prefix, path), info, "{prefix} {path}");
+        }
     }
 
     #[test]

@@ -145,6 +145,28 @@ impl Discard {
     }
 }
 
+/// Why lines of guest output were not logged (see [`crate::guest_log`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogDrop {
+    /// Over the route's lines a second on the worker.
+    RateLimit,
+    /// Past the request's bytes of output.
+    Truncated,
+}
+
+impl LogDrop {
+    /// Every reason, in the order of [`LogDrop::label`]'s values.
+    pub const ALL: [LogDrop; 2] = [LogDrop::RateLimit, LogDrop::Truncated];
+
+    /// The reason as a metric label value.
+    pub fn label(self) -> &'static str {
+        match self {
+            LogDrop::RateLimit => "rate_limit",
+            LogDrop::Truncated => "truncated",
+        }
+    }
+}
+
 /// The request methods a series is kept for; any other is `_OTHER` (the
 /// OpenTelemetry convention, which keeps a hostile client from creating
 /// series without bound).
@@ -195,6 +217,8 @@ pub struct RouteMetrics {
     pub wiki_calls: Counter,
     /// Bytes of the dump sent as response bodies.
     pub dump_bytes: Counter,
+    /// Lines of guest output not logged, by [`LogDrop`] reason.
+    pub guest_log_dropped: [Counter; LogDrop::ALL.len()],
     /// Request series, by method and status; the lock is taken when the
     /// worker meets a new pair and when a reader sums them.
     series: Mutex<Vec<Arc<RequestSeries>>>,
@@ -209,6 +233,7 @@ impl RouteMetrics {
             guest_calls: Histogram::default(),
             wiki_calls: Counter::default(),
             dump_bytes: Counter::default(),
+            guest_log_dropped: Default::default(),
             series: Mutex::new(Vec::new()),
         }
     }
@@ -386,6 +411,9 @@ pub struct RouteSnapshot {
     pub wiki_calls: u64,
     /// Bytes of the dump sent.
     pub dump_bytes: u64,
+    /// Lines of guest output not logged, by reason (in the order of
+    /// [`LogDrop::ALL`]).
+    pub guest_log_dropped: [u64; LogDrop::ALL.len()],
     /// Request durations by method (index in [`METHODS`]) and status.
     pub requests: Vec<(u8, u16, HistogramSnapshot)>,
 }
@@ -485,6 +513,13 @@ impl HostStats {
                 route.guest_calls.add_to(&mut sum.guest_calls);
                 sum.wiki_calls += route.wiki_calls.get();
                 sum.dump_bytes += route.dump_bytes.get();
+                for (total, dropped) in sum
+                    .guest_log_dropped
+                    .iter_mut()
+                    .zip(&route.guest_log_dropped)
+                {
+                    *total += dropped.get();
+                }
                 for series in route.series() {
                     let at = match sum
                         .requests

@@ -126,14 +126,26 @@ pin_project_lite::pin_project! {
     pub struct InTrace<F> {
         #[pin]
         future: F,
-        id: TraceId,
+        id: Option<TraceId>,
     }
 }
 
 impl<F> InTrace<F> {
     /// `future`, polled with `id` as the current trace id.
     pub fn new(id: TraceId, future: F) -> Self {
-        InTrace { future, id }
+        InTrace {
+            future,
+            id: Some(id),
+        }
+    }
+
+    /// `future`, polled with the current trace id (if any) as its own: for
+    /// a task that goes on with a request's work.
+    pub fn inherit(future: F) -> Self {
+        InTrace {
+            future,
+            id: current(),
+        }
     }
 }
 
@@ -143,7 +155,7 @@ impl<F: Future> Future for InTrace<F> {
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let this = self.project();
-        let previous = CURRENT.with(|current| current.replace(Some(*this.id)));
+        let previous = CURRENT.with(|current| current.replace(*this.id));
         let result = this.future.poll(cx);
         CURRENT.with(|current| current.set(previous));
         result

@@ -32,14 +32,9 @@ percore="${PERCORE_BIN:-${CARGO_TARGET_DIR:-$root/target}/debug/percore}"
 guest="${CARGO_TARGET_DIR:-$root/target}/wasm-guests/wasm32-wasip2/release/test_version.wasm"
 load="$root/tests/cluster/load.py"
 
-skip() {
-    if [ "${CI:-}" = true ]; then
-        echo "cluster: FAILED: $*" >&2
-        exit 1
-    fi
-    echo "cluster: skipped: $*" >&2
-    exit 0
-}
+test_name=cluster
+# shellcheck source=tests/skip.sh
+source "$root/tests/skip.sh"
 [ "$(id -u)" = 0 ] || skip "needs root (network namespaces, nginx)"
 command -v haproxy >/dev/null || skip "haproxy is missing (apt-get install haproxy)"
 command -v nginx >/dev/null || skip "nginx is missing (apt-get install nginx)"

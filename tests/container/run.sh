@@ -24,14 +24,9 @@ target="${CARGO_TARGET_DIR:-$root/target}"
 binary="${PERCORE_BIN:-$target/debug/percore}"
 guest="$target/wasm-guests/wasm32-wasip2/release/hello.wasm"
 
-skip() {
-    if [ "${CI:-}" = true ]; then
-        echo "container: FAILED: $*" >&2
-        exit 1
-    fi
-    echo "container: skipped: $*" >&2
-    exit 0
-}
+test_name=container
+# shellcheck source=tests/skip.sh
+source "$root/tests/skip.sh"
 [ "$(id -u)" = 0 ] || skip "needs root (rootful podman)"
 command -v podman >/dev/null || skip "podman is missing (apt-get install podman runc catatonit)"
 command -v runc >/dev/null || skip "runc is missing (apt-get install runc)"

@@ -129,12 +129,19 @@ fn deploy_call_redeploy_roll_back_undeploy() {
     assert_ne!(route.history[0].hash, route.version.hash);
 
     let back = admin(&host).rollback("/v").unwrap();
-    assert_eq!(back.history.len(), 0);
     assert_eq!(back.isolation, Isolation::Request);
     assert_eq!(serving(&host, "/v"), "aaaaaaaaaaaaaaaa");
-    let (status, message) = refused(admin(&host).rollback("/v"));
+    // B is kept: a second rollback undoes the first, B's isolation too.
+    assert_eq!(back.history.len(), 1);
+    assert_eq!(back.history[0].hash, info.version.hash);
+    let again = admin(&host).rollback("/v").unwrap();
+    assert_eq!(again.isolation, Isolation::Core);
+    assert_eq!(serving(&host, "/v"), "bbbbbbbbbbbbbbbb");
+    deploy(&host, "/w", &a);
+    let (status, message) = refused(admin(&host).rollback("/w"));
     assert_eq!(status, 409);
     assert!(message.contains("no earlier version"), "{message}");
+    admin(&host).undeploy("/w").unwrap();
 
     admin(&host).undeploy("/v").unwrap();
     assert_eq!(host.get("/v").status, 404);
@@ -691,4 +698,298 @@ fn a_wasi_http_component_deploys_and_reports_its_world() {
         ok && out.contains("wasi:http/proxy@0.2") && out.contains("percore:host/handler"),
         "{out}"
     );
+}
+
+/// Options with only `isolation` set.
+fn isolated(isolation: Isolation) -> RouteOptions {
+    RouteOptions {
+        isolation: Some(isolation),
+        ..RouteOptions::default()
+    }
+}
+
+#[test]
+fn redeploying_the_serving_version_changes_nothing() {
+    let dir = temp_dir("unchanged");
+    let dir = dir.path();
+    let host = TestHost::start(admin_config(dir));
+    let a = version("aaaaaaaaaaaaaaaa");
+    let first = deploy(&host, "/v", &a);
+    assert!(!first.unchanged);
+    let again = deploy(&host, "/v", &a);
+    assert!(again.unchanged, "{again:?}");
+    assert_eq!(
+        again.history.len(),
+        0,
+        "no history entry for the same version"
+    );
+    assert_eq!(again.version.deployed_at, first.version.deployed_at);
+    // The same file with other options is another version.
+    let core = admin(&host)
+        .deploy("/v", &a, &isolated(Isolation::Core))
+        .unwrap();
+    assert!(!core.unchanged);
+    assert_eq!(core.history.len(), 1);
+    assert_eq!(core.isolation, Isolation::Core);
+    // Rolling back to the same file with its earlier options.
+    let back = admin(&host)
+        .rollback_to("/v", Some(&first.version.hash[..8]))
+        .unwrap();
+    assert_eq!(back.isolation, Isolation::Request);
+    admin(&host).rollback("/v").unwrap();
+    deploy(&host, "/w", &a);
+    let (status, message) = refused(admin(&host).rollback_to("/w", Some(&first.version.hash[..8])));
+    assert_eq!(status, 400);
+    assert!(message.contains("serving route /w already"), "{message}");
+    admin(&host).undeploy("/w").unwrap();
+
+    // The CLI says so too.
+    let file = dir.join("a.wasm");
+    std::fs::write(&file, &a).unwrap();
+    let url = format!("http://{}", host.server().admin_addr().unwrap());
+    let (ok, out) = percore(&[
+        "deploy",
+        "/v",
+        file.to_str().unwrap(),
+        "--isolation",
+        "core",
+        "--admin",
+        &url,
+    ]);
+    assert!(ok && out.contains("unchanged /v sha256:"), "{out}");
+    assert_eq!(admin(&host).route("/v").unwrap().history.len(), 1);
+    assert_eq!(serving(&host, "/v"), "aaaaaaaaaaaaaaaa");
+    host.shutdown();
+}
+
+#[test]
+fn history_records_options_and_rollback_goes_to_any_version() {
+    let dir = temp_dir("history");
+    let dir = dir.path();
+    let host = TestHost::start(admin_config(dir));
+    let client = admin(&host);
+    let a = client
+        .deploy(
+            "/v",
+            &version("aaaaaaaaaaaaaaaa"),
+            &RouteOptions {
+                deadline_ms: Some(1234),
+                ..isolated(Isolation::Core)
+            },
+        )
+        .unwrap();
+    let b = deploy(&host, "/v", &version("bbbbbbbbbbbbbbbb"));
+    let c = deploy(&host, "/v", &version("cccccccccccccccc"));
+    // Newest first, each with the options a rollback restores.
+    let history = &c.history;
+    assert_eq!(history.len(), 2);
+    assert_eq!(history[0].hash, b.version.hash);
+    assert_eq!(history[0].options, RouteOptions::default());
+    assert_eq!(history[1].hash, a.version.hash);
+    assert_eq!(history[1].options.isolation, Some(Isolation::Core));
+    assert_eq!(history[1].options.deadline_ms, Some(1234));
+
+    // Back to the oldest, by the start of its hash: its options come back.
+    let back = client
+        .rollback_to("/v", Some(&a.version.hash[..12]))
+        .unwrap();
+    assert_eq!(back.version.hash, a.version.hash);
+    assert_eq!(back.isolation, Isolation::Core);
+    assert_eq!(back.limits.deadline_ms, 1234);
+    assert_eq!(serving(&host, "/v"), "aaaaaaaaaaaaaaaa");
+    // And forward again, to the newest.
+    let forward = client
+        .rollback_to("/v", Some(&format!("sha256:{}", &c.version.hash[..16])))
+        .unwrap();
+    assert_eq!(forward.version.hash, c.version.hash);
+    assert_eq!(forward.isolation, Isolation::Request);
+    assert_eq!(serving(&host, "/v"), "cccccccccccccccc");
+    assert_eq!(forward.history.len(), 2, "every version once");
+
+    // A version that is not there, and one that is not a hash.
+    let (status, message) = refused(client.rollback_to("/v", Some("0123456789abcdef")));
+    assert_eq!(status, 404);
+    assert!(
+        message.contains("no version sha256:0123456789abcdef")
+            && message.contains(&a.version.hash[..16]),
+        "{message}"
+    );
+    let (status, message) = refused(client.rollback_to("/v", Some("xyz")));
+    assert_eq!(status, 400);
+    assert!(message.contains("not a version"), "{message}");
+    let (status, message) = refused(client.call("POST", "/v1/rollback/v?too=1", &[]));
+    assert_eq!(status, 400);
+    assert!(message.contains("?to=HASH"), "{message}");
+    assert_eq!(serving(&host, "/v"), "cccccccccccccccc");
+
+    // The CLI: the history with its options, and --to.
+    let url = format!("http://{}", host.server().admin_addr().unwrap());
+    let (ok, out) = percore(&["routes", "--admin", &url]);
+    assert!(
+        ok && out.contains(&format!("    earlier: sha256:{}", &a.version.hash[..16]))
+            && out.contains("options isolation=core,deadline_ms=1234")
+            && out.contains("the host's isolation and limits"),
+        "{out}"
+    );
+    let (ok, out) = percore(&[
+        "rollback",
+        "/v",
+        "--to",
+        &b.version.hash[..16],
+        "--admin",
+        &url,
+    ]);
+    assert!(ok && out.contains("rolled back /v"), "{out}");
+    assert_eq!(serving(&host, "/v"), "bbbbbbbbbbbbbbbb");
+    host.shutdown();
+}
+
+/// The components in the state directory under `dir`, by hash.
+fn stored_components(dir: &Path) -> Vec<String> {
+    let mut hashes: Vec<String> = std::fs::read_dir(dir.join("state/components"))
+        .unwrap()
+        .map(|e| {
+            let name = e.unwrap().file_name().to_string_lossy().into_owned();
+            name.trim_end_matches(".wasm").to_owned()
+        })
+        .collect();
+    hashes.sort();
+    hashes
+}
+
+#[test]
+fn components_nothing_refers_to_are_removed() {
+    let dir = temp_dir("gc");
+    let dir = dir.path();
+    let host = TestHost::start(admin_config(dir));
+    let a = deploy(&host, "/v", &version("aaaaaaaaaaaaaaaa"))
+        .version
+        .hash;
+    let b = deploy(&host, "/v", &version("bbbbbbbbbbbbbbbb"))
+        .version
+        .hash;
+    deploy(&host, "/w", &version("aaaaaaaaaaaaaaaa"));
+    let c = deploy(&host, "/x", &version("cccccccccccccccc"))
+        .version
+        .hash;
+    let mut all = vec![a.clone(), b.clone(), c.clone()];
+    all.sort();
+    assert_eq!(stored_components(dir), all);
+    // Rolling back keeps both versions (the history names them).
+    admin(&host).rollback("/v").unwrap();
+    assert_eq!(stored_components(dir), all);
+    // /v's versions: B goes, A stays (the current version of /w).
+    admin(&host).undeploy("/v").unwrap();
+    let mut left = vec![a.clone(), c.clone()];
+    left.sort();
+    assert_eq!(stored_components(dir), left);
+    admin(&host).undeploy("/w").unwrap();
+    assert_eq!(stored_components(dir), vec![c.clone()]);
+    // A history past its limit lets go of its oldest version.
+    for i in 0..=percore::registry::MAX_HISTORY {
+        deploy(&host, "/x", &version(&format!("v{i:015}")));
+    }
+    let route = admin(&host).route("/x").unwrap();
+    assert_eq!(route.history.len(), percore::registry::MAX_HISTORY);
+    assert!(!stored_components(dir).contains(&c));
+    assert_eq!(
+        stored_components(dir).len(),
+        percore::registry::MAX_HISTORY + 1
+    );
+    host.shutdown();
+
+    // A file nothing names (left by an older percore) goes at the next start.
+    let stray = version("ssssssssssssssss");
+    let stray_hash = percore::engine::sha256_hex(&stray);
+    std::fs::write(
+        dir.join(format!("state/components/{stray_hash}.wasm")),
+        &stray,
+    )
+    .unwrap();
+    let second = TestHost::start(admin_config(dir));
+    assert!(!stored_components(dir).contains(&stray_hash));
+    assert_eq!(
+        stored_components(dir).len(),
+        percore::registry::MAX_HISTORY + 1
+    );
+    second.shutdown();
+}
+
+#[test]
+fn state_written_by_the_previous_percore_still_loads() {
+    let dir = temp_dir("old-state");
+    let dir = dir.path();
+    let components = dir.join("state/components");
+    std::fs::create_dir_all(&components).unwrap();
+    let mut hashes = Vec::new();
+    for tag in ["aaaaaaaaaaaaaaaa", "bbbbbbbbbbbbbbbb", "cccccccccccccccc"] {
+        let bytes = version(tag);
+        let hash = percore::engine::sha256_hex(&bytes);
+        std::fs::write(components.join(format!("{hash}.wasm")), &bytes).unwrap();
+        hashes.push((hash, bytes.len()));
+    }
+    let [(a, a_len), (b, b_len), (c, c_len)] = <[_; 3]>::try_from(hashes).unwrap();
+    // As the previous version wrote it: options at the top level of a
+    // record, none for a version deployed without; the same version
+    // twice in the history; and one record that names no component.
+    std::fs::write(
+        dir.join("state/routes.json"),
+        format!(
+            r#"{{"format": 2, "routes": [{{"prefix": "/v",
+                "current": {{"hash": "{c}", "size": {c_len}, "deployed_at": 30, "isolation": "core"}},
+                "history": [
+                    {{"hash": "{a}", "size": {a_len}, "deployed_at": 10}},
+                    {{"hash": "not-a-hash", "size": 1, "deployed_at": 15}},
+                    {{"hash": "{b}", "size": {b_len}, "deployed_at": 20, "deadline_ms": 777}},
+                    {{"hash": "{a}", "size": {a_len}, "deployed_at": 10}}
+                ]}}]}}"#
+        ),
+    )
+    .unwrap();
+    let host = TestHost::start(admin_config(dir));
+    let answer = admin(&host).routes().unwrap();
+    assert!(answer.restore_errors.is_empty(), "{answer:?}");
+    let route = &answer.routes[0];
+    assert_eq!(route.version.hash, c);
+    assert_eq!(route.isolation, Isolation::Core);
+    let history: Vec<(&str, &RouteOptions)> = route
+        .history
+        .iter()
+        .map(|v| (v.hash.as_str(), &v.options))
+        .collect();
+    let b_options = RouteOptions {
+        deadline_ms: Some(777),
+        ..RouteOptions::default()
+    };
+    assert_eq!(
+        history,
+        vec![
+            (a.as_str(), &RouteOptions::default()),
+            (b.as_str(), &b_options)
+        ]
+    );
+    assert_eq!(serving(&host, "/v"), "cccccccccccccccc");
+    let back = admin(&host).rollback_to("/v", Some(&b[..8])).unwrap();
+    assert_eq!(back.limits.deadline_ms, 777);
+    assert_eq!(serving(&host, "/v"), "bbbbbbbbbbbbbbbb");
+    // A version without options has the host's defaults.
+    let back = admin(&host).rollback_to("/v", Some(&a[..8])).unwrap();
+    assert_eq!(back.isolation, Isolation::Request);
+    assert_eq!(serving(&host, "/v"), "aaaaaaaaaaaaaaaa");
+    host.shutdown();
+}
+
+#[test]
+fn routes_says_when_there_are_none() {
+    let dir = temp_dir("no-routes");
+    let dir = dir.path();
+    let host = TestHost::start(admin_config(dir));
+    let url = format!("http://{}", host.server().admin_addr().unwrap());
+    let (ok, out) = percore(&["routes", "--admin", &url]);
+    assert!(ok && out.starts_with("no routes: deploy one with"), "{out}");
+    let (ok, out) = percore(&["routes", "--json", "--admin", &url]);
+    assert!(ok, "{out}");
+    let json: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(json["routes"], serde_json::json!([]), "{out}");
+    host.shutdown();
 }

@@ -135,7 +135,8 @@ fn header_fields_reach_the_guest_on_demand() {
         assert_eq!(
             entries.text(),
             "host: test\nx-token: abc\naccept: text/html\naccept: */*\nx-bin: a\u{fffd}b\n\
-             traceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01\n"
+             traceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01\n\
+             x-percore-route: /\nx-percore-path-info: /entries\n"
         );
     }
 }

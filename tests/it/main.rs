@@ -20,10 +20,16 @@
 //!   article, follows a link, goes back and forward, and no page script runs.
 //! - [`deploy`]: the admin API and CLI: deploy, call, redeploy, roll back,
 //!   undeploy; tokens; invalid and oversized uploads; restart from the state
-//!   directory without recompiling; corrupt state; redeploys under load.
+//!   directory without recompiling; corrupt state; redeploys under load;
+//!   redeploying the serving version, history with options, rollback to
+//!   any version, removal of components nothing refers to, state written
+//!   by the previous version.
 //! - [`new`]: `percore new`: each Rust template (hello, json-api,
 //!   wiki-browser) and the Python and JavaScript scaffolds build as they
 //!   are, deploy and answer; the release build keeps function names.
+//! - [`devloop`]: `percore check` on good and bad components, `percore up`
+//!   building and serving a new crate, `--watch` hot-swapping an edit and
+//!   keeping the old version through a broken one.
 //! - [`oci`]: handlers from an OCI registry (Debian's `docker-registry`
 //!   on loopback): `percore push`, `oci://` routes by tag and digest in
 //!   the admin API, the CLI and the config, interoperability both ways
@@ -39,6 +45,10 @@
 //! - [`ops`]: `/livez`, `/readyz`, `/metrics` under load, draining,
 //!   connections queued at shutdown, SIGTERM under load, `traceparent`,
 //!   the access log.
+//! - [`guest_log`]: guest stdout and stderr in the host's log, with the
+//!   route and trace id, a panic's message, truncation and rate limits.
+//! - [`mount`]: `x-percore-route` and `x-percore-path-info` for both
+//!   worlds under two prefixes; a client cannot spoof them.
 //! - [`attacks`]: security round 2: stalled bodies, clients that stop
 //!   reading, one answer to garbage, CONNECT and `OPTIONS *`, response
 //!   headers and statuses, fair instance shares, the guest-memory budget,
@@ -66,9 +76,12 @@ mod attacks;
 mod browser;
 mod chaos;
 mod deploy;
+mod devloop;
+mod guest_log;
 mod hostile;
 mod isolation;
 mod lifecycle;
+mod mount;
 mod new;
 mod oci;
 mod ops;

@@ -181,10 +181,16 @@ pub fn spawn_binary_with_env(args: &[&str], env: &[(&str, &str)]) -> (ChildGuard
 
 /// [`spawn_binary_logged`] with `env` added to its environment.
 pub fn spawn_binary_logged_with_env(args: &[&str], env: &[(&str, &str)]) -> Spawned {
-    use std::process::{Command, Stdio};
-    let mut child = Command::new(env!("CARGO_BIN_EXE_percore-under-test"))
-        .args(args)
-        .envs(env.iter().copied())
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_percore-under-test"));
+    command.args(args).envs(env.iter().copied());
+    spawn_logged(command, Duration::from_secs(60))
+}
+
+/// Starts `command` (the `percore` binary, set up by the caller) and waits
+/// at most `within` for its startup log line.
+pub fn spawn_logged(mut command: std::process::Command, within: Duration) -> Spawned {
+    use std::process::Stdio;
+    let mut child = command
         .env("PERCORE_LOG", "info")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -202,10 +208,10 @@ pub fn spawn_binary_logged_with_env(args: &[&str], env: &[(&str, &str)]) -> Spaw
     });
     let started = std::time::Instant::now();
     let addr = loop {
-        let remaining = Duration::from_secs(60).saturating_sub(started.elapsed());
+        let remaining = within.saturating_sub(started.elapsed());
         let line = lines_rx
             .recv_timeout(remaining)
-            .expect("percore printed its startup line within 60 s");
+            .unwrap_or_else(|_| panic!("percore printed no startup line within {within:?}"));
         if let Some(at) = line.find("listen=") {
             let rest = &line[at + "listen=".len()..];
             let end = rest.find(char::is_whitespace).unwrap_or(rest.len());

@@ -62,7 +62,7 @@ pub mod bindings {
 pub use bindings::percore::host::types::{Body, DumpRange, Fields};
 pub use bindings::{Guest, Request, Response, export_handler};
 pub use percore_httpkit::{RangeOutcome, parse_range};
-pub use router::{Params, ROUTE_PREFIX_HEADER, Router};
+pub use router::{PATH_INFO_HEADER, Params, ROUTE_HEADER, Router};
 
 impl Request {
     /// The first value of the header field `name` (any case), if any.

@@ -7,21 +7,24 @@
 //! reach the handler percent-decoded, through [`Params`].
 //!
 //! Where a handler is mounted: percore passes a handler the whole path it
-//! was asked for (`/browse/page/Rust` for a handler deployed at `/browse`).
-//! The router matches its patterns against the path below the mount point
-//! (`/page/Rust`), which is [`Params::base`], for links that work wherever
-//! the handler is mounted. It takes the mount point from the
-//! [`ROUTE_PREFIX_HEADER`] field when the host sends one; otherwise it
-//! takes the shortest leading part of the path, ending at a `/`, that
-//! leaves a rest some pattern matches. (Without that field, a handler with
-//! a `/` pattern answers every path that no other pattern matches as if it
-//! were mounted there.)
+//! was asked for (`/browse/page/Rust` for a handler deployed at `/browse`),
+//! and the route's prefix and the path below it in the request's header
+//! fields [`ROUTE_HEADER`] (`/browse`) and [`PATH_INFO_HEADER`]
+//! (`/page/Rust`). The router matches its patterns against the path below
+//! the prefix, and hands the prefix on as [`Params::base`], for links that
+//! work wherever the handler is deployed. (Without those fields, as from
+//! another host, it matches the whole path.)
 
 use crate::{Request, Response, url};
 
-/// The request header field that names the route prefix a handler is
-/// mounted at (`/browse`; `/` at the root), when the host sends it.
-pub const ROUTE_PREFIX_HEADER: &str = "percore-route-prefix";
+/// The request header field that holds the prefix of the route the
+/// handler is deployed at (`/browse`; `/` at the root). The host sets it.
+pub const ROUTE_HEADER: &str = "x-percore-route";
+
+/// The request header field that holds the path below the route's prefix
+/// (`/page/Rust`; `/` for the prefix itself), still percent-encoded and
+/// without the query. The host sets it.
+pub const PATH_INFO_HEADER: &str = "x-percore-path-info";
 
 /// A handler of a route: the request and its path parameters in, the
 /// response out.
@@ -252,9 +255,17 @@ impl Router {
 
     /// Answers `req` with the matching route's handler, or 404 or 405.
     pub fn handle(&self, req: &Request) -> Response {
-        let mounted = req.header(ROUTE_PREFIX_HEADER);
-        match self.find(&req.method, &req.path, mounted.as_deref()) {
-            Found::Route(index, params) => (self.routes[index].2)(req, &params),
+        let found = match req.header(PATH_INFO_HEADER) {
+            Some(path) => self.find(&req.method, &path),
+            None => self.find(&req.method, &req.path),
+        };
+        match found {
+            Found::Route(index, mut params) => {
+                if let Some(route) = req.header(ROUTE_HEADER) {
+                    params.base = route.trim_end_matches('/').to_owned();
+                }
+                (self.routes[index].2)(req, &params)
+            }
             Found::WrongMethod(allow) => {
                 Response::text(405, format!("method {} not allowed here\n", req.method))
                     .with_header("allow", &allow)
@@ -263,54 +274,34 @@ impl Router {
         }
     }
 
-    /// Which route answers `method` on `path` (the whole path as sent),
-    /// for a handler mounted at `mounted` when the host says where.
-    fn find(&self, method: &str, path: &str, mounted: Option<&str>) -> Found {
-        let mounted = mounted
-            .map(|prefix| prefix.trim_end_matches('/'))
-            .filter(|prefix| {
-                path.strip_prefix(prefix)
-                    .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
-            });
-        // Each place the path could be mounted at, shortest first: "" (the
-        // root), then every prefix ending before a '/', then the whole path.
-        let cuts: Vec<usize> = match mounted {
-            Some(prefix) => vec![prefix.len()],
-            None => std::iter::once(0)
-                .chain(path.match_indices('/').map(|(i, _)| i).filter(|&i| i > 0))
-                .chain(std::iter::once(path.len()))
-                .collect(),
-        };
-        for cut in cuts {
-            let (base, rest) = path.split_at(cut);
-            let rest = if rest.is_empty() { "/" } else { rest };
-            let mut allow: Vec<&str> = Vec::new();
-            for (index, (route_method, pattern, _)) in self.routes.iter().enumerate() {
-                let Some(values) = pattern.matches(rest) else {
-                    continue;
-                };
-                if route_method == method || (method == "HEAD" && route_method == "GET") {
-                    return Found::Route(
-                        index,
-                        Params {
-                            values,
-                            base: base.trim_end_matches('/').to_owned(),
-                            pattern: pattern.text.clone(),
-                        },
-                    );
-                }
-                if !allow.contains(&route_method.as_str()) {
-                    allow.push(route_method);
-                }
+    /// Which route answers `method` on `path` (below the route's prefix).
+    fn find(&self, method: &str, path: &str) -> Found {
+        let mut allow: Vec<&str> = Vec::new();
+        for (index, (route_method, pattern, _)) in self.routes.iter().enumerate() {
+            let Some(values) = pattern.matches(path) else {
+                continue;
+            };
+            if route_method == method || (method == "HEAD" && route_method == "GET") {
+                return Found::Route(
+                    index,
+                    Params {
+                        values,
+                        base: String::new(),
+                        pattern: pattern.text.clone(),
+                    },
+                );
             }
-            if !allow.is_empty() {
-                if allow.contains(&"GET") {
-                    allow.push("HEAD");
-                }
-                return Found::WrongMethod(allow.join(", "));
+            if !allow.contains(&route_method.as_str()) {
+                allow.push(route_method);
             }
         }
-        Found::Nothing
+        if allow.is_empty() {
+            return Found::Nothing;
+        }
+        if allow.contains(&"GET") {
+            allow.push("HEAD");
+        }
+        Found::WrongMethod(allow.join(", "))
     }
 }
 
@@ -344,52 +335,45 @@ mod tests {
             .get("/page/{title}/links", ok)
     }
 
-    fn params(values: &[(&str, &str)], base: &str) -> Params {
+    fn params(values: &[(&str, &str)]) -> Params {
         Params {
             values: values
                 .iter()
                 .map(|(n, v)| (n.to_string(), v.to_string()))
                 .collect(),
-            base: base.into(),
+            base: String::new(),
             pattern: String::new(),
         }
     }
 
     #[test]
-    fn routes_match_at_the_root_and_below_a_mount_point() {
+    fn routes_match_by_method_and_pattern() {
         let r = router();
-        assert_eq!(r.find("GET", "/", None), Found::Route(0, params(&[], "")));
+        assert_eq!(r.find("GET", "/"), Found::Route(0, params(&[])));
+        assert_eq!(r.find("GET", ""), Found::Route(0, params(&[])));
         assert_eq!(
-            r.find("GET", "/browse", None),
-            Found::Route(0, params(&[], "/browse"))
+            r.find("GET", "/page/Rust%20(film)"),
+            Found::Route(2, params(&[("title", "Rust (film)")]))
         );
         assert_eq!(
-            r.find("GET", "/browse/", None),
-            Found::Route(0, params(&[], "/browse"))
+            r.find("HEAD", "/page/AT%26T/links"),
+            Found::Route(4, params(&[("title", "AT&T")]))
         );
         assert_eq!(
-            r.find("GET", "/page/Rust%20(film)", None),
-            Found::Route(2, params(&[("title", "Rust (film)")], ""))
+            r.find("GET", "/titles/AC/DC"),
+            Found::Route(1, params(&[("prefix", "AC/DC")]))
         );
         assert_eq!(
-            r.find("HEAD", "/a/b/page/AT%26T/links", None),
-            Found::Route(4, params(&[("title", "AT&T")], "/a/b"))
+            r.find("GET", "/titles"),
+            Found::Route(1, params(&[("prefix", "")]))
         );
         assert_eq!(
-            r.find("GET", "/w/titles/AC/DC", None),
-            Found::Route(1, params(&[("prefix", "AC/DC")], "/w"))
+            r.find("GET", "/titles/"),
+            Found::Route(1, params(&[("prefix", "")]))
         );
         assert_eq!(
-            r.find("GET", "/w/titles", None),
-            Found::Route(1, params(&[("prefix", "")], "/w"))
-        );
-        assert_eq!(
-            r.find("GET", "/w/titles/", None),
-            Found::Route(1, params(&[("prefix", "")], "/w"))
-        );
-        assert_eq!(
-            r.find("POST", "/page/x", None),
-            Found::Route(3, params(&[("title", "x")], ""))
+            r.find("POST", "/page/x"),
+            Found::Route(3, params(&[("title", "x")]))
         );
     }
 
@@ -397,41 +381,17 @@ mod tests {
     fn wrong_methods_and_unknown_paths() {
         let r = router();
         assert_eq!(
-            r.find("DELETE", "/w/page/x", None),
+            r.find("DELETE", "/page/x"),
             Found::WrongMethod("GET, POST, HEAD".into())
         );
-        assert_eq!(
-            r.find("POST", "/", None),
-            Found::WrongMethod("GET, HEAD".into())
-        );
+        assert_eq!(r.find("POST", "/"), Found::WrongMethod("GET, HEAD".into()));
+        assert_eq!(r.find("GET", "/nope"), Found::Nothing);
+        assert_eq!(r.find("GET", "/w/page/x"), Found::Nothing);
         let r = Router::new().get("/page/{title}", |_, _| Response::not_found());
-        assert_eq!(r.find("GET", "/page", None), Found::Nothing);
-        assert_eq!(r.find("GET", "/page/", None), Found::Nothing);
-        assert_eq!(r.find("GET", "/page/a/b", None), Found::Nothing);
-        assert_eq!(r.find("GET", "/other", None), Found::Nothing);
-        assert_eq!(Router::new().find("GET", "/", None), Found::Nothing);
-    }
-
-    #[test]
-    fn the_hosts_route_prefix_decides_the_mount_point() {
-        let r = router();
-        assert_eq!(r.find("GET", "/nope", Some("/")), Found::Nothing);
-        assert_eq!(
-            r.find("GET", "/nope", None),
-            Found::Route(0, params(&[], "/nope"))
-        );
-        assert_eq!(
-            r.find("GET", "/b", Some("/b")),
-            Found::Route(0, params(&[], "/b"))
-        );
-        assert_eq!(
-            r.find("GET", "/b/page/x", Some("/b/")),
-            Found::Route(2, params(&[("title", "x")], "/b"))
-        );
-        assert_eq!(
-            r.find("GET", "/b/titles/x", Some("/b/titles")),
-            Found::Nothing
-        );
+        assert_eq!(r.find("GET", "/page"), Found::Nothing);
+        assert_eq!(r.find("GET", "/page/"), Found::Nothing);
+        assert_eq!(r.find("GET", "/page/a/b"), Found::Nothing);
+        assert_eq!(Router::new().find("GET", "/"), Found::Nothing);
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Test guest: reads a request's header fields through the `fields`
-//! resource, or keeps them past its call.
+//! resource, or keeps them past its call. Each path is matched on its last
+//! segment (`/any/prefix/get`):
 //!
 //! - `/get?name=N`: the value of the first field `N`, or `(none)`;
 //! - `/all?name=N`: every value of the fields `N`, one a line;
@@ -26,16 +27,16 @@ impl Guest for Test {
     fn handle(req: Request) -> Response {
         let calls = CALLS.fetch_add(1, Ordering::Relaxed) + 1;
         let name = query_param(&req.query, "name").unwrap_or_default();
-        let body = match req.path.as_str() {
-            "/get" => req.headers.get(name).unwrap_or_else(|| "(none)".into()),
-            "/all" => req.headers.get_all(name).join("\n"),
-            "/entries" => req
+        let body = match req.path.rsplit('/').next().unwrap_or_default() {
+            "get" => req.headers.get(name).unwrap_or_else(|| "(none)".into()),
+            "all" => req.headers.get_all(name).join("\n"),
+            "entries" => req
                 .headers
                 .entries()
                 .iter()
                 .map(|(name, value)| format!("{name}: {value}\n"))
                 .collect(),
-            "/keep" => {
+            "keep" => {
                 KEPT.with(|kept| kept.borrow_mut().push(req.headers));
                 "kept".into()
             }

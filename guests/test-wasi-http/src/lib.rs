@@ -19,6 +19,9 @@
 //!   answers (a bomb past the route's memory cap);
 //! - `/unfinished`: sets a response with a body, writes part of it and
 //!   returns without finishing it;
+//! - `/print`: `test-wasi-http stdout PATH` on stdout, then answers;
+//! - `/mount`: every value of its request's `x-percore-route` and
+//!   `x-percore-path-info`, as `route=A,B path-info=C`;
 //! - anything else: 404.
 
 use wasi::exports::http::incoming_handler::Guest;
@@ -171,6 +174,27 @@ impl Guest for TestWasiHttp {
                 // Returns with the body neither complete nor finished.
             }
             "no-answer" => drop(out),
+            "print" => {
+                println!("test-wasi-http stdout {path}");
+                answer(out, 200, b"printed");
+            }
+            "mount" => {
+                let headers = request.headers();
+                let all = |name: &str| {
+                    let values: Vec<String> = headers
+                        .get(name)
+                        .iter()
+                        .map(|v| String::from_utf8_lossy(v).into_owned())
+                        .collect();
+                    values.join(",")
+                };
+                let text = format!(
+                    "route={} path-info={}",
+                    all("x-percore-route"),
+                    all("x-percore-path-info")
+                );
+                answer(out, 200, text.as_bytes());
+            }
             _ => answer(out, 404, b"not found\n"),
         }
     }

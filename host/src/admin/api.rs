@@ -8,7 +8,8 @@
 //! | `GET /v1/routes/PREFIX` | one route | `route` |
 //! | `PUT /v1/routes/PREFIX?OPTIONS` | deploy the body (a `.wasm` component) to `/PREFIX` | `route` |
 //! | `PUT /v1/routes/PREFIX?OPTIONS` with `Content-Type: application/json` and `{"component": "oci://..."}` | pull the component from its registry and deploy it | `route` |
-//! | `POST /v1/rollback/PREFIX` | serve the previous version again | `route` |
+//! | `POST /v1/rollback/PREFIX` | serve the previous version again (the one that served before the current one) | `route` |
+//! | `POST /v1/rollback/PREFIX?to=HASH` | serve the version of the route's history whose SHA-256 starts with `HASH` (back or forward) | `route` |
 //! | `DELETE /v1/routes/PREFIX` | remove the route | `route` (as it was) |
 //!
 //! `PREFIX` is the route without its leading `/` (`/v1/routes/` is the route
@@ -19,12 +20,14 @@
 //! reference that the host pulls with its own credentials into its state
 //! directory, a tag resolved to a digest now. A
 //! `route` is `{"prefix", "version": {"hash", "size", "deployed_at",
-//! "oci": {"reference", "digest"} (pulled versions only)},
-//! "isolation", "limits": {...}, "history": [version...]}` (history newest
-//! first). Errors are `{"error": "what went wrong and what to do"}` with
+//! "oci": {"reference", "digest"} (pulled versions only), "options":
+//! {...} (as deployed)}, "isolation", "limits": {...}, "history":
+//! [version...]}` (history: the version that served last first), and
+//! `"unchanged": true` in the answer to a deploy of the version already
+//! serving. Errors are `{"error": "what went wrong and what to do"}` with
 //! 400 (invalid upload, option or reference; an artifact that is not a
-//! component or is not in the registry), 401, 404, 405, 409 (nothing to
-//! roll back to), 413 (upload over `max_upload_bytes`), 500, or 502 (the
+//! component or is not in the registry), 401, 404 (no such route or version),
+//! 405, 409 (nothing to roll back to), 413 (upload over `max_upload_bytes`), 500, or 502 (the
 //! registry cannot be reached, refuses our credentials, or sends bytes
 //! that do not match their digest).
 
@@ -48,6 +51,15 @@ use crate::registry::{Registry, RegistryError};
 pub struct DeployRequest {
     /// `oci://REGISTRY/REPO:TAG` or `oci://REGISTRY/REPO@sha256:...`.
     pub component: String,
+}
+
+/// The query of `POST /v1/rollback/PREFIX`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RollbackQuery {
+    /// The version to serve (the start of its SHA-256, at least 4 hex
+    /// digits); without it, the one that served last before the current.
+    to: Option<String>,
 }
 
 /// The admin API's state.
@@ -163,7 +175,22 @@ impl AdminApi {
             let prefix = crate::router::normalize_prefix(&format!("/{rest}")).to_owned();
             let registry = self.registry.clone();
             return match method {
-                Method::POST => json(blocking(move || Ok(registry.rollback(&prefix)?)).await?),
+                Method::POST => {
+                    let query: RollbackQuery =
+                        serde_urlencoded::from_str(req.uri().query().unwrap_or_default())
+                            .map_err(|e| {
+                                Failure(
+                                    StatusCode::BAD_REQUEST,
+                                    format!(
+                                        "a rollback takes at most ?to=HASH (a version of the route's history) ({e})"
+                                    ),
+                                )
+                            })?;
+                    json(
+                        blocking(move || Ok(registry.rollback(&prefix, query.to.as_deref())?))
+                            .await?,
+                    )
+                }
                 _ => Err(not_allowed(&method, &path, "POST")),
             };
         }

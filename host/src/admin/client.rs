@@ -146,7 +146,23 @@ impl AdminClient {
 
     /// `POST /v1/rollback/PREFIX`.
     pub fn rollback(&self, prefix: &str) -> Result<RouteInfo, ClientError> {
-        self.call_typed("POST", &route_path("/v1/rollback", prefix), &[])
+        self.rollback_to(prefix, None)
+    }
+
+    /// `POST /v1/rollback/PREFIX?to=HASH`: serves the version `to` (the
+    /// start of its SHA-256) of the route's history, or without `to` the
+    /// previous version.
+    pub fn rollback_to(&self, prefix: &str, to: Option<&str>) -> Result<RouteInfo, ClientError> {
+        let mut path = route_path("/v1/rollback", prefix);
+        if let Some(to) = to {
+            path.push('?');
+            path.push_str(
+                &form_urlencoded::Serializer::new(String::new())
+                    .append_pair("to", to)
+                    .finish(),
+            );
+        }
+        self.call_typed("POST", &path, &[])
     }
 
     /// `DELETE /v1/routes/PREFIX`.

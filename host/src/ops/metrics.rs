@@ -12,7 +12,7 @@
 use std::fmt::Write as _;
 
 use super::OpsState;
-use crate::stats::{DURATION_BUCKETS_NS, Discard, HistogramSnapshot, METHODS};
+use crate::stats::{DURATION_BUCKETS_NS, Discard, HistogramSnapshot, LogDrop, METHODS};
 
 /// The exposition format of one scrape.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -250,6 +250,20 @@ pub fn render(state: &OpsState, format: Format) -> String {
             &[("http_route", &route.prefix)],
             route.dump_bytes,
         );
+    }
+    e.family(
+        "percore_guest_log_lines_dropped_total",
+        "counter",
+        "Lines of guest stdout and stderr not logged, by route and reason (rate_limit: over the route's lines a second on a worker; truncated: past a request's bytes of output).",
+    );
+    for route in routes.iter().filter(|r| !r.prefix.is_empty()) {
+        for reason in LogDrop::ALL {
+            e.sample(
+                "percore_guest_log_lines_dropped_total",
+                &[("http_route", &route.prefix), ("reason", reason.label())],
+                route.guest_log_dropped[reason as usize],
+            );
+        }
     }
 
     if let Some(registry) = state.registry.get() {

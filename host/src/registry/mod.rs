@@ -88,6 +88,18 @@ pub enum RegistryError {
         /// The route.
         prefix: String,
     },
+    /// Rollback to a version that is not in the route's history.
+    #[error(
+        "route {prefix} has no version {hash} in its history (it has {known}); `percore routes` lists each route's versions"
+    )]
+    NoVersion {
+        /// The route.
+        prefix: String,
+        /// The hash (or its start) asked for.
+        hash: String,
+        /// The versions it has, short hashes.
+        known: String,
+    },
     /// The state directory could not be read or written; nothing changed.
     #[error("{0}; nothing was changed")]
     Store(#[from] StoreError),
@@ -109,7 +121,7 @@ impl RegistryError {
             RegistryError::Compile { .. }
             | RegistryError::BadRequest(_)
             | RegistryError::Config(_) => 400,
-            RegistryError::NoRoute { .. } => 404,
+            RegistryError::NoRoute { .. } | RegistryError::NoVersion { .. } => 404,
             RegistryError::NoHistory { .. } => 409,
             RegistryError::Store(_) | RegistryError::Read { .. } => 500,
             RegistryError::Oci { source, .. } => match source {
@@ -140,6 +152,10 @@ pub struct VersionInfo {
     /// uploads): the reference as given and the digest it resolved to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub oci: Option<OciOrigin>,
+    /// The isolation and limits asked for when it was deployed (unset
+    /// ones follow the host's defaults): what a rollback to it restores.
+    #[serde(default)]
+    pub options: RouteOptions,
 }
 
 /// A route, as the admin API reports it.
@@ -156,8 +172,13 @@ pub struct RouteInfo {
     pub isolation: Isolation,
     /// Its limits (after defaults).
     pub limits: Limits,
-    /// Earlier versions, newest first; rollback returns to the first.
+    /// The other versions, the one that served last first; a rollback
+    /// without a version returns to the first.
     pub history: Vec<VersionInfo>,
+    /// Set in the answer to a deploy of the very version already serving
+    /// (same component, same options): nothing changed.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unchanged: bool,
 }
 
 /// Every route, as `GET /v1/routes` reports them.
@@ -186,7 +207,8 @@ struct RouteState {
     route: Arc<Route>,
     /// The serving version's record.
     current: VersionRecord,
-    /// Earlier versions, oldest first.
+    /// The other versions, oldest first by when they last served; none
+    /// twice and none equal to `current` (see [`push_history`]).
     history: Vec<Version>,
 }
 
@@ -334,6 +356,11 @@ impl Registry {
         if let (Some(store), Some(recorded)) = (registry.store.clone(), recorded) {
             registry.restore(&store, recorded, &mut state, &mut compiled);
             store.save_table(&persisted(&state))?;
+            // A component that was not restored may be repaired and the
+            // host restarted: remove nothing then.
+            if registry.restore_errors.is_empty() {
+                collect_garbage(&store, &state);
+            }
         }
         registry.routes.publish(table_of(&state));
         *registry.state.get_mut().expect("not shared yet") = state;
@@ -369,13 +396,12 @@ impl Registry {
                 // The configured version wins; what was deployed becomes
                 // its history, so a rollback returns to it.
                 let mut history = persisted.history;
-                if persisted.current.hash == configured.current.hash {
+                if same_version(&persisted.current, &configured.current) {
                     configured.current.deployed_at = persisted.current.deployed_at;
                 } else {
                     history.push(persisted.current);
                 }
-                configured.history = history.into_iter().map(Version::unloaded).collect();
-                trim(&mut configured.history);
+                configured.history = restored_history(&prefix, history, &configured.current);
                 tracing::info!(route = %prefix, "configured route overrides the deployed one");
                 continue;
             }
@@ -394,16 +420,13 @@ impl Registry {
                 Ok(component) => {
                     let route = self.route(&prefix, record, component);
                     tracing::info!(route = %prefix, hash = %record.hash, "restored");
+                    let history = restored_history(&prefix, persisted.history, record);
                     state.insert(
                         prefix,
                         RouteState {
                             route,
+                            history,
                             current: persisted.current,
-                            history: persisted
-                                .history
-                                .into_iter()
-                                .map(Version::unloaded)
-                                .collect(),
                         },
                     );
                 }
@@ -621,6 +644,21 @@ impl Registry {
     ) -> Result<RouteInfo, RegistryError> {
         crate::router::validate_prefix(prefix).map_err(RegistryError::BadRequest)?;
         self.check_limits(&options)?;
+        // The very version already serving (from the same place): nothing
+        // to compile or record. The same bytes pulled by another reference
+        // are recorded, so that the reference's digest is remembered.
+        let hash = sha256_hex(bytes);
+        if let Some(existing) = self.lock_state().get(prefix)
+            && existing.current.hash == hash
+            && existing.current.options == options
+            && existing.current.oci.as_ref() == from.as_ref().map(|(origin, _)| origin)
+        {
+            tracing::info!(route = prefix, %hash, "unchanged: this version serves already");
+            return Ok(RouteInfo {
+                unchanged: true,
+                ..self.info(prefix, existing)
+            });
+        }
         let started = std::time::Instant::now();
         self.compiling
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -636,21 +674,23 @@ impl Registry {
             source,
         })?;
         let compiled_in = started.elapsed();
+        let record = VersionRecord {
+            hash: component.hash.clone(),
+            size: bytes.len() as u64,
+            deployed_at: unix_now(),
+            oci: from.as_ref().map(|(origin, _)| origin.clone()),
+            options,
+        };
+        let route = self.route(prefix, &record, component);
+        let _change = self.lock_changes();
+        // Written under the change lock, so that the garbage collection of
+        // another change never removes a file this one is about to record.
         if let Some(store) = &self.store {
             store.put_component(bytes)?;
             if let Some((_, manifest)) = &from {
                 store.put_manifest(manifest)?;
             }
         }
-        let record = VersionRecord {
-            hash: component.hash.clone(),
-            size: bytes.len() as u64,
-            deployed_at: unix_now(),
-            oci: from.map(|(origin, _)| origin),
-            options,
-        };
-        let route = self.route(prefix, &record, component);
-        let _change = self.lock_changes();
         let mut next = self.lock_state().clone();
         match next.get_mut(prefix) {
             Some(existing) => {
@@ -658,8 +698,7 @@ impl Registry {
                     record: std::mem::replace(&mut existing.current, record),
                     compiled: Some(existing.route.component.clone()),
                 };
-                existing.history.push(previous);
-                trim(&mut existing.history);
+                push_history(&mut existing.history, previous, &existing.current);
                 existing.route = route;
             }
             None => {
@@ -685,27 +724,35 @@ impl Registry {
         Ok(info)
     }
 
-    /// Makes the newest earlier version of `prefix` serve again; the version
-    /// serving until now is forgotten.
-    pub fn rollback(&self, prefix: &str) -> Result<RouteInfo, RegistryError> {
+    /// Makes a version of `prefix`'s history serve again: the one whose
+    /// hash starts with `to` (the newest such), or without `to` the one
+    /// that served last before the current one. The version serving until
+    /// now joins the history, so a rollback can be undone, and `to` can
+    /// roll forward to a newer version as well as back.
+    pub fn rollback(&self, prefix: &str, to: Option<&str>) -> Result<RouteInfo, RegistryError> {
         let _change = self.lock_changes();
         let mut next = self.lock_state().clone();
         let route = next.get_mut(prefix).ok_or_else(|| RegistryError::NoRoute {
             prefix: prefix.into(),
         })?;
-        let previous = route
-            .history
-            .last()
-            .cloned()
-            .ok_or_else(|| RegistryError::NoHistory {
-                prefix: prefix.into(),
-            })?;
-        let component = match previous.compiled {
+        let at = match to {
+            None => route
+                .history
+                .len()
+                .checked_sub(1)
+                .ok_or_else(|| RegistryError::NoHistory {
+                    prefix: prefix.into(),
+                })?,
+            Some(to) => find_version(prefix, route, to)?,
+        };
+        let chosen = route.history[at].clone();
+        self.check_limits(&chosen.record.options)?;
+        let component = match chosen.compiled {
             Some(component) => component,
             // A version restored from the state directory: compiled code is
             // in the cache, so this is a load, not a compile.
             None => match &self.store {
-                Some(store) => self.load(store, prefix, &previous.record)?,
+                Some(store) => self.load(store, prefix, &chosen.record)?,
                 None => {
                     return Err(RegistryError::NoHistory {
                         prefix: prefix.into(),
@@ -713,9 +760,13 @@ impl Registry {
                 }
             },
         };
-        route.history.pop();
-        route.route = self.route(prefix, &previous.record, component);
-        route.current = previous.record;
+        route.history.remove(at);
+        let previous = Version {
+            record: std::mem::replace(&mut route.current, chosen.record),
+            compiled: Some(route.route.component.clone()),
+        };
+        route.route = self.route(prefix, &route.current, component);
+        push_history(&mut route.history, previous, &route.current);
         self.commit(next)?;
         let info = self.get(prefix)?;
         tracing::info!(route = prefix, hash = %info.version.hash, "rolled back");
@@ -741,12 +792,22 @@ impl Registry {
         Ok(info)
     }
 
-    /// Persists `next`, then publishes it. On a write error nothing changes.
+    /// Persists `next`, then publishes it, then removes the components
+    /// nothing refers to any more. On a write error nothing changes. The
+    /// caller holds the change lock.
     fn commit(&self, next: BTreeMap<String, RouteState>) -> Result<(), RegistryError> {
         if let Some(store) = &self.store {
             store.save_table(&persisted(&next))?;
         }
         let table = table_of(&next);
+        // After a restore error (a table moved aside, a route skipped), the
+        // files may still be wanted by a repaired table: collect nothing
+        // until a restart restores everything.
+        if let Some(store) = &self.store
+            && self.restore_errors.is_empty()
+        {
+            collect_garbage(store, &next);
+        }
         *self.lock_state() = next;
         self.routes.publish(table);
         Ok(())
@@ -846,6 +907,7 @@ impl Registry {
                 .rev()
                 .map(|v| version_info(&v.record))
                 .collect(),
+            unchanged: false,
         }
     }
 
@@ -873,13 +935,136 @@ fn version_info(record: &VersionRecord) -> VersionInfo {
         size: record.size,
         deployed_at: record.deployed_at,
         oci: record.oci.clone(),
+        options: record.options.clone(),
     }
 }
 
-/// Keeps the newest [`MAX_HISTORY`] versions.
-fn trim(history: &mut Vec<Version>) {
+/// Whether two records are the same version: the same component with the
+/// same options (when and from where it was deployed aside).
+fn same_version(a: &VersionRecord, b: &VersionRecord) -> bool {
+    a.hash == b.hash && a.options == b.options
+}
+
+/// Adds `version` as the newest of `history`, dropping the entries that
+/// are the same version as it or as `current`, and keeping the newest
+/// [`MAX_HISTORY`].
+fn push_history(history: &mut Vec<Version>, version: Version, current: &VersionRecord) {
+    history.retain(|v| !same_version(&v.record, &version.record));
+    if !same_version(&version.record, current) {
+        history.push(version);
+    }
+    history.retain(|v| !same_version(&v.record, current));
     let excess = history.len().saturating_sub(MAX_HISTORY);
     history.drain(..excess);
+}
+
+/// A history read back from the state directory (untrusted): a record
+/// that names no component is logged and dropped, repeated versions are
+/// kept once, and at most [`MAX_HISTORY`] stay. A record without options
+/// (written before options were recorded, or deployed without any) has
+/// the host's defaults.
+fn restored_history(
+    prefix: &str,
+    records: Vec<VersionRecord>,
+    current: &VersionRecord,
+) -> Vec<Version> {
+    let mut history = Vec::new();
+    let mut without_options = 0;
+    for record in records {
+        if !store::is_sha256_hex(&record.hash) {
+            tracing::warn!(
+                route = prefix,
+                hash = %record.hash,
+                "an earlier version in the route table names no component (not a SHA-256); it is dropped from the history"
+            );
+            continue;
+        }
+        if record.options == RouteOptions::default() {
+            without_options += 1;
+        }
+        push_history(&mut history, Version::unloaded(record), current);
+    }
+    if without_options > 0 {
+        tracing::info!(
+            route = prefix,
+            "{without_options} earlier version(s) record no isolation or limits: a rollback to them uses the host's defaults"
+        );
+    }
+    history
+}
+
+/// The index in `route`'s history of the newest version whose hash starts
+/// with `to` (`sha256:` may be written before it).
+fn find_version(prefix: &str, route: &RouteState, to: &str) -> Result<usize, RegistryError> {
+    let to = to.trim().strip_prefix("sha256:").unwrap_or(to.trim());
+    let known = || {
+        let mut versions: Vec<String> = route
+            .history
+            .iter()
+            .rev()
+            .map(|v| format!("sha256:{}", &v.record.hash[..v.record.hash.len().min(16)]))
+            .collect();
+        versions.dedup();
+        if versions.is_empty() {
+            "no earlier version".to_owned()
+        } else {
+            versions.join(", ")
+        }
+    };
+    if to.len() < 4 || !to.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(RegistryError::BadRequest(format!(
+            "{to:?} is not a version: give the start of its SHA-256 (at least 4 hex digits, as `percore routes` shows it); route {prefix} has {}",
+            known()
+        )));
+    }
+    let to = to.to_ascii_lowercase();
+    let matching: Vec<usize> = (0..route.history.len())
+        .filter(|&i| route.history[i].record.hash.starts_with(&to))
+        .collect();
+    let hashes: std::collections::BTreeSet<&str> = matching
+        .iter()
+        .map(|&i| route.history[i].record.hash.as_str())
+        .collect();
+    match (matching.last(), hashes.len()) {
+        (Some(&at), 1) => Ok(at),
+        (Some(_), _) => Err(RegistryError::BadRequest(format!(
+            "sha256:{to} names {} versions of route {prefix}; give more of the hash",
+            hashes.len()
+        ))),
+        (None, _) if route.current.hash.starts_with(&to) => Err(RegistryError::BadRequest(
+            format!("sha256:{to} is the version serving route {prefix} already"),
+        )),
+        (None, _) => Err(RegistryError::NoVersion {
+            prefix: prefix.into(),
+            hash: format!("sha256:{to}"),
+            known: known(),
+        }),
+    }
+}
+
+/// Removes from the state directory every component that no route's
+/// version or history names (after an undeploy, a rollback, or a history
+/// grown past [`MAX_HISTORY`]); never while the host has restore errors
+/// (see [`Registry::commit`]). The compiled code in `cache/` is left to
+/// wasmtime's cache, which evicts by size and age; pulled manifests stay
+/// (a few hundred bytes each; a later deploy of the digest pulls only its
+/// layer again).
+fn collect_garbage(store: &StateStore, state: &BTreeMap<String, RouteState>) {
+    let referenced: std::collections::BTreeSet<&str> = state
+        .values()
+        .flat_map(|route| {
+            std::iter::once(route.current.hash.as_str())
+                .chain(route.history.iter().map(|v| v.record.hash.as_str()))
+        })
+        .collect();
+    match store.remove_components_except(&referenced) {
+        Ok(removed) => {
+            for hash in removed {
+                tracing::info!(%hash, "component removed from the state directory: no version refers to it");
+            }
+        }
+        Err(e) => tracing::warn!("unreferenced components were not removed: {e}"),
+    }
 }
 
 /// The state as `routes.json` records it.

@@ -15,7 +15,8 @@
 //!
 //! Every file is written to a temporary name in the same directory, synced,
 //! and renamed over the old one, so a crash leaves either the old or the new
-//! file, never half of one. This module does no compiling and knows nothing
+//! file, never half of one. A component that no route's version or history
+//! names any more is removed ([`StateStore::remove_components_except`]). This module does no compiling and knows nothing
 //! of HTTP; [`super::deploy`] decides what to write.
 
 use std::io::Write as _;
@@ -263,6 +264,39 @@ impl StateStore {
         Ok(hash)
     }
 
+    /// Removes every `components/<sha256>.wasm` whose hash is not in
+    /// `keep` and returns the hashes removed. Files of other names are left
+    /// alone.
+    pub fn remove_components_except(
+        &self,
+        keep: &std::collections::BTreeSet<&str>,
+    ) -> Result<Vec<String>, StoreError> {
+        let dir = self.components_dir();
+        let entries = std::fs::read_dir(&dir).map_err(|source| StoreError::Io {
+            action: "cannot list",
+            path: dir.clone(),
+            source,
+        })?;
+        let mut removed = Vec::new();
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let Some(hash) = name.to_str().and_then(|n| n.strip_suffix(".wasm")) else {
+                continue;
+            };
+            if !is_sha256_hex(hash) || keep.contains(hash) {
+                continue;
+            }
+            let path = entry.path();
+            std::fs::remove_file(&path).map_err(|source| StoreError::Io {
+                action: "cannot remove",
+                path,
+                source,
+            })?;
+            removed.push(hash.to_owned());
+        }
+        Ok(removed)
+    }
+
     /// Reads the component `hash` of route `prefix`, checking that its bytes
     /// still hash to its name.
     pub fn component(&self, prefix: &str, hash: &str) -> Result<Vec<u8>, StoreError> {
@@ -367,7 +401,7 @@ pub fn cache_dir(state: &Path) -> PathBuf {
 
 /// Whether `text` is a SHA-256 in lower-case hex (64 digits), as every
 /// component's name is: nothing else may become a path.
-fn is_sha256_hex(text: &str) -> bool {
+pub(crate) fn is_sha256_hex(text: &str) -> bool {
     text.len() == 64 && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
