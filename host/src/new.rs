@@ -295,7 +295,7 @@ fn rust_readme(name: &str, template: Template) -> String {
              (`?limit=`, default 20) lists titles as links, `/page/{title}` shows a \
              page's wikitext.",
             "\n# It reads the wiki index: the host must be started with --index DIR\n\
-             # (an index of a dump made by `percore index DUMP.xml --out DIR`).",
+             # (an index of a dump made by `percore index DUMP.xml --out DIR`).\n",
             format!(
                 "curl 'http://127.0.0.1:8080/{name}/titles/Py?limit=5'\ncurl http://127.0.0.1:8080/{name}/page/Python"
             ),
