@@ -493,8 +493,17 @@ percore rollback /{name}
 created this project links, and percore's (`percore-host.wit`): add
 `import percore:host/wiki@0.2.0;` to the world in `wit/world.wit` to read
 the shared Wikipedia index (a host started without `--index` then refuses
-the handler).
+the handler).{wiki_note}
 "#,
+        wiki_note = if lang == Lang::Python {
+            " The world then has two `types` interfaces, and componentize-py\n\
+             names them by package: import from `wit_world.imports.wasi_http_types`\n\
+             instead of `wit_world.imports.types` in `app.py` (and the wiki from\n\
+             `wit_world.imports.wiki`)."
+        } else {
+            " Then `import { lookup, prefix, text } from 'percore:host/wiki@0.2.0';`\n\
+             in `app.js`."
+        },
         isolation = if lang == Lang::Js {
             " --isolation request\n# (a componentize-js component answers one request per instance)"
         } else {
