@@ -5,13 +5,19 @@
 //! route's `max_response_bytes`. The dump's pages are read ahead off the
 //! worker thread when they are not in memory, and released from the host's
 //! mapping once sent.
+//!
+//! Also the request body a `wasi:http/proxy` guest reads
+//! ([`RequestBody`]): hyper's, streamed as it arrives, ended past the
+//! route's `max_request_body_bytes` or when it stalls.
 
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::Bytes;
-use hyper::body::{Body, Frame, SizeHint};
+use hyper::body::{Body, Frame, Incoming, SizeHint};
 
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
@@ -247,4 +253,189 @@ pub fn check_dump_range(range: &DumpRange, size: u64) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+/// A request body as a `wasi:http/proxy` guest reads it: hyper's
+/// [`Incoming`], frame by frame as the client sends it (trailers
+/// included), never buffered here. Past the route's
+/// `max_request_body_bytes` the guest's read fails with
+/// `HTTP-request-body-size`; after `timeout` without a byte it fails with
+/// `connection-read-timeout`. Either is recorded in its [`BodyFault`], so
+/// that the host answers 413 or 408 itself when the guest had not answered
+/// yet.
+pub struct RequestBody {
+    /// What hyper reads; `None` for a request without a body, and once the
+    /// body failed (dropping it lets hyper drain or close the connection).
+    incoming: Option<Incoming>,
+    /// Bytes received so far.
+    received: u64,
+    /// The route's `max_request_body_bytes`.
+    limit: u64,
+    /// Longest wait for the next frame.
+    timeout: Duration,
+    /// Armed at the first wait, reset at every frame.
+    timer: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// Shared with the call; `None` for a request without a body.
+    fault: Option<Arc<BodyFault>>,
+}
+
+/// Why a streamed request body ended early, once it has, and whether the
+/// body still exists; shared by the body (which the guest's store owns)
+/// and the call that waits for the guest's answer.
+#[derive(Debug)]
+pub struct BodyFault {
+    /// What went wrong, once it has.
+    fault: OnceLock<Fault>,
+    /// Until the body is dropped: a guest that still holds it when its
+    /// call returns holds the connection's unread body.
+    alive: AtomicBool,
+}
+
+impl Default for BodyFault {
+    fn default() -> Self {
+        BodyFault {
+            fault: OnceLock::new(),
+            alive: AtomicBool::new(true),
+        }
+    }
+}
+
+/// What went wrong with a streamed request body.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// More than the route's `max_request_body_bytes` arrived.
+    TooLarge,
+    /// The client sent nothing for the request body timeout, after
+    /// `received` bytes.
+    Stalled {
+        /// Bytes received before it stalled.
+        received: u64,
+        /// The timeout, in milliseconds.
+        timeout_ms: u64,
+    },
+}
+
+impl BodyFault {
+    /// What went wrong, if anything has yet.
+    pub fn get(&self) -> Option<Fault> {
+        self.fault.get().copied()
+    }
+
+    /// Whether the body has not been dropped yet.
+    pub fn body_alive(&self) -> bool {
+        self.alive.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for RequestBody {
+    fn drop(&mut self) {
+        if let Some(record) = &self.fault {
+            record.alive.store(false, Ordering::Relaxed);
+        }
+    }
+}
+
+impl RequestBody {
+    /// `incoming`, read up to `limit` bytes, waiting at most `timeout` for
+    /// each frame.
+    pub fn new(incoming: Incoming, limit: u64, timeout: Duration) -> RequestBody {
+        let empty = incoming.is_end_stream();
+        RequestBody {
+            incoming: (!empty).then_some(incoming),
+            received: 0,
+            limit,
+            timeout,
+            timer: None,
+            // Only a body that can go wrong pays for the shared record.
+            fault: (!empty).then(Arc::default),
+        }
+    }
+
+    /// The record of what went wrong, for the call (`None` for a request
+    /// without a body).
+    pub fn fault(&self) -> Option<Arc<BodyFault>> {
+        self.fault.clone()
+    }
+
+    /// Ends the body with `fault`: the guest's read fails with `error`.
+    fn fail(
+        &mut self,
+        fault: Fault,
+        error: wasmtime_wasi_http::Error,
+    ) -> Poll<Option<Result<Frame<Bytes>, wasmtime_wasi_http::Error>>> {
+        self.incoming = None;
+        self.timer = None;
+        if let Some(record) = &self.fault {
+            let _ = record.fault.set(fault);
+        }
+        Poll::Ready(Some(Err(error)))
+    }
+}
+
+impl Body for RequestBody {
+    type Data = Bytes;
+    type Error = wasmtime_wasi_http::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        let this = self.get_mut();
+        let Some(incoming) = &mut this.incoming else {
+            return Poll::Ready(None);
+        };
+        match Pin::new(incoming).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(timer) = &mut this.timer {
+                    timer
+                        .as_mut()
+                        .reset(tokio::time::Instant::now() + this.timeout);
+                }
+                if let Some(data) = frame.data_ref() {
+                    this.received += data.len() as u64;
+                    if this.received > this.limit {
+                        let received = this.received;
+                        return this.fail(
+                            Fault::TooLarge,
+                            wasmtime_wasi_http::Error::HttpRequestBodySize(Some(received)),
+                        );
+                    }
+                }
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Ready(Some(Err(e))) => {
+                this.incoming = None;
+                Poll::Ready(Some(Err(e.into())))
+            }
+            Poll::Ready(None) => {
+                this.incoming = None;
+                this.timer = None;
+                Poll::Ready(None)
+            }
+            Poll::Pending => {
+                let timeout = this.timeout;
+                let timer = this
+                    .timer
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+                if timer.as_mut().poll(cx).is_pending() {
+                    return Poll::Pending;
+                }
+                let stalled = Fault::Stalled {
+                    received: this.received,
+                    timeout_ms: this.timeout.as_millis() as u64,
+                };
+                this.fail(stalled, wasmtime_wasi_http::Error::ConnectionReadTimeout)
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.incoming.as_ref().is_none_or(Incoming::is_end_stream)
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.incoming
+            .as_ref()
+            .map_or_else(|| SizeHint::with_exact(0), Incoming::size_hint)
+    }
 }

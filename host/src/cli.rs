@@ -463,6 +463,9 @@ fn print_routes(
         if let Some(oci) = &route.version.oci {
             println!("    from {} ({})", oci.reference, oci.digest);
         }
+        if let Some(origins) = &route.allow_outbound {
+            println!("    may send requests to {origins}");
+        }
     }
     for error in restore_errors {
         println!("not restored: {error}");

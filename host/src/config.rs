@@ -144,6 +144,14 @@ pub struct RouteOptions {
         skip_serializing_if = "Option::is_none"
     )]
     pub max_requests_per_instance: Option<u64>,
+    /// Origins the route's `wasi:http` guests may send requests to, as
+    /// `http://HOST:PORT` (or `https://`), separated by spaces or `;` (a
+    /// list in TOML); a request to any other origin fails with the
+    /// `wasi:http` error `HTTP-request-denied` [default: none, so no
+    /// outgoing requests].
+    #[arg(long, value_name = "ORIGINS")]
+    #[serde(alias = "allow-outbound", skip_serializing_if = "Option::is_none")]
+    pub allow_outbound: Option<Origins>,
 }
 
 impl RouteOptions {
@@ -204,6 +212,7 @@ impl RouteOptions {
             max_response_headers,
             max_host_resources,
             max_requests_per_instance,
+            allow_outbound,
         } = older;
         self.isolation = self.isolation.or(isolation);
         self.deadline_ms = self.deadline_ms.or(deadline_ms);
@@ -214,6 +223,174 @@ impl RouteOptions {
         self.max_host_resources = self.max_host_resources.or(max_host_resources);
         self.max_requests_per_instance =
             self.max_requests_per_instance.or(max_requests_per_instance);
+        self.allow_outbound = self.allow_outbound.take().or(allow_outbound);
+    }
+}
+
+/// The scheme of an [`Origin`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OriginScheme {
+    /// `http://`, port 80 unless given.
+    Http,
+    /// `https://`, port 443 unless given.
+    Https,
+}
+
+/// One origin a route may send requests to: scheme, host and port, all
+/// three compared exactly (the host without regard to ASCII case).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Origin {
+    /// The scheme.
+    pub scheme: OriginScheme,
+    /// The host name or address, lower-case; an IPv6 address in brackets.
+    pub host: String,
+    /// The port (the scheme's default when the origin named none).
+    pub port: u16,
+}
+
+impl Origin {
+    /// Whether a request to `uri` goes to this origin.
+    pub fn matches(&self, uri: &hyper::Uri) -> bool {
+        let scheme = match uri.scheme_str() {
+            Some("http") => OriginScheme::Http,
+            Some("https") => OriginScheme::Https,
+            _ => return false,
+        };
+        let Some(authority) = uri.authority() else {
+            return false;
+        };
+        let port = authority.port_u16().unwrap_or(match scheme {
+            OriginScheme::Http => 80,
+            OriginScheme::Https => 443,
+        });
+        scheme == self.scheme
+            && port == self.port
+            && authority.host().eq_ignore_ascii_case(&self.host)
+    }
+}
+
+impl std::str::FromStr for Origin {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Origin, String> {
+        let bad = |why: &str| format!("origin {text:?} {why}; write it as http://HOST:PORT");
+        let uri: hyper::Uri = text.parse().map_err(|_| bad("is not a URL"))?;
+        let scheme = match uri.scheme_str() {
+            Some("http") => OriginScheme::Http,
+            Some("https") => OriginScheme::Https,
+            Some(_) => return Err(bad("has a scheme other than http or https")),
+            None => return Err(bad("has no scheme")),
+        };
+        let authority = uri.authority().ok_or_else(|| bad("has no host"))?;
+        if authority.as_str().contains('@') {
+            return Err(bad("has a user name"));
+        }
+        if !matches!(uri.path(), "" | "/") || uri.query().is_some() {
+            return Err(bad("has a path: an origin is only a scheme, host and port"));
+        }
+        if authority.host().is_empty() {
+            return Err(bad("has no host"));
+        }
+        // `Authority::port` is `None` for a port that is not a u16 too.
+        let written_port = authority
+            .as_str()
+            .rsplit_once(':')
+            .filter(|(_, port)| !port.contains(']'));
+        if written_port.is_some() && authority.port_u16().is_none() {
+            return Err(bad("has a port that is not a number from 0 to 65535"));
+        }
+        let port = authority.port_u16().unwrap_or(match scheme {
+            OriginScheme::Http => 80,
+            OriginScheme::Https => 443,
+        });
+        Ok(Origin {
+            scheme,
+            host: authority.host().to_ascii_lowercase(),
+            port,
+        })
+    }
+}
+
+impl std::fmt::Display for Origin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let scheme = match self.scheme {
+            OriginScheme::Http => "http",
+            OriginScheme::Https => "https",
+        };
+        write!(f, "{scheme}://{}:{}", self.host, self.port)
+    }
+}
+
+/// The origins of a route's `allow_outbound` option. Written as one
+/// string (origins separated by spaces or `;`) in flags and queries, and
+/// as a string or a list of strings in TOML and JSON.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Origins(pub Vec<Origin>);
+
+impl Origins {
+    /// Whether a request to `uri` goes to one of these origins.
+    pub fn allows(&self, uri: &hyper::Uri) -> bool {
+        self.0.iter().any(|origin| origin.matches(uri))
+    }
+}
+
+impl std::str::FromStr for Origins {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Origins, String> {
+        text.split(|c: char| c == ';' || c.is_whitespace())
+            .filter(|part| !part.is_empty())
+            .map(str::parse)
+            .collect::<Result<_, _>>()
+            .map(Origins)
+    }
+}
+
+impl std::fmt::Display for Origins {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, origin) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(" ")?;
+            }
+            write!(f, "{origin}")?;
+        }
+        Ok(())
+    }
+}
+
+impl Serialize for Origins {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Origins {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Origins, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = Origins;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("origins such as \"http://127.0.0.1:8080\", in a string or a list")
+            }
+
+            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Origins, E> {
+                text.parse().map_err(E::custom)
+            }
+
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Origins, A::Error> {
+                let mut origins = Vec::new();
+                while let Some(text) = seq.next_element::<String>()? {
+                    let more: Origins = text.parse().map_err(serde::de::Error::custom)?;
+                    origins.extend(more.0);
+                }
+                Ok(Origins(origins))
+            }
+        }
+        d.deserialize_any(Visitor)
     }
 }
 
@@ -321,7 +498,7 @@ impl TryFrom<RawRoute> for RouteConfig {
     fn try_from(raw: RawRoute) -> Result<Self, String> {
         if let Some(key) = raw.unknown.keys().next() {
             return Err(format!(
-                "route {}: unknown key `{key}` (a route takes prefix, wasm, and the route options: isolation, deadline_ms, max_memory_bytes, max_request_body_bytes, max_response_bytes, max_response_headers, max_host_resources, max_requests_per_instance)",
+                "route {}: unknown key `{key}` (a route takes prefix, wasm, and the route options: isolation, deadline_ms, max_memory_bytes, max_request_body_bytes, max_response_bytes, max_response_headers, max_host_resources, max_requests_per_instance, allow_outbound)",
                 raw.prefix
             ));
         }
@@ -754,6 +931,65 @@ mod tests {
         assert!(err.contains("isolation"), "{err}");
         let err = RouteOptions::from_query("colour=red").unwrap_err();
         assert!(err.contains("colour"), "{err}");
+    }
+
+    #[test]
+    fn allow_outbound_is_parsed_in_every_form() {
+        let uri = |text: &str| text.parse::<hyper::Uri>().unwrap();
+        // The `--route` flag and the admin query: one string.
+        let flag = RouteConfig::parse_flag(
+            "/a=h.wasm,allow_outbound=http://127.0.0.1:8080;HTTPS://Example.org",
+        )
+        .unwrap();
+        let origins = flag.options.allow_outbound.clone().unwrap();
+        assert_eq!(
+            origins.to_string(),
+            "http://127.0.0.1:8080 https://example.org:443"
+        );
+        assert!(origins.allows(&uri("http://127.0.0.1:8080/x?y")));
+        assert!(origins.allows(&uri("https://EXAMPLE.org/")));
+        assert!(origins.allows(&uri("https://example.org:443/")));
+        assert!(!origins.allows(&uri("http://127.0.0.1:8081/")));
+        assert!(!origins.allows(&uri("https://127.0.0.1:8080/")));
+        assert!(!origins.allows(&uri("http://example.org/")));
+        assert!(!origins.allows(&uri("http://localhost:8080/")));
+        assert!(!origins.allows(&uri("/relative")));
+        let query = flag.options.to_query();
+        assert_eq!(RouteOptions::from_query(&query).unwrap(), flag.options);
+        let spaced = RouteOptions::from_query(
+            "allow-outbound=http%3A%2F%2F127.0.0.1%3A8080+https%3A%2F%2Fexample.org",
+        )
+        .unwrap();
+        assert_eq!(spaced.allow_outbound, Some(origins.clone()));
+        // TOML: a list (or a string).
+        let route: RouteConfig = toml::from_str(
+            r#"
+            prefix = "/a"
+            wasm = "h.wasm"
+            allow_outbound = ["http://127.0.0.1:8080", "https://example.org"]
+            "#,
+        )
+        .unwrap();
+        assert_eq!(route.options.allow_outbound, Some(origins.clone()));
+        // JSON (the state directory's records) round trips.
+        let json = serde_json::to_string(&flag.options).unwrap();
+        let back: RouteOptions = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, flag.options);
+        // What is not an origin is refused, naming it.
+        for bad in [
+            "ftp://127.0.0.1:21",
+            "127.0.0.1:8080",
+            "http://127.0.0.1:8080/path",
+            "http://user@127.0.0.1:8080",
+            "http://127.0.0.1:99999",
+        ] {
+            let err = RouteOptions::from_query(&format!(
+                "allow_outbound={}",
+                form_urlencoded::byte_serialize(bad.as_bytes()).collect::<String>()
+            ))
+            .unwrap_err();
+            assert!(err.contains("allow_outbound"), "{bad}: {err}");
+        }
     }
 
     fn write_config(text: &str) -> (tempfile::TempDir, PathBuf) {

@@ -10,10 +10,11 @@
 //! (`x-percore-route`, `x-percore-path-info`) from where the route is
 //! mounted. A standard `wasi:http/proxy` component gets
 //! wasmtime-wasi-http's implementation of `wasi:http` over the same
-//! resource table, with outgoing requests denied ([`NoOutgoingHttp`]).
+//! resource table; outgoing requests are denied unless the route's
+//! `allow_outbound` names their origin ([`OutgoingHttp`]).
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use percore_index::TitleIndex;
 
@@ -26,6 +27,7 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpVi
 
 use crate::bindings::percore::host::{types, wiki};
 use crate::budget::GuestLimiter;
+use crate::config::Origins;
 use crate::guest_log::{GuestOutput, RouteLog};
 use crate::http::{X_PERCORE_PATH_INFO, X_PERCORE_ROUTE};
 use crate::stats::RouteMetrics;
@@ -61,8 +63,9 @@ pub struct HostState {
     pub(crate) output: GuestOutput,
     /// `wasi:http`'s state, for `wasi:http/proxy` components.
     http: WasiHttpCtx,
-    /// How `wasi:http` behaves here: no outgoing requests.
-    http_hooks: NoOutgoingHttp,
+    /// How `wasi:http` behaves here: outgoing requests only to the
+    /// route's allowed origins.
+    http_hooks: OutgoingHttp,
     /// The route's metrics on this worker (`wiki` calls), when kept.
     metrics: Option<Arc<RouteMetrics>>,
 }
@@ -99,7 +102,7 @@ impl HostState {
             path: None,
             output: GuestOutput::new(log),
             http: WasiHttpCtx::new(),
-            http_hooks: NoOutgoingHttp,
+            http_hooks: OutgoingHttp::default(),
             metrics,
         }
     }
@@ -113,28 +116,79 @@ impl HostState {
     }
 }
 
-/// `wasi:http` without authority: a guest may build outgoing requests but
-/// never send one (`outgoing-handler.handle` fails with
-/// `HTTP-request-denied`), as it may open no socket.
-pub struct NoOutgoingHttp;
+/// `wasi:http` without ambient authority: a guest may build outgoing
+/// requests, but `outgoing-handler.handle` sends one only to an origin of
+/// its route's `allow_outbound` (scheme, host and port all equal), with
+/// wasmtime-wasi-http's own client and timeouts no longer than what is
+/// left of the call's deadline; any other fails with
+/// `HTTP-request-denied`, as the guest may open no socket.
+#[derive(Default)]
+pub struct OutgoingHttp {
+    /// The origins the route allows; `None`: none.
+    allowed: Option<Arc<Origins>>,
+    /// When the call in progress must end.
+    deadline: Option<Instant>,
+}
 
-impl WasiHttpHooks for NoOutgoingHttp {
+impl HostState {
+    /// Lets the instance send requests to `allowed` during a call that
+    /// ends at `deadline` (the route's `allow_outbound`; `None`: no
+    /// requests). The origins are kept for the instance's life.
+    pub(crate) fn allow_outbound(&mut self, allowed: Option<&Arc<Origins>>, deadline: Instant) {
+        let hooks = &mut self.http_hooks;
+        if hooks.allowed.is_none() {
+            hooks.allowed = allowed.cloned();
+        }
+        hooks.deadline = Some(deadline);
+    }
+}
+
+/// What `send_request` returns: the response and the connection's task.
+type SendFuture = Box<
+    dyn Future<
+            Output = wasmtime_wasi_http::Result<(
+                hyper::Response<wasmtime_wasi_http::WasiBody>,
+                Box<dyn Future<Output = wasmtime_wasi_http::Result<()>> + Send>,
+            )>,
+        > + Send,
+>;
+
+impl WasiHttpHooks for OutgoingHttp {
     fn send_request(
         &mut self,
-        _request: hyper::Request<wasmtime_wasi_http::WasiBody>,
-        _options: Option<wasmtime_wasi_http::RequestOptions>,
+        request: hyper::Request<wasmtime_wasi_http::WasiBody>,
+        options: Option<wasmtime_wasi_http::RequestOptions>,
         _fut: Box<dyn Future<Output = wasmtime_wasi_http::Result<()>> + Send>,
-    ) -> Box<
-        dyn Future<
-                Output = wasmtime_wasi_http::Result<(
-                    hyper::Response<wasmtime_wasi_http::WasiBody>,
-                    Box<dyn Future<Output = wasmtime_wasi_http::Result<()>> + Send>,
-                )>,
-            > + Send,
-    > {
-        Box::new(std::future::ready(Err(
-            wasmtime_wasi_http::p2::bindings::http::types::ErrorCode::HttpRequestDenied.into(),
-        )))
+    ) -> SendFuture {
+        let allowed = self
+            .allowed
+            .as_ref()
+            .is_some_and(|origins| origins.allows(request.uri()));
+        let Some(deadline) = self.deadline.filter(|_| allowed) else {
+            return Box::new(std::future::ready(Err(
+                wasmtime_wasi_http::p2::bindings::http::types::ErrorCode::HttpRequestDenied.into(),
+            )));
+        };
+        // No wait may outlast the call: each of the guest's timeouts is cut
+        // to what is left of its deadline (wasmtime-wasi-http's default for
+        // an unset one is 600 s).
+        let left = deadline.saturating_duration_since(Instant::now());
+        let cut = |asked: Option<Duration>| Some(asked.map_or(left, |asked| asked.min(left)));
+        let asked = options.unwrap_or_default();
+        let options = wasmtime_wasi_http::RequestOptions {
+            connect_timeout: cut(asked.connect_timeout),
+            first_byte_timeout: cut(asked.first_byte_timeout),
+            between_bytes_timeout: cut(asked.between_bytes_timeout),
+        };
+        Box::new(async move {
+            use http_body_util::BodyExt;
+            let (response, connection) =
+                wasmtime_wasi_http::default_send_request(request, Some(options)).await?;
+            Ok((
+                response.map(BodyExt::boxed_unsync),
+                Box::new(connection) as Box<dyn Future<Output = _> + Send>,
+            ))
+        })
     }
 }
 

@@ -1,6 +1,7 @@
 //! The HTTP hop, request and response mapping only: routes a hyper
 //! request, turns it into the guest's request (borrowing hyper's parsed
-//! parts), calls the route's instance pool, and turns the guest's
+//! parts; a percore guest gets the whole body, a `wasi:http` guest reads
+//! it as it arrives), calls the route's instance pool, and turns the guest's
 //! [`Response`] (or a [`RequestError`]) into a hyper response with
 //! `Server` (hyper adds `Date` and `Content-Length`). The wire protocol is
 //! hyper's and the connection's ([`crate::connection`]); the body is
@@ -17,7 +18,7 @@ use hyper::header::{self, HeaderName, HeaderValue};
 use hyper::{HeaderMap, StatusCode};
 
 use crate::bindings::{self, Response};
-use crate::body::{ResponseBody, check_dump_range};
+use crate::body::{RequestBody, ResponseBody, check_dump_range};
 use crate::engine::World;
 use crate::error::RequestError;
 use crate::host_functions::WorkerIndex;
@@ -137,15 +138,15 @@ async fn handle(
     };
     *routed = Some(local.clone());
     let (mut parts, body) = req.into_parts();
-    let body = read_body(
-        &local,
-        &parts.headers,
-        body,
-        context.http.request_body_timeout(),
-    )
-    .await?;
     match local.route.component.world {
         World::Percore => {
+            let body = read_body(
+                &local,
+                &parts.headers,
+                body,
+                context.http.request_body_timeout(),
+            )
+            .await?;
             // The guest request borrows from hyper's, and its header fields
             // move into the instance's store: nothing is copied per field.
             let guest_request = GuestRequest {
@@ -164,8 +165,13 @@ async fn handle(
             into_http(&local, routes.index(), response?)
         }
         World::WasiHttp => {
+            // The body is the guest's to read as it arrives: only a length
+            // declared past the route's limit is refused before the call.
+            check_declared_length(&local, &parts.headers)?;
             set_mount_headers(&mut parts.headers, &local.route.prefix, parts.uri.path());
-            let request = hyper::Request::from_parts(parts, http_body_util::Full::new(body));
+            let limit = local.route.limits.max_request_body_bytes;
+            let body = RequestBody::new(body, limit, context.http.request_body_timeout());
+            let request = hyper::Request::from_parts(parts, body);
             // Boxed: kept out of the percore world's request future, which
             // every connection holds (see `InstancePool::call`).
             let called = local.recorder.as_ref().map(|_| Instant::now());
@@ -225,13 +231,7 @@ async fn read_body(
         route: local.route.prefix.clone(),
         limit,
     };
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|len| len > limit) {
-        return Err(too_large());
-    }
+    check_declared_length(local, headers)?;
     // Most bodies arrive as one frame, handed to the guest without a copy.
     let mut chunks: Vec<Bytes> = Vec::new();
     let mut received = 0u64;
@@ -260,6 +260,23 @@ async fn read_body(
         1 => chunks.pop().expect("one chunk"),
         _ => chunks.concat().into(),
     })
+}
+
+/// Refuses a request whose `Content-Length` is past the route's
+/// `max_request_body_bytes` (413), before any of its body is read.
+fn check_declared_length(local: &LocalRoute, headers: &HeaderMap) -> Result<(), RequestError> {
+    let limit = local.route.limits.max_request_body_bytes;
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > limit) {
+        return Err(RequestError::BodyTooLarge {
+            route: local.route.prefix.clone(),
+            limit,
+        });
+    }
+    Ok(())
 }
 
 /// Headers the host sets itself; a guest's values for them are dropped.

@@ -27,7 +27,8 @@
 //!                                bounded per request, rate-limited
 //!               percore-index    the shared, memory-mapped title index
 //!     body.rs        the response body: guest bytes, or the dump streamed
-//!                    from its mapping (range checks, read-ahead)
+//!                    from its mapping (range checks, read-ahead); a
+//!                    wasi:http guest's request body, streamed, capped
 //!     error.rs       the one place a failure becomes a status
 //!   stats.rs         per-worker counters and histograms, summed when read
 //!   trace.rs         the request's W3C trace context; trace ids in logs

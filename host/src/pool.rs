@@ -32,6 +32,7 @@ use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
 use crate::bindings::{Handler as HandlerBindings, Request, Response};
+use crate::body::{Fault, RequestBody};
 use crate::budget::{InstanceSlot, RouteUsage, WorkerBudget};
 use crate::config::Isolation;
 use crate::engine::ComponentPre;
@@ -229,23 +230,43 @@ impl InstancePool {
 
     /// Calls a `wasi:http/proxy` guest's `incoming-handler.handle` with
     /// `req`, and returns its response as soon as the guest has set it:
-    /// the call goes on in a task of the worker's own (the guest writes the
-    /// body while hyper sends it), under the route's deadline, and gives
-    /// the instance back when it ends.
+    /// the call goes on in a task of the worker's own (the guest reads the
+    /// request body as it arrives and writes the response body while
+    /// hyper sends it), under the route's deadline, and gives the instance
+    /// back when it ends.
+    ///
+    /// When the request body went past the route's limit (or stalled)
+    /// before the guest set its response, the client gets 413 (or 408)
+    /// instead of it; a response set before that is sent, and the
+    /// connection closes after it unless hyper can skip the rest of the
+    /// body. An instance that keeps the request body past its call is
+    /// dropped (it would hold the connection's unread body).
     pub async fn call_wasi_http(
         self: &Rc<Self>,
-        req: hyper::Request<http_body_util::Full<bytes::Bytes>>,
+        req: hyper::Request<RequestBody>,
     ) -> Result<hyper::Response<HyperOutgoingBody>, RequestError> {
         let deadline = Instant::now() + self.route.limits.deadline();
         let mut live = self.take(deadline).await?;
         if !matches!(live.bindings, Bindings::WasiHttp(_)) {
             return Err(self.not_this_world());
         }
+        let fault = req.body().fault();
+        let kept_body = fault.clone();
+        live.store
+            .data_mut()
+            .allow_outbound(self.route.allow_outbound.as_ref(), deadline);
         let (sender, receiver) = tokio::sync::oneshot::channel();
         let mut http = live.store.data_mut().http();
         let bad = |e: wasmtime::Error| RequestError::BadBody(format!("{e:#}"));
         let request = http.new_incoming_request(Scheme::Http, req).map_err(bad)?;
-        let out = http.new_response_outparam(sender).map_err(bad)?;
+        // The answer goes with what had gone wrong with the body when the
+        // guest set it (the rest of the body may fail while it is sent).
+        let fault_then = fault.clone();
+        let out = http
+            .new_response_outparam_from_callback(move |response| {
+                let _ = sender.send((response, fault_then.and_then(|f| f.get())));
+            })
+            .map_err(bad)?;
         let pool = self.clone();
         let call = async move {
             let Bindings::WasiHttp(proxy) = &live.bindings else {
@@ -256,6 +277,12 @@ impl InstancePool {
                 .call_handle(&mut live.store, request, out)
                 .await;
             match result {
+                // The guest still holds the request body (in its table):
+                // the instance goes, and the body with it.
+                Ok(()) if kept_body.is_some_and(|body| body.body_alive()) => {
+                    pool.discard(Discard::KeptResources);
+                    Ok(())
+                }
                 Ok(()) => {
                     pool.give_back(live);
                     Ok(())
@@ -278,7 +305,18 @@ impl InstancePool {
                 }
             }
         }));
-        match receiver.await {
+        let answer = receiver.await;
+        // A body past the limit (or stalled) before the guest answered, or
+        // in a call that never answered: the host answers for it, whatever
+        // the guest made of the failed read.
+        let fault = match &answer {
+            Ok((_, fault_then)) => *fault_then,
+            Err(_) => fault.and_then(|fault| fault.get()),
+        };
+        if let Some(fault) = fault {
+            return Err(self.body_fault(fault));
+        }
+        match answer.map(|(response, _)| response) {
             Ok(Ok(response)) => Ok(response),
             Ok(Err(code)) => Err(RequestError::BadResponse {
                 route: self.route.prefix.clone(),
@@ -297,6 +335,23 @@ impl InstancePool {
                     detail: format!("the handler's task failed: {e}"),
                 },
             }),
+        }
+    }
+
+    /// The error for a streamed request body that failed with `fault`.
+    fn body_fault(&self, fault: Fault) -> RequestError {
+        match fault {
+            Fault::TooLarge => RequestError::BodyTooLarge {
+                route: self.route.prefix.clone(),
+                limit: self.route.limits.max_request_body_bytes,
+            },
+            Fault::Stalled {
+                received,
+                timeout_ms,
+            } => RequestError::BodyTimeout {
+                received,
+                timeout_ms,
+            },
         }
     }
 

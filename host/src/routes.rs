@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::budget::WorkerBudget;
-use crate::config::{Isolation, Limits};
+use crate::config::{Isolation, Limits, Origins};
 use crate::engine::CompiledComponent;
 use crate::host_functions::WorkerIndex;
 use crate::pool::InstancePool;
@@ -39,6 +39,9 @@ pub struct Route {
     /// use it to keep their warm instances across table changes that do not
     /// touch this route.
     pub version: u64,
+    /// The origins its `wasi:http` guests may send requests to (the
+    /// `allow_outbound` option); `None`: no outgoing requests.
+    pub allow_outbound: Option<Arc<Origins>>,
 }
 
 impl Route {
@@ -59,7 +62,17 @@ impl Route {
             isolation,
             limits,
             version: NEXT.fetch_add(1, Ordering::Relaxed),
+            allow_outbound: None,
         }
+    }
+
+    /// This route, its guests allowed to send requests to `origins` (none
+    /// when `None` or empty).
+    pub fn allowing_outbound(mut self, origins: Option<&Origins>) -> Route {
+        self.allow_outbound = origins
+            .filter(|origins| !origins.0.is_empty())
+            .map(|origins| Arc::new(origins.clone()));
+        self
     }
 }
 

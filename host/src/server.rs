@@ -163,8 +163,13 @@ impl Server {
             .router
             .iter()
             .map(|(prefix, r)| {
+                let outbound = r
+                    .allow_outbound
+                    .as_ref()
+                    .map(|origins| format!(", may send requests to {origins}"))
+                    .unwrap_or_default();
                 format!(
-                    "{prefix} -> {} ({}, {})",
+                    "{prefix} -> {} ({}, {}{outbound})",
                     r.component.name, r.component.world, r.isolation
                 )
             })

@@ -5,7 +5,8 @@
 //!
 //! - [`support`]: starting a host, a raw HTTP/1.1 client.
 //! - [`techempower`]: `/json` and `/plaintext` bodies and headers, `Date`,
-//!   pipelining, 404, 400.
+//!   pipelining, 404, 400, 413, each against both builds of the guest
+//!   (`hello`, percore's world; `wasi-hello`, wasi:http).
 //! - [`isolation`]: traps give 500 and the next request succeeds; a global
 //!   counter in `request` and `core` isolation; no ambient authority.
 //! - [`lifecycle`]: config errors at start, graceful shutdown, SIGTERM.
@@ -40,8 +41,11 @@
 //!   and idle clients, connection limits.
 //! - [`chaos`]: healthy traffic stays whole while hostile requests run.
 //! - [`wasi_http`]: standard `wasi:http/proxy` components on percore
-//!   routes: both worlds side by side, streaming, limits, no outgoing HTTP,
-//!   and a Python handler (componentize-py) reading the wiki index.
+//!   routes: both worlds side by side, request and response bodies
+//!   streamed, trailers both ways, 413 and 408 on a streamed body, unread
+//!   and kept bodies, limits, outgoing HTTP only to `allow_outbound`
+//!   origins, and a Python handler (componentize-py) reading the wiki
+//!   index, served from the compile cache after a restart.
 //! - [`ops`]: `/livez`, `/readyz`, `/metrics` under load, draining,
 //!   connections queued at shutdown, SIGTERM under load, `traceparent`,
 //!   the access log.

@@ -274,6 +274,8 @@ pub struct Response {
     pub headers: Vec<(String, String)>,
     /// The body.
     pub body: Vec<u8>,
+    /// Trailer fields of a chunked body, names lower-cased.
+    pub trailers: Vec<(String, String)>,
 }
 
 impl Response {
@@ -355,10 +357,11 @@ impl Client {
         let chunked = headers
             .iter()
             .any(|(n, v)| n == "transfer-encoding" && v.eq_ignore_ascii_case("chunked"));
+        let mut trailers = Vec::new();
         let body = if head {
             Vec::new()
         } else if chunked {
-            self.read_chunked()
+            self.read_chunked(&mut trailers)
         } else {
             let length: usize = headers
                 .iter()
@@ -374,11 +377,13 @@ impl Client {
             status,
             headers,
             body,
+            trailers,
         }
     }
 
-    /// A body in chunked transfer coding (no trailers expected).
-    fn read_chunked(&mut self) -> Vec<u8> {
+    /// A body in chunked transfer coding; its trailer fields go to
+    /// `trailers`.
+    fn read_chunked(&mut self, trailers: &mut Vec<(String, String)>) -> Vec<u8> {
         let mut body = Vec::new();
         loop {
             let line_end = loop {
@@ -391,15 +396,51 @@ impl Client {
             let size = usize::from_str_radix(size_text.split(';').next().unwrap().trim(), 16)
                 .unwrap_or_else(|_| panic!("bad chunk size {size_text:?}"));
             self.buf.drain(..line_end + 2);
+            if size == 0 {
+                self.read_trailers(trailers);
+                return body;
+            }
             while self.buf.len() < size + 2 {
                 self.fill();
             }
             body.extend(self.buf.drain(..size));
             self.buf.drain(..2);
-            if size == 0 {
-                return body;
+        }
+    }
+
+    /// The trailer section after a chunked body's last chunk, up to its
+    /// empty line.
+    fn read_trailers(&mut self, trailers: &mut Vec<(String, String)>) {
+        loop {
+            let line_end = loop {
+                if let Some(at) = find(&self.buf, b"\r\n") {
+                    break at;
+                }
+                self.fill();
+            };
+            let line = String::from_utf8(self.buf.drain(..line_end + 2).collect()).expect("ASCII");
+            let line = line.trim_end();
+            if line.is_empty() {
+                return;
+            }
+            let (name, value) = line.split_once(':').expect("trailer line has a colon");
+            trailers.push((name.trim().to_ascii_lowercase(), value.trim().to_string()));
+        }
+    }
+
+    /// The next response, or `None` when the host closes the connection
+    /// before sending one (failing at the read timeout, as every read).
+    pub fn next_response_or_close(&mut self) -> Option<Response> {
+        let mut chunk = [0u8; 16 << 10];
+        while find(&self.buf, b"\r\n\r\n").is_none() {
+            match self.stream.read(&mut chunk) {
+                Ok(0) => return None,
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return None,
+                Err(e) => panic!("read from the host: {e}"),
             }
         }
+        Some(self.read_response(false))
     }
 
     /// Whether response bytes are waiting, without blocking.

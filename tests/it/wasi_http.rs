@@ -1,9 +1,13 @@
 //! Standard `wasi:http/proxy` components (wasi:http 0.2) on percore routes,
 //! beside percore's own world: the TechEmpower responses of `wasi-hello`
 //! (the guest the load harness runs under `wasmtime serve`), a request
-//! handed over whole, a body streamed while the guest writes it, the
-//! route's limits and deadline, no outgoing HTTP, and a component of
-//! neither world refused with what it exports; the Python and JavaScript
+//! body read as it arrives and a response body streamed while the guest
+//! writes it, trailers both ways, 413 past the route's body limit, a guest
+//! that leaves the body unread, the route's limits and deadline, outgoing
+//! HTTP denied except to the origins of `allow_outbound` (against a server
+//! on loopback), and a component of neither world refused with what it
+//! exports; a restart that serves the Python handler from the compile
+//! cache; the Python and JavaScript
 //! wiki handlers (`guests/python-wiki`, `guests/js-wiki`), built from
 //! source, answering byte for byte as the Rust wiki guest beside them, and
 //! `percore demo --python`.
@@ -104,18 +108,276 @@ fn a_wasi_http_guest_is_held_to_its_routes_limits() {
     assert_eq!(host.get("/t/echo").status, 200);
 }
 
+/// Reads from `client` until `needle` has arrived (failing at the
+/// client's read timeout); returns everything read.
+fn read_until(client: &mut Client, needle: &[u8]) -> Vec<u8> {
+    let mut received = Vec::new();
+    let mut chunk = [0u8; 16 << 10];
+    while !received.windows(needle.len()).any(|w| w == needle) {
+        let n = std::io::Read::read(client.stream(), &mut chunk).expect("read from the host");
+        assert!(
+            n > 0,
+            "the host closed the connection; got {:?}",
+            String::from_utf8_lossy(&received)
+        );
+        received.extend_from_slice(&chunk[..n]);
+    }
+    received
+}
+
 #[test]
-fn a_wasi_http_guest_cannot_send_requests() {
-    let host = host(|_| {});
-    let response = host.get("/t/outgoing");
-    assert_eq!(response.status, 200);
-    assert!(
-        response
-            .text()
-            .contains("refused: ErrorCode::HttpRequestDenied"),
-        "{}",
-        response.text()
+fn a_wasi_http_guest_reads_the_request_body_as_it_arrives() {
+    for isolation in [Isolation::Request, Isolation::Core] {
+        let host = host(|c| c.isolation = isolation);
+        let mut client = host.client();
+        // The first chunk only: the guest echoes it before the rest is
+        // sent. A host that waited for the whole body would answer nothing
+        // (and the read would time out).
+        client.send(
+            b"POST /t/stream-echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n6\r\nfirst.\r\n",
+        );
+        let head = read_until(&mut client, b"first.");
+        assert!(head.starts_with(b"HTTP/1.1 200"), "{isolation}");
+        client.send(b"7\r\nsecond.\r\n0\r\n\r\n");
+        let rest = read_until(&mut client, b"0\r\n\r\n");
+        assert!(
+            rest.windows(7).any(|w| w == b"second."),
+            "{isolation}: {}",
+            String::from_utf8_lossy(&rest)
+        );
+        // The connection serves the next request.
+        assert_eq!(client.get("/t/echo").status, 200, "{isolation}");
+        host.shutdown();
+    }
+}
+
+#[test]
+fn a_wasi_http_request_body_past_the_limit_is_413() {
+    let host = host(|c| c.limits.max_request_body_bytes = 1024);
+    // A declared length past the limit: refused before the guest runs.
+    let mut client = host.client();
+    client.send(b"POST /t/echo HTTP/1.1\r\nHost: t\r\nContent-Length: 2000\r\n\r\n");
+    assert_eq!(client.read_response(false).status, 413);
+    // A chunked body that grows past it while the guest reads, before it
+    // answers: the host answers 413 instead of the guest.
+    let chunk = format!("3e8\r\n{}\r\n", "y".repeat(1000));
+    let mut request =
+        b"POST /t/echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+    for _ in 0..3 {
+        request.extend_from_slice(chunk.as_bytes());
+    }
+    request.extend_from_slice(b"0\r\n\r\n");
+    let mut client = host.client();
+    client.send(&request);
+    let response = client.read_response(false);
+    assert_eq!(response.status, 413, "{}", response.text());
+    // A guest that answered before the body went past the limit: its
+    // answer stands, and its read of the rest fails (so it echoes at most
+    // the limit).
+    let mut client = host.client();
+    client.send(
+        &[
+            b"POST /t/stream-echo".as_slice(),
+            &request[b"POST /t/echo".len()..],
+        ]
+        .concat(),
     );
+    let response = client.read_response(false);
+    assert_eq!(response.status, 200);
+    assert!(response.body.len() <= 1024, "{}", response.body.len());
+    // Within the limit, all of it arrives.
+    let mut client = host.client();
+    client.send(b"POST /t/echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n");
+    assert_eq!(
+        client.read_response(false).text(),
+        "POST /t/echo x-test= body=abc"
+    );
+    assert_eq!(host.get("/t/echo").status, 200);
+}
+
+#[test]
+fn a_wasi_http_request_body_that_stalls_is_408() {
+    let host = host(|c| c.http.request_body_timeout_ms = 300);
+    // 3 of the 10 bytes promised, then nothing: the guest's read fails
+    // before it answers, so the host answers 408 and closes.
+    let mut client = host.client();
+    client.send(b"POST /t/echo HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\nabc");
+    let response = client.read_response(false);
+    assert_eq!(response.status, 408, "{}", response.text());
+    assert!(crate::support::closed_by_host(&mut client));
+    assert_eq!(host.get("/t/echo").status, 200);
+}
+
+#[test]
+fn a_body_the_guest_does_not_read_does_not_stall_the_connection() {
+    for isolation in [Isolation::Request, Isolation::Core] {
+        let host = host(|c| c.isolation = isolation);
+        for size in [10, 200_000] {
+            let mut client = host.client();
+            let mut request =
+                format!("POST /t/ignore HTTP/1.1\r\nHost: t\r\nContent-Length: {size}\r\n\r\n")
+                    .into_bytes();
+            request.resize(request.len() + size, b'z');
+            // The next request on the same connection, pipelined.
+            request.extend(Client::get_request("/t/echo"));
+            client.send(&request);
+            let ignored = client.read_response(false);
+            assert_eq!(ignored.text(), "ignored", "{isolation} {size}");
+            // hyper skips what is left of the body, or closes the
+            // connection when it cannot at once; either way the
+            // connection is not left waiting.
+            match client.next_response_or_close() {
+                Some(next) => assert_eq!(next.status, 200, "{isolation} {size}"),
+                None => assert!(
+                    size > 10,
+                    "{isolation}: a 10-byte body closed the connection"
+                ),
+            }
+        }
+        host.shutdown();
+    }
+}
+
+#[test]
+fn an_instance_that_keeps_the_request_body_is_dropped() {
+    let host = host(|c| {
+        c.isolation = Isolation::Core;
+        c.ops = Some("127.0.0.1:0".parse().unwrap());
+    });
+    let kept = || {
+        let routes = host.server().stats().routes();
+        let route = routes.iter().find(|r| r.prefix == "/t").unwrap();
+        let at = percore::stats::Discard::ALL
+            .iter()
+            .position(|&d| d == percore::stats::Discard::KeptResources)
+            .unwrap();
+        route.discarded[at]
+    };
+    let mut client = host.client();
+    client.send(b"POST /t/echo HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\nhello");
+    assert_eq!(client.read_response(false).status, 200);
+    client.send(b"POST /t/keep-body HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\nhello");
+    assert_eq!(client.read_response(false).text(), "kept");
+    crate::support::wait_until("the instance that kept the body is dropped", || kept() == 1);
+    // Only the one that kept it.
+    assert_eq!(client.get("/t/echo").status, 200);
+    assert_eq!(kept(), 1);
+    host.shutdown();
+}
+
+#[test]
+fn trailers_pass_both_ways() {
+    let host = host(|_| {});
+    // The guest's trailers reach a client that accepts them (`TE:
+    // trailers`), after a chunked body.
+    let mut client = host.client();
+    client.send(b"GET /t/trailers HTTP/1.1\r\nHost: t\r\nTE: trailers\r\n\r\n");
+    let response = client.read_response(false);
+    assert_eq!(response.status, 200);
+    assert_eq!(response.header("transfer-encoding"), Some("chunked"));
+    assert_eq!(response.text(), "abc");
+    assert_eq!(
+        response.trailers,
+        vec![("x-checksum".to_string(), "42".to_string())]
+    );
+    // The request's trailers reach the guest.
+    client.send(
+        b"POST /t/request-trailers HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\nx-sum: 7\r\n\r\n",
+    );
+    let response = client.read_response(false);
+    assert_eq!(response.text(), "body=hello trailers=x-sum:7");
+    client.send(b"POST /t/request-trailers HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\n\r\nhi");
+    assert_eq!(client.read_response(false).text(), "body=hi trailers=none");
+}
+
+/// A server on loopback that answers every request with `hello from
+/// PORT` and counts the connections it accepted.
+struct Upstream {
+    port: u16,
+    accepted: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Upstream {
+    fn start() -> Upstream {
+        use std::io::{BufRead as _, Write as _};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let count = accepted.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { return };
+                count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let mut reader = std::io::BufReader::new(stream.try_clone().unwrap());
+                let mut line = String::new();
+                while reader.read_line(&mut line).is_ok_and(|n| n > 0) {
+                    if line == "\r\n" {
+                        break;
+                    }
+                    line.clear();
+                }
+                let body = format!("hello from {port}");
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            }
+        });
+        Upstream { port, accepted }
+    }
+
+    fn accepted(&self) -> usize {
+        self.accepted.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+#[test]
+fn outgoing_http_goes_only_to_the_allowed_origins() {
+    let allowed = Upstream::start();
+    let other = Upstream::start();
+    let route = RouteConfig::parse_flag(&format!(
+        "/out={},allow_outbound=http://127.0.0.1:{}",
+        guests::TEST_WASI_HTTP,
+        allowed.port
+    ))
+    .unwrap();
+    let host = host(|c| c.routes.push(route));
+    let fetch = |prefix: &str, url: &str| host.get(&format!("{prefix}/outgoing?url={url}")).text();
+    let denied = "refused: ErrorCode::HttpRequestDenied";
+    // By default a route sends nothing, not even to the allowed server.
+    let url = format!("http://127.0.0.1:{}/x", allowed.port);
+    assert_eq!(fetch("/t", &url), denied);
+    assert_eq!(fetch("/t", "http://127.0.0.1:9/"), denied);
+    assert_eq!(allowed.accepted(), 0);
+    // With the option, the allowed origin is reached.
+    assert_eq!(
+        fetch("/out", &url),
+        format!("sent: 200 hello from {}", allowed.port)
+    );
+    assert_eq!(allowed.accepted(), 1);
+    // Another port, scheme or host of the same machine is not.
+    let other_url = format!("http://127.0.0.1:{}/x", other.port);
+    assert_eq!(fetch("/out", &other_url), denied);
+    assert_eq!(
+        fetch("/out", &format!("https://127.0.0.1:{}/x", allowed.port)),
+        denied
+    );
+    assert_eq!(
+        fetch("/out", &format!("http://localhost:{}/x", allowed.port)),
+        denied
+    );
+    assert_eq!(other.accepted(), 0);
+    assert_eq!(allowed.accepted(), 1);
+    // The routes listing shows the option.
+    let list = host.server().registry().list();
+    let out = list.routes.iter().find(|r| r.prefix == "/out").unwrap();
+    assert_eq!(
+        out.allow_outbound.as_ref().map(ToString::to_string),
+        Some(format!("http://127.0.0.1:{}", allowed.port))
+    );
+    let t = list.routes.iter().find(|r| r.prefix == "/t").unwrap();
+    assert_eq!(t.allow_outbound, None);
 }
 
 #[test]
@@ -423,6 +685,48 @@ fn a_python_handler_streams_a_page_larger_than_one_read() {
 }
 
 #[test]
+fn a_restart_serves_the_python_handler_without_compiling_it_again() {
+    // A Python component is about 20 MB and takes seconds to compile: the
+    // state directory's compile cache holds its machine code, so a
+    // restarted host loads it instead.
+    let Some(wasm) = script_guest("python-wiki") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let start = || {
+        let mut cfg = config(vec![RouteConfig::file("/h", &wasm)], 1, Isolation::Request);
+        cfg.index = Some(crate::wiki::sample_index());
+        cfg.state = Some(dir.path().join("state"));
+        TestHost::start(cfg)
+    };
+    let first = start();
+    let stats = first.server().registry().list().cache.expect("a cache");
+    assert_eq!(
+        (stats.hits, stats.misses),
+        (0, 1),
+        "compiled once: {stats:?}"
+    );
+    assert_eq!(
+        first.get("/h/json").text(),
+        r#"{"message":"Hello, World!"}"#
+    );
+    first.shutdown();
+    let second = start();
+    let stats = second.server().registry().list().cache.expect("a cache");
+    assert_eq!(
+        (stats.hits, stats.misses),
+        (1, 0),
+        "loaded from the cache, not compiled: {stats:?}"
+    );
+    assert_eq!(
+        second.get("/h/json").text(),
+        r#"{"message":"Hello, World!"}"#
+    );
+    assert_eq!(second.get("/h/offsets/Python").status, 200);
+    second.shutdown();
+}
+
+#[test]
 fn a_javascript_handler_answers_as_the_rust_wiki_guest() {
     // StarlingMonkey, componentize-js's engine, answers one request per
     // instance (as `wasmtime serve` assumes of wasi:http 0.2 components): a
@@ -489,6 +793,18 @@ fn percore_demo_serves_the_python_handler() {
         }
     };
     let python = data.path().join("python-wiki.wasm");
+    // A line while the Python component compiles (its route, file and
+    // size), and one when it is ready, with how long it took.
+    let compiling = seen.iter().any(|l| {
+        l.contains("compiling")
+            && l.contains("route=\"/offsets\"")
+            && l.contains("python-wiki.wasm")
+            && l.contains("bytes=")
+    });
+    let ready = seen
+        .iter()
+        .any(|l| l.contains("ready: compiled in") && l.contains("python-wiki.wasm"));
+    assert!(compiling && ready, "{}", seen.join("\n"));
     for prefix in ["/offsets", "/wiki"] {
         assert!(
             line.contains(&format!(

@@ -7,7 +7,18 @@
 //! - `/stream?kib=N`: a body of N KiB written in 64 KiB writes after the
 //!   response is set (more than the host buffers: it must be sent while
 //!   the guest writes);
-//! - `/outgoing`: tries an outgoing request and answers with what happened;
+//! - `/outgoing?url=http://HOST:PORT/PATH`: sends a GET to the URL (or to
+//!   `127.0.0.1:9` without one) and answers `sent: STATUS BODY` or
+//!   `refused: ERROR`;
+//! - `/stream-echo`: sets its response first, then copies the request body
+//!   to the response body as it arrives, chunk by chunk;
+//! - `/ignore`: answers `ignored` without reading the request body;
+//! - `/keep-body`: keeps the request (and its unread body) in the
+//!   instance after it answers;
+//! - `/trailers`: answers `abc` with a `trailer: x-checksum` field and the
+//!   trailer `x-checksum: 42`;
+//! - `/request-trailers`: reads the body, then its trailers, and answers
+//!   `body=BODY trailers=NAME:VALUE,...`;
 //! - `/sleep?ms=N`: sleeps N ms before answering;
 //! - `/trap`: panics before answering;
 //! - `/no-answer`: returns without setting a response;
@@ -24,9 +35,11 @@
 //!   `x-percore-path-info`, as `route=A,B path-info=C`;
 //! - anything else: 404.
 
+use std::cell::RefCell;
+
 use wasi::exports::http::incoming_handler::Guest;
 use wasi::http::types::{
-    Fields, IncomingRequest, Method, OutgoingBody, OutgoingRequest, OutgoingResponse,
+    Fields, IncomingBody, IncomingRequest, Method, OutgoingBody, OutgoingRequest, OutgoingResponse,
     ResponseOutparam, Scheme,
 };
 
@@ -34,6 +47,19 @@ struct TestWasiHttp;
 
 /// Requests this instance has served.
 static SERVED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+thread_local! {
+    /// What `/keep-body` keeps.
+    static KEPT: RefCell<Vec<IncomingRequest>> = const { RefCell::new(Vec::new()) };
+}
+
+/// The value of `name` in `query`, as written.
+fn text_param<'q>(query: &'q str, name: &str) -> Option<&'q str> {
+    query.split('&').find_map(|pair| {
+        let (k, v) = pair.split_once('=')?;
+        (k == name).then_some(v)
+    })
+}
 
 fn param(query: &str, name: &str) -> Option<u64> {
     query.split('&').find_map(|pair| {
@@ -65,12 +91,51 @@ fn write_all(body: &OutgoingBody, bytes: &[u8]) {
 /// The incoming request's body, read whole.
 fn read_body(request: &IncomingRequest) -> Vec<u8> {
     let body = request.consume().expect("the body is consumed once");
+    read_all(&body)
+}
+
+/// What is left of `body`'s stream, read whole (up to an error).
+fn read_all(body: &IncomingBody) -> Vec<u8> {
     let stream = body.stream().expect("the body's stream is taken once");
     let mut all = Vec::new();
     while let Ok(chunk) = stream.blocking_read(64 << 10) {
         all.extend_from_slice(&chunk);
     }
     all
+}
+
+/// Sends a GET to `url` (`http://HOST:PORT/PATH`) and says what came of
+/// it.
+fn fetch(url: &str) -> String {
+    let (scheme, rest) = match url.split_once("://") {
+        Some(("https", rest)) => (Scheme::Https, rest),
+        Some((_, rest)) => (Scheme::Http, rest),
+        None => (Scheme::Http, url),
+    };
+    let (authority, path) = match rest.find('/') {
+        Some(at) => rest.split_at(at),
+        None => (rest, "/"),
+    };
+    let outgoing = OutgoingRequest::new(Fields::new());
+    let _ = outgoing.set_scheme(Some(&scheme));
+    let _ = outgoing.set_authority(Some(authority));
+    let _ = outgoing.set_path_with_query(Some(path));
+    // Refused at once, or through the response future.
+    let future = match wasi::http::outgoing_handler::handle(outgoing, None) {
+        Ok(future) => future,
+        Err(code) => return format!("refused: {code:?}"),
+    };
+    future.subscribe().block();
+    match future.get() {
+        Some(Ok(Ok(response))) => {
+            let status = response.status();
+            let body = response.consume().expect("the body is consumed once");
+            let text = read_all(&body);
+            format!("sent: {status} {}", String::from_utf8_lossy(&text))
+        }
+        Some(Ok(Err(code))) => format!("refused: {code:?}"),
+        other => format!("unexpected: {other:?}"),
+    }
 }
 
 impl Guest for TestWasiHttp {
@@ -124,22 +189,61 @@ impl Guest for TestWasiHttp {
                 let _ = OutgoingBody::finish(outgoing, None);
             }
             "outgoing" => {
-                let outgoing = OutgoingRequest::new(Fields::new());
-                let _ = outgoing.set_scheme(Some(&Scheme::Http));
-                let _ = outgoing.set_authority(Some("127.0.0.1:9"));
-                let _ = outgoing.set_path_with_query(Some("/"));
-                // Refused at once, or through the response future.
-                let text = match wasi::http::outgoing_handler::handle(outgoing, None) {
-                    Ok(future) => {
-                        future.subscribe().block();
-                        match future.get() {
-                            Some(Ok(Err(code))) => format!("refused: {code:?}"),
-                            Some(Ok(Ok(_))) => "sent".to_string(),
-                            other => format!("unexpected: {other:?}"),
+                let url = text_param(query, "url").unwrap_or("http://127.0.0.1:9/");
+                answer(out, 200, fetch(url).as_bytes());
+            }
+            "stream-echo" => {
+                let response = OutgoingResponse::new(Fields::new());
+                let outgoing = response.body().expect("a new response has a body");
+                ResponseOutparam::set(out, Ok(response));
+                let writer = outgoing.write().expect("the body stream is taken once");
+                let body = request.consume().expect("the body is consumed once");
+                let reader = body.stream().expect("the body's stream is taken once");
+                while let Ok(chunk) = reader.blocking_read(64 << 10) {
+                    for piece in chunk.chunks(4096) {
+                        if writer.blocking_write_and_flush(piece).is_err() {
+                            return;
                         }
                     }
-                    Err(code) => format!("refused: {code:?}"),
+                }
+                drop(writer);
+                let _ = OutgoingBody::finish(outgoing, None);
+            }
+            "ignore" => answer(out, 200, b"ignored"),
+            "keep-body" => {
+                KEPT.with(|kept| kept.borrow_mut().push(request));
+                answer(out, 200, b"kept");
+            }
+            "trailers" => {
+                let headers = Fields::from_list(&[("trailer".into(), b"x-checksum".to_vec())])
+                    .expect("a valid field");
+                let response = OutgoingResponse::new(headers);
+                let outgoing = response.body().expect("a new response has a body");
+                ResponseOutparam::set(out, Ok(response));
+                write_all(&outgoing, b"abc");
+                let trailers = Fields::from_list(&[("x-checksum".into(), b"42".to_vec())])
+                    .expect("a valid field");
+                OutgoingBody::finish(outgoing, Some(trailers)).expect("trailers accepted");
+            }
+            "request-trailers" => {
+                let body = request.consume().expect("the body is consumed once");
+                let text = read_all(&body);
+                let future = IncomingBody::finish(body);
+                future.subscribe().block();
+                let trailers = match future.get() {
+                    Some(Ok(Ok(Some(trailers)))) => trailers
+                        .entries()
+                        .iter()
+                        .map(|(name, value)| format!("{name}:{}", String::from_utf8_lossy(value)))
+                        .collect::<Vec<_>>()
+                        .join(","),
+                    Some(Ok(Ok(None))) => "none".to_string(),
+                    other => format!("unexpected: {other:?}"),
                 };
+                let text = format!(
+                    "body={} trailers={trailers}",
+                    String::from_utf8_lossy(&text)
+                );
                 answer(out, 200, text.as_bytes());
             }
             "sleep" => {

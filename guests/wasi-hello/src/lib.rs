@@ -1,9 +1,9 @@
-//! The TechEmpower guest as a standard `wasi:http/proxy` component, so that
-//! the load harness can run the same work under `wasmtime serve`: `/json`
+//! The TechEmpower guest as a standard `wasi:http/proxy` component: `/json`
 //! serialises `{"message":"Hello, World!"}` per request, `/plaintext`
 //! returns `Hello, World!`, anything else is 404, exactly like `hello`
-//! (percore's own handler world). percore does not serve this guest; it is
-//! built here so that the comparison is against code the repo compiles.
+//! (percore's own handler world). percore serves it on any route (the
+//! TechEmpower tests run against both builds, in both isolations), and the
+//! load harness runs the same `.wasm` under `wasmtime serve`.
 
 use serde::Serialize;
 use wasi::exports::http::incoming_handler::Guest;

@@ -35,7 +35,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{Config, ConfigError, Isolation, Limits, RouteOptions, Source};
+use crate::config::{Config, ConfigError, Isolation, Limits, Origins, RouteOptions, Source};
 use crate::engine::{CacheStats, CompileError, CompiledComponent, HostEngine, World, sha256_hex};
 use crate::oci::{OciError, OciReference, RegistryClient};
 use crate::router::Router;
@@ -172,6 +172,10 @@ pub struct RouteInfo {
     pub isolation: Isolation,
     /// Its limits (after defaults).
     pub limits: Limits,
+    /// The origins its guests may send requests to (`allow_outbound`);
+    /// absent when none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allow_outbound: Option<Origins>,
     /// The other versions, the one that served last first; a rollback
     /// without a version returns to the first.
     pub history: Vec<VersionInfo>,
@@ -851,17 +855,15 @@ impl Registry {
                     prefix: prefix.to_owned(),
                     source,
                 })?;
-        let cached = match (hits_before, self.engine.cache_stats()) {
-            (Some(before), Some(after)) if after.hits > before => "from the cache",
-            (Some(_), Some(_)) => "compiled and cached",
-            _ => "compiled (no cache)",
+        let secs = started.elapsed().as_secs_f64();
+        let how = match (hits_before, self.engine.cache_stats()) {
+            (Some(before), Some(after)) if after.hits > before => {
+                format!("loaded from the compile cache in {secs:.1} s")
+            }
+            (Some(_), Some(_)) => format!("compiled in {secs:.1} s, and cached"),
+            _ => format!("compiled in {secs:.1} s (no --state: compiled again at every start)"),
         };
-        tracing::info!(
-            route = prefix,
-            component = name,
-            ms = started.elapsed().as_millis() as u64,
-            "ready: {cached}"
-        );
+        tracing::info!(route = prefix, component = name, "ready: {how}");
         Ok(component)
     }
 
@@ -886,12 +888,15 @@ impl Registry {
         record: &VersionRecord,
         component: Arc<CompiledComponent>,
     ) -> Arc<Route> {
-        Arc::new(Route::new(
-            prefix,
-            component,
-            record.options.isolation.unwrap_or(self.isolation),
-            record.options.limits(&self.limits),
-        ))
+        Arc::new(
+            Route::new(
+                prefix,
+                component,
+                record.options.isolation.unwrap_or(self.isolation),
+                record.options.limits(&self.limits),
+            )
+            .allowing_outbound(record.options.allow_outbound.as_ref()),
+        )
     }
 
     fn info(&self, prefix: &str, route: &RouteState) -> RouteInfo {
@@ -901,6 +906,7 @@ impl Registry {
             world: route.route.component.world,
             isolation: route.route.isolation,
             limits: route.route.limits.clone(),
+            allow_outbound: route.route.allow_outbound.as_deref().cloned(),
             history: route
                 .history
                 .iter()
