@@ -45,7 +45,9 @@ pub enum Command {
     Rollback(RollbackArgs),
     /// Remove a route from a running host.
     Undeploy(RouteArgs),
-    /// Create a new handler crate (Cargo.toml, src/lib.rs, wit/, README).
+    /// Create a new handler: a Rust crate (Cargo.toml, src/lib.rs, the SDK
+    /// in sdk/, wit/, README) from a template, or a Python or JavaScript
+    /// project (app, build.sh, wit/, README).
     New(NewArgs),
     /// Push a component to an OCI registry as a wasm artifact and print
     /// its digest (deploy it as oci://REGISTRY/REPO@DIGEST).
@@ -185,6 +187,16 @@ pub struct NewArgs {
     /// yet (not its parent) [default: ./NAME].
     #[arg(long, value_name = "DIR")]
     pub dir: Option<PathBuf>,
+    /// The handler's language: rust (percore's handler world, with the
+    /// SDK), python (componentize-py) or js (componentize-js), both
+    /// standard wasi:http handlers.
+    #[arg(long, value_enum, default_value_t)]
+    pub lang: crate::new::Lang,
+    /// What a Rust handler starts as: hello (a line of text), json-api (a
+    /// JSON API with the router), wiki-browser (a title browser over the
+    /// wiki index). Python and JavaScript handlers start as hello.
+    #[arg(long, value_enum, default_value_t)]
+    pub template: crate::new::Template,
 }
 
 /// Flags of `percore index`.
@@ -631,18 +643,18 @@ fn up(args: UpArgs) -> anyhow::Result<()> {
 
 fn new(args: NewArgs) -> anyhow::Result<()> {
     let dir = args.dir.unwrap_or_else(|| PathBuf::from(&args.name));
-    crate::new::scaffold(&dir, &args.name)?;
-    let wasm = format!("{}.wasm", args.name.replace('-', "_"));
+    crate::new::scaffold(&dir, &args.name, args.lang, args.template)?;
+    let wasm = crate::new::component_path(&args.name, args.lang);
     println!("created {} (see its README.md). Next:", dir.display());
     println!(
-        "  cd {} && cargo build --release --target wasm32-wasip2",
-        dir.display()
+        "  cd {} && {}",
+        dir.display(),
+        crate::new::build_command(args.lang)
     );
-    println!("  export PERCORE_ADMIN_TOKEN=...   # the token the host was started with");
     println!(
-        "  percore deploy /{} target/wasm32-wasip2/release/{wasm}",
-        args.name
+        "  export PERCORE_ADMIN_TOKEN=...   # the admin token the host was started with (or --admin-token-file FILE)"
     );
+    println!("  percore deploy /{} {wasm}", args.name);
     Ok(())
 }
 

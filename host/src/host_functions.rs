@@ -323,7 +323,8 @@ impl types::Host for HostState {}
 pub const MAX_PREFIX_RESULTS: u32 = 10_000;
 /// Most bytes of titles and redirect targets one `prefix` call returns.
 pub const MAX_PREFIX_BYTES: usize = 4 << 20;
-/// Most bytes one `read` call returns.
+/// Most bytes one `read` call returns, and most bytes of text one `text`
+/// call returns.
 pub const MAX_READ_BYTES: u64 = 1 << 20;
 
 fn invalid(why: impl Into<String>) -> wiki::Error {
@@ -383,6 +384,29 @@ impl wiki::Host for HostState {
             })
             .map(to_wit)
             .collect())
+    }
+
+    fn text(&mut self, title: String, offset: u64) -> Result<Option<wiki::PageText>, wiki::Error> {
+        let index = self
+            .wiki()
+            .ok_or_else(|| invalid("this host has no index"))?;
+        let Some(page) = index.lookup_normalized(&title) else {
+            return Ok(None);
+        };
+        let (text, size) = index
+            .page_text_window(&page, offset, MAX_READ_BYTES as usize)
+            .map_err(|e| invalid(format!("the text of {:?}: {e}", page.title)))?
+            .ok_or_else(|| {
+                invalid(format!(
+                    "the text of {:?} (bytes {}-{} of the dump) is not UTF-8 with well-formed XML entities; read its bytes with `read`",
+                    page.title, page.first, page.last
+                ))
+            })?;
+        Ok(Some(wiki::PageText {
+            page: to_wit(page),
+            text,
+            size,
+        }))
     }
 
     fn info(&mut self) -> wiki::DumpInfo {

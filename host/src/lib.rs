@@ -57,7 +57,8 @@
 //!                    own, HTTP/1.1, graceful stop
 //! config.rs          one struct for flags and TOML; RouteOptions, the one
 //!                    type of a route's options
-//! cli.rs             the `percore` command; new.rs: `percore new`;
+//! cli.rs             the `percore` command; new.rs: `percore new` (what
+//!                    it writes: host/templates, guests/sdk, wit/);
 //!                    check.rs: `percore check` (a component, without a
 //!                    host); up.rs: `percore up` (build a crate, serve it,
 //!                    rebuild and redeploy it on every change)

@@ -1,7 +1,7 @@
 //! Deploying to a running host through the admin API (over real HTTP, with
 //! the same client `percore deploy` uses, and through the binary itself):
 //! versions, rollback, undeploy, tokens, refused uploads, restart from the
-//! state directory, redeploys under load, and `percore new`.
+//! state directory, redeploys under load. (`percore new` is in `new`.)
 //!
 //! Versions are made from the `test-version` guest by rewriting the 16-byte
 //! marker it answers with, so every response names the version that served
@@ -627,51 +627,6 @@ fn the_cli_deploys_lists_rolls_back_and_undeploys() {
     assert!(
         !ok && out.contains("cannot reach the admin API at 127.0.0.1:1"),
         "{out}"
-    );
-    host.shutdown();
-}
-
-#[test]
-fn a_new_crate_builds_and_deploys_as_is() {
-    let dir = temp_dir("new");
-    let dir = dir.path();
-    let (ok, out) = percore(&[
-        "new",
-        "hello-percore",
-        "--dir",
-        dir.join("hello").to_str().unwrap(),
-    ]);
-    assert!(ok, "{out}");
-    let crate_dir = dir.join("hello");
-    // A target directory shared across runs, so wit-bindgen compiles once.
-    let target = Path::new(env!("CARGO_TARGET_TMPDIR")).join("scaffold-target");
-    let mut build = std::process::Command::new(std::env::var("CARGO").unwrap_or("cargo".into()));
-    build
-        .current_dir(&crate_dir)
-        .args(["build", "--release", "--target", "wasm32-wasip2"])
-        .env("CARGO_TARGET_DIR", &target);
-    for (key, _) in std::env::vars_os() {
-        let key = key.to_string_lossy();
-        if key.starts_with("CARGO_") && key != "CARGO_HOME" || key.starts_with("RUSTC") {
-            build.env_remove(key.as_ref());
-        }
-    }
-    build.env("CARGO_TARGET_DIR", &target);
-    let output = build.output().expect("run cargo");
-    assert!(
-        output.status.success(),
-        "the scaffold does not build:\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let wasm = std::fs::read(target.join("wasm32-wasip2/release/hello_percore.wasm")).unwrap();
-
-    let host = TestHost::start(admin_config(dir));
-    deploy(&host, "/hello", &wasm);
-    let response = host.get("/hello/world");
-    assert_eq!(response.status, 200);
-    assert_eq!(
-        response.text(),
-        "Hello from hello-percore! You asked for GET /hello/world\n"
     );
     host.shutdown();
 }

@@ -22,9 +22,12 @@
 //! - [`deploy`]: the admin API and CLI: deploy, call, redeploy, roll back,
 //!   undeploy; tokens; invalid and oversized uploads; restart from the state
 //!   directory without recompiling; corrupt state; redeploys under load;
-//!   `percore new` builds and deploys; redeploying the serving version,
-//!   history with options, rollback to any version, removal of components
-//!   nothing refers to, state written by the previous version.
+//!   redeploying the serving version, history with options, rollback to
+//!   any version, removal of components nothing refers to, state written
+//!   by the previous version.
+//! - [`new`]: `percore new`: each Rust template (hello, json-api,
+//!   wiki-browser) and the Python and JavaScript scaffolds build as they
+//!   are, deploy and answer; the release build keeps function names.
 //! - [`devloop`]: `percore check` on good and bad components, `percore up`
 //!   building and serving a new crate, `--watch` hot-swapping an edit and
 //!   keeping the old version through a broken one.
@@ -86,6 +89,7 @@ mod hostile;
 mod isolation;
 mod lifecycle;
 mod mount;
+mod new;
 mod oci;
 mod ops;
 mod reader;

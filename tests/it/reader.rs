@@ -98,7 +98,7 @@ fn escape_xml(s: &str) -> String {
 }
 
 /// The reader's dump: (title, redirect target, wikitext) of each page.
-fn pages() -> Vec<(String, Option<&'static str>, String)> {
+pub(crate) fn pages() -> Vec<(String, Option<&'static str>, String)> {
     let mut big = String::from("A page of three megabytes.\n\n");
     while big.len() < 3 << 20 {
         big.push_str(TOKYO);
@@ -128,7 +128,7 @@ fn pages() -> Vec<(String, Option<&'static str>, String)> {
 }
 
 /// One dump and index for the whole test binary.
-fn reader_index() -> PathBuf {
+pub(crate) fn reader_index() -> PathBuf {
     static INDEX: OnceLock<PathBuf> = OnceLock::new();
     INDEX
         .get_or_init(|| {

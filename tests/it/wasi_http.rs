@@ -397,13 +397,13 @@ fn each_route_reports_its_world() {
 }
 
 /// Whether this run is CI's: `CI` set, to anything but `false` or `0`.
-fn in_ci() -> bool {
+pub(crate) fn in_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0")
 }
 
 /// The first tool that `guests/NAME/build.sh` needs and this machine
 /// lacks: python3 with pip for Python, node and npm for JavaScript.
-fn missing_tool(name: &str) -> Option<&'static str> {
+pub(crate) fn missing_tool(name: &str) -> Option<&'static str> {
     let probes: &[(&'static str, &str, &[&str])] = match name {
         "python-wiki" => &[
             ("python3", "python3", &["--version"]),

@@ -574,3 +574,80 @@ fn a_moved_dump_is_found_with_dump() {
     );
     host.shutdown();
 }
+
+/// The wikitext of the last `<text>` element of a `<page>` element,
+/// entities decoded; empty for `<text ... />`.
+fn wikitext_of(element: &str) -> String {
+    let open = element.rfind("<text").expect("a page has a <text> element");
+    let gt = open + element[open..].find('>').unwrap();
+    if element[..gt].ends_with('/') {
+        return String::new();
+    }
+    let close = gt + element[gt..].find("</text>").unwrap();
+    decode_entities(&element[gt + 1..close])
+}
+
+/// The text of an HTML page's `<pre>`, unescaped.
+fn pre_text(html: &str) -> String {
+    let start = html.find("<pre>").expect("a <pre>") + "<pre>".len();
+    let end = html.rfind("</pre>").expect("a </pre>");
+    html[start..end]
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&#39;", "'")
+        .replace("&amp;", "&")
+}
+
+#[test]
+fn page_text_in_one_call_for_every_page_of_the_sample() {
+    // The wiki-browser template's /page/{title} shows what `wiki.text`
+    // returns, found as by `lookup-normalized`.
+    let wasm = crate::new::wiki_browser();
+    let dir = crate::deploy::temp_dir("wiki-text");
+    let host = crate::new::serving(dir.path(), "/b", &wasm, Some(sample_index()));
+    let (bytes, pages) = dump_pages();
+    let dump = std::str::from_utf8(bytes).unwrap();
+    let mut seen = std::collections::HashMap::new();
+    for page in pages {
+        *seen.entry(page.title.as_str()).or_insert(0) += 1;
+    }
+    let mut checked = 0;
+    for page in pages {
+        // A title given twice, or one that normalisation changes, may name
+        // another page.
+        if seen[page.title.as_str()] > 1
+            || percore_index::normalize_title(&page.title) != page.title
+        {
+            continue;
+        }
+        let path = format!("/b/page/{}", percent_encode(&page.title));
+        let response = host.get(&path);
+        assert_eq!(response.status, 200, "{path}");
+        assert_eq!(
+            pre_text(&response.text()),
+            wikitext_of(&dump[page.first..=page.last]),
+            "{path}"
+        );
+        checked += 1;
+    }
+    assert!(checked > pages.len() / 2, "{checked} of {}", pages.len());
+    assert_eq!(host.get("/b/page/Not%20a%20page").status, 404);
+    host.shutdown();
+}
+
+#[test]
+fn page_text_past_one_call_comes_in_pieces() {
+    // The reader's dump has a 3 MB page: three `text` calls and more, cut
+    // at character boundaries (its text holds 東京都).
+    let wasm = crate::new::wiki_browser();
+    let dir = crate::deploy::temp_dir("wiki-text-big");
+    let host = crate::new::serving(dir.path(), "/b", &wasm, Some(crate::reader::reader_index()));
+    for (title, _, text) in crate::reader::pages() {
+        let path = format!("/b/page/{}", percent_encode(&title));
+        let response = host.get(&path);
+        assert_eq!(response.status, 200, "{path}");
+        assert_eq!(pre_text(&response.text()), text, "{path}");
+    }
+    host.shutdown();
+}

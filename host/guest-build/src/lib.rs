@@ -97,6 +97,58 @@ pub fn build(guests: &Path, target_dir: &Path, packages: &[&str]) -> PathBuf {
     target_dir.join(TARGET).join("release")
 }
 
+/// WASI's WIT packages (`cli.wit`, `http.wit`, ...): the `wit/deps`
+/// directory of the `wasmtime-wasi-http` crate that the package in
+/// `manifest_dir` builds with, found with `cargo metadata` (so the versions
+/// are the ones percore links), with its files sorted by name. The same
+/// files `guests/wit-deps.sh` copies; `percore new` writes them into the
+/// Python and JavaScript handler crates it creates.
+pub fn wasi_wit_files(manifest_dir: &Path) -> Vec<PathBuf> {
+    let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.current_dir(manifest_dir)
+        .args(["metadata", "--format-version", "1", "--locked"]);
+    if let Ok(target) = env::var("TARGET") {
+        cmd.args(["--filter-platform", &target]);
+    }
+    let output = cmd.output().expect("run cargo metadata");
+    assert!(
+        output.status.success(),
+        "cargo metadata failed in {}: {}",
+        manifest_dir.display(),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let metadata = String::from_utf8_lossy(&output.stdout);
+    // Every package's "manifest_path"; the JSON escapes nothing in a path
+    // that holds no quote or backslash, which the wanted one does not.
+    let deps = metadata
+        .split("\"manifest_path\":\"")
+        .skip(1)
+        .filter_map(|rest| rest.split('"').next())
+        .map(|manifest| {
+            Path::new(manifest)
+                .parent()
+                .unwrap_or(Path::new(""))
+                .to_path_buf()
+        })
+        .find(|dir| {
+            dir.file_name().is_some_and(|n| {
+                let n = n.to_string_lossy();
+                n.starts_with("wasmtime-wasi-http") || n == "wasi-http"
+            }) && dir.join("wit/deps/http.wit").is_file()
+        })
+        .expect("the sources of wasmtime-wasi-http (with wit/deps) are in cargo metadata")
+        .join("wit/deps");
+    println!("cargo:rerun-if-changed={}", deps.display());
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&deps)
+        .expect("read wasmtime-wasi-http's wit/deps")
+        .map(|entry| entry.expect("read wit/deps entry").path())
+        .filter(|path| path.extension().is_some_and(|e| e == "wit"))
+        .collect();
+    files.sort();
+    files
+}
+
 /// The `.wasm` file of guest `name` in `release` (as [`build`] returned),
 /// which must exist.
 pub fn wasm_file(release: &Path, name: &str) -> PathBuf {

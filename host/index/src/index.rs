@@ -534,6 +534,24 @@ impl TitleIndex {
         crate::scan::page_text(self.page_bytes(page))
     }
 
+    /// At most `max_bytes` of `page`'s decoded wikitext (see
+    /// [`page_text`](Self::page_text)) from byte `offset` of it, ending at a
+    /// character boundary, and the length of the whole text: what a caller
+    /// that caps its answers hands out a piece at a time. `Ok(None)` when
+    /// the page's text does not decode.
+    pub fn page_text_window(
+        &self,
+        page: &Page,
+        offset: u64,
+        max_bytes: usize,
+    ) -> Result<Option<(String, u64)>, TextWindowError> {
+        let Some(text) = self.page_text(page) else {
+            return Ok(None);
+        };
+        let window = text_window(&text, offset, max_bytes)?;
+        Ok(Some((window.to_owned(), text.len() as u64)))
+    }
+
     /// Size of the dump in bytes.
     pub fn dump_len(&self) -> u64 {
         self.header.dump_len
@@ -582,5 +600,81 @@ impl TitleIndex {
     /// The namespaces from the dump's `<siteinfo>`: `(number, name)`.
     pub fn namespaces(&self) -> &[(i32, String)] {
         &self.header.namespaces
+    }
+}
+
+/// Why [`text_window`] refused an offset.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TextWindowError {
+    /// The offset is past the end of the text.
+    #[error("offset {offset} is past the end of the text ({len} bytes)")]
+    PastEnd {
+        /// The offset asked for.
+        offset: u64,
+        /// The text's length in bytes.
+        len: u64,
+    },
+    /// The offset is inside a UTF-8 character.
+    #[error(
+        "offset {offset} is inside a character: continue from the offset plus the length of the text returned"
+    )]
+    InsideCharacter {
+        /// The offset asked for.
+        offset: u64,
+    },
+}
+
+/// At most `max_bytes` of `text` from byte `offset`, ending at a character
+/// boundary (at least one character when `max_bytes` is at least 4 and
+/// there is text left). An offset equal to the length gives `""`.
+pub fn text_window(text: &str, offset: u64, max_bytes: usize) -> Result<&str, TextWindowError> {
+    let len = text.len() as u64;
+    if offset > len {
+        return Err(TextWindowError::PastEnd { offset, len });
+    }
+    let start = offset as usize;
+    if !text.is_char_boundary(start) {
+        return Err(TextWindowError::InsideCharacter { offset });
+    }
+    let mut end = start.saturating_add(max_bytes).min(text.len());
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    Ok(&text[start..end])
+}
+
+#[cfg(test)]
+mod text_window_tests {
+    use super::*;
+
+    #[test]
+    fn windows_end_at_character_boundaries_and_cover_the_text() {
+        let text = "aé€😀b";
+        assert_eq!(text_window(text, 0, 100), Ok(text));
+        assert_eq!(text_window(text, 0, 2), Ok("a"));
+        assert_eq!(text_window(text, 1, 2), Ok("é"));
+        assert_eq!(text_window(text, 3, 4), Ok("€"));
+        assert_eq!(text_window(text, text.len() as u64, 4), Ok(""));
+        assert_eq!(
+            text_window(text, 2, 4),
+            Err(TextWindowError::InsideCharacter { offset: 2 })
+        );
+        assert_eq!(
+            text_window(text, 100, 4),
+            Err(TextWindowError::PastEnd {
+                offset: 100,
+                len: 11
+            })
+        );
+        // Pieces of at most 4 bytes, each continuing where the last ended,
+        // put the text back together.
+        let (mut offset, mut whole) = (0, String::new());
+        while offset < text.len() {
+            let piece = text_window(text, offset as u64, 4).unwrap();
+            assert!(!piece.is_empty() && piece.len() <= 4);
+            whole.push_str(piece);
+            offset += piece.len();
+        }
+        assert_eq!(whole, text);
     }
 }

@@ -69,7 +69,7 @@ pub mod synth;
 
 pub use builder::{BuildOptions, BuildReport, DuplicateTitle, IndexBuilder, build_index};
 pub use error::IndexError;
-pub use index::{Page, TitleIndex};
+pub use index::{Page, TextWindowError, TitleIndex, text_window};
 pub use normalize::normalize_title;
 
 #[cfg(test)]

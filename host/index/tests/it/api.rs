@@ -251,4 +251,22 @@ fn page_text_is_decoded_wikitext() {
         index.page_text(&redirect).as_deref(),
         Some("#REDIRECT [[O'Brien (surname)]]")
     );
+    // In pieces of at most 64 bytes, from where the last one ended.
+    let whole = index.page_text(&att).unwrap().into_owned();
+    let (mut offset, mut pieces) = (0, String::new());
+    loop {
+        let (piece, len) = index.page_text_window(&att, offset, 64).unwrap().unwrap();
+        assert_eq!(len, whole.len() as u64);
+        if piece.is_empty() {
+            break;
+        }
+        offset += piece.len() as u64;
+        pieces.push_str(&piece);
+    }
+    assert_eq!(pieces, whole);
+    assert!(
+        index
+            .page_text_window(&att, whole.len() as u64 + 1, 64)
+            .is_err()
+    );
 }
