@@ -1,8 +1,9 @@
 //! `load`: the load harness driver (run it through `benches/load`, which
-//! installs wrk, oha and wasmtime and builds first). Parses the flags into
-//! `percore_benches::load::Options`, drops `wasmtime serve` (or the
-//! fixed-rate latency part) with a note when wasmtime (or oha) is not
-//! installed, runs the plan, prints the tables and whether percore met its
+//! installs wrk, oha, wasmtime and granian and builds first). Parses the
+//! flags into `percore_benches::load::Options`, drops `wasmtime serve`,
+//! granian or the Python servers (or the fixed-rate latency part) with a
+//! note when wasmtime, granian or the Python handler (or oha) is not there,
+//! runs the plan, prints the tables and whether percore met its
 //! targets, and saves every sample as JSON.
 
 use std::path::PathBuf;
@@ -15,7 +16,9 @@ use percore_benches::load::{self, Load, Options, cleanup, oha, pinning, report};
 
 /// Measures native hyper, percore (core and request isolation) and `wasmtime
 /// serve` with wrk, alternating servers over several rounds, and prints
-/// requests/s, the ratio to native hyper, and latency percentiles.
+/// requests/s, the ratio to native hyper, and latency percentiles; with
+/// --wasi and --python, `wasi:http` and Python handlers on percore beside
+/// `wasmtime serve` and granian.
 #[derive(Debug, clap::Parser)]
 #[command(name = "load", about)]
 struct Args {
@@ -23,6 +26,21 @@ struct Args {
     /// idle connections (about a minute in all).
     #[arg(long)]
     quick: bool,
+    /// The same `wasi:http` component (`wasi_hello.wasm`) on percore in
+    /// `core` and `request` isolation beside `wasmtime serve`: servers
+    /// wasi-core,wasi-request,wasmtime-serve, loads
+    /// /json@1,/json@64,/json@256,/plaintext@256x16 (a route the component
+    /// does not answer is left out with a note), throughput only (each
+    /// unless given). With --python: both sets in one run.
+    #[arg(long)]
+    wasi: bool,
+    /// The Python handler (`guests/python-wiki`) on percore in `core` and
+    /// `request` isolation beside its `/json` served natively by granian:
+    /// servers python-core,python-request,granian, 2 workers, loads
+    /// /json@1,/json@64 and the wiki index's /offsets/<random prefix> and
+    /// /wiki/<random title>, throughput only (each unless given).
+    #[arg(long)]
+    python: bool,
     /// The parts to run, comma-separated: throughput, scaling, latency,
     /// idle [default: all four; throughput,latency,idle with --quick;
     /// scaling with --scaling].
@@ -86,11 +104,16 @@ struct Args {
     idle: Option<Vec<u32>>,
     /// Servers, comma-separated: native, core, request, wasmtime-serve
     /// (skipped with a note when wasmtime is not installed), core-nodeadline
-    /// (core isolation without the deadline machinery, to measure its cost).
-    #[arg(long, value_name = "NAME,..", value_delimiter = ',', value_parser = ServerKind::parse,
-          default_value = "native,core,request,wasmtime-serve")]
-    servers: Vec<ServerKind>,
-    /// Workers of every server [default: one per core].
+    /// (core isolation without the deadline machinery, to measure its
+    /// cost), core-metrics (with the ops listener on), wasi-core and
+    /// wasi-request (`wasmtime serve`'s component on percore), python-core
+    /// and python-request (the Python handler on percore; they need the
+    /// wiki index), granian (its `/json` in CPython; skipped with a note when
+    /// granian is not installed) [default: native,core,request,wasmtime-serve;
+    /// see --wasi and --python].
+    #[arg(long, value_name = "NAME,..", value_delimiter = ',', value_parser = ServerKind::parse)]
+    servers: Option<Vec<ServerKind>>,
+    /// Workers of every server [default: one per core; 2 with --python].
     #[arg(long, value_name = "N")]
     workers: Option<usize>,
     /// wrk threads.
@@ -103,6 +126,10 @@ struct Args {
     /// DIR/bin/oha [default: ~/.cache/percore-bench].
     #[arg(long, value_name = "DIR", env = "PERCORE_BENCH_TOOLS")]
     tools_dir: Option<PathBuf>,
+    /// Directory of the repo's PyPI tools; granian is
+    /// DIR/granian-VERSION [default: ~/.cache/percore-tools].
+    #[arg(long, value_name = "DIR", env = "PERCORE_TOOLS")]
+    python_tools: Option<PathBuf>,
     /// Where to save every sample as JSON [default: target/load/last-run.json].
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
@@ -168,6 +195,14 @@ fn run(args: Args) -> anyhow::Result<()> {
     }
     for note in &measured.notes {
         println!("{note}\n");
+    }
+    let against = report::baseline_markdown(&rows);
+    if !against.is_empty() {
+        println!("### Against the stock servers\n\n{against}");
+    }
+    let instantiation = report::instantiation_markdown(&rows);
+    if !instantiation.is_empty() {
+        println!("### What a fresh instance costs (request − core isolation)\n\n{instantiation}");
     }
     let scaling_rows = report::rows(&measured.scaling);
     let scaling = report::scaling_markdown(&scaling_rows);
@@ -323,31 +358,88 @@ fn options(args: &Args) -> anyhow::Result<(Options, Vec<String>)> {
     if let (Some(index), Some(titles)) = (&args.wiki_index, &args.wiki_titles) {
         paths = paths.with_wiki(workspace, index.clone(), titles.clone());
     }
-    let mut servers = args.servers.clone();
+    let python_tools = args
+        .python_tools
+        .clone()
+        .unwrap_or_else(servers::default_python_tools_dir);
+    paths = paths.with_granian(&python_tools);
+    let mut servers = match &args.servers {
+        Some(servers) => servers.clone(),
+        None => {
+            let mut servers = Vec::new();
+            if args.wasi {
+                servers.extend([
+                    ServerKind::WasiCore,
+                    ServerKind::WasiRequest,
+                    ServerKind::WasmtimeServe,
+                ]);
+            }
+            if args.python {
+                servers.extend([
+                    ServerKind::PythonCore,
+                    ServerKind::PythonRequest,
+                    ServerKind::Granian,
+                ]);
+            }
+            if servers.is_empty() {
+                servers = vec![
+                    ServerKind::Native,
+                    ServerKind::PercoreCore,
+                    ServerKind::PercoreRequest,
+                    ServerKind::WasmtimeServe,
+                ];
+            }
+            servers
+        }
+    };
     let mut skipped = Vec::new();
+    let mut skip = |servers: &mut Vec<ServerKind>, drop: &[ServerKind], reason: String| {
+        if servers.iter().any(|k| drop.contains(k)) {
+            let names: Vec<&str> = drop
+                .iter()
+                .filter(|k| servers.contains(k))
+                .map(|k| k.label())
+                .collect();
+            let note = format!("{} skipped: {reason}", names.join(" and "));
+            eprintln!("load: {note}");
+            skipped.push(note);
+            servers.retain(|k| !drop.contains(k));
+        }
+    };
     if servers.contains(&ServerKind::WasmtimeServe) {
         let lock = std::fs::read_to_string(workspace.join("Cargo.lock")).unwrap_or_default();
         match servers::wasmtime_serve_ready(&paths, &tools_dir, &lock) {
             Ok(version) => eprintln!("load: wasmtime serve is {version}"),
-            Err(reason) => {
-                eprintln!("load: wasmtime serve skipped: {reason}");
-                skipped.push(format!("wasmtime serve skipped: {reason}"));
-                servers.retain(|&k| k != ServerKind::WasmtimeServe);
-            }
+            Err(reason) => skip(&mut servers, &[ServerKind::WasmtimeServe], reason),
         }
+    }
+    if let Err(reason) = servers::python_ready(&paths) {
+        skip(
+            &mut servers,
+            &[ServerKind::PythonCore, ServerKind::PythonRequest],
+            reason,
+        );
+    }
+    if let Err(reason) = servers::granian_ready(&paths, &python_tools) {
+        skip(&mut servers, &[ServerKind::Granian], reason);
     }
     anyhow::ensure!(!servers.is_empty(), "no server left to measure");
     let quick = args.quick;
+    let preset = args.wasi || args.python;
     let parts = match (&args.parts, &args.scaling) {
         (Some(parts), _) => parts.clone(),
         (None, Some(_)) => vec![Part::Scaling],
+        (None, None) if preset => vec![Part::Throughput],
         (None, None) if quick => vec![Part::Throughput, Part::Latency, Part::Idle],
         (None, None) => Part::ALL.to_vec(),
     };
-    let default_loads = if quick {
-        "/json@256,/plaintext@256x16"
-    } else {
-        "/json@16,/json@64,/json@256,/json@512,/plaintext@256x16,/plaintext@1024x16"
+    let default_loads = match (args.wasi, args.python) {
+        (true, _) => "/json@1,/json@64,/json@256,/plaintext@256x16",
+        (false, true) => "/json@1,/json@64",
+        (false, false) if quick => "/json@256,/plaintext@256x16",
+        (false, false) => {
+            "/json@16,/json@64,/json@256,/json@512,/plaintext@256x16,/plaintext@1024x16"
+        }
     };
     let mut loads = match &args.loads {
         Some(loads) => loads.clone(),
@@ -358,20 +450,32 @@ fn options(args: &Args) -> anyhow::Result<(Options, Vec<String>)> {
             .map_err(anyhow::Error::msg)?,
     };
     if paths.wiki.is_some() {
-        for route in [load::WIKI_ROUTE, load::READ_ROUTE] {
-            loads.push(Load {
-                route: route.into(),
-                connections: args.wiki_connections.max(1),
-                depth: 1,
-            });
+        // Each wiki load that a server here serves; `/offsets` only beside
+        // the Python handler (the default run leaves it out).
+        let python = servers.iter().any(|k| k.is_python());
+        for route in [load::WIKI_ROUTE, load::READ_ROUTE, load::OFFSETS_ROUTE] {
+            let mode = load::wiki_mode(route).unwrap_or_default();
+            if servers.iter().any(|k| k.serves_wiki(mode))
+                && (route != load::OFFSETS_ROUTE || python)
+            {
+                loads.push(Load {
+                    route: route.into(),
+                    connections: args.wiki_connections.max(1),
+                    depth: 1,
+                });
+            }
         }
     }
     if !parts.contains(&Part::Throughput) {
         loads.clear();
     }
-    let workers = args
-        .workers
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let workers = args.workers.unwrap_or_else(|| {
+        if args.python {
+            2
+        } else {
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        }
+    });
     let secs = |flag: Option<u64>, default: u64, quick_default: u64| {
         Duration::from_secs(flag.unwrap_or(if quick { quick_default } else { default }))
     };

@@ -41,12 +41,18 @@ pub const WIKI_ROUTE: &str = "/wiki/<random title>";
 /// HTML by the wiki guest (measured beside [`WIKI_ROUTE`]).
 pub const READ_ROUTE: &str = "/read/<random title>";
 
+/// The title index's load: `/offsets/<prefix>?limit=20`, a prefix of three
+/// characters of a random sample title for every request (the Python
+/// handler's loads, with [`WIKI_ROUTE`]).
+pub const OFFSETS_ROUTE: &str = "/offsets/<random prefix>";
+
 /// The `WIKI_MODE` of `benches/wiki.lua` for a route of the wiki guest
-/// (`wiki` or `read`); `None` for every other route.
+/// (`wiki`, `read` or `offsets`); `None` for every other route.
 pub fn wiki_mode(route: &str) -> Option<&'static str> {
     match route {
         WIKI_ROUTE => Some("wiki"),
         READ_ROUTE => Some("read"),
+        OFFSETS_ROUTE => Some("offsets"),
         _ => None,
     }
 }
@@ -162,7 +168,8 @@ impl Options {
 /// pipeline.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
 pub struct Load {
-    /// Path requested, e.g. `/plaintext`, or [`WIKI_ROUTE`] or [`READ_ROUTE`].
+    /// Path requested, e.g. `/plaintext`, or [`WIKI_ROUTE`], [`READ_ROUTE`]
+    /// or [`OFFSETS_ROUTE`].
     pub route: String,
     /// Open connections.
     pub connections: u32,
@@ -171,9 +178,11 @@ pub struct Load {
 }
 
 impl Load {
-    /// Whether `kind` serves this load (only percore serves the wiki).
+    /// Whether `kind` serves this load (only percore serves the wiki; a
+    /// server that answers only some plain routes is probed at start, see
+    /// [`ServerKind::answers_some_routes`]).
     pub fn served_by(&self, kind: ServerKind) -> bool {
-        wiki_mode(&self.route).is_none() || kind.serves_wiki()
+        wiki_mode(&self.route).is_none_or(|mode| kind.serves_wiki(mode))
     }
 }
 
@@ -282,8 +291,8 @@ pub fn run(options: &Options) -> anyhow::Result<Measurements> {
         let unpinned = Pinning::default();
         for kind in order {
             let tag = format!("round{round}");
-            let server = start_warm(options, kind, options.workers, &unpinned, &tag)?;
-            for load in options.loads.iter().filter(|l| l.served_by(kind)) {
+            let server = start_warm(options, kind, options.workers, &unpinned, &tag, &mut out)?;
+            for load in options.loads.iter().filter(|l| server.serves(l)) {
                 let sample = measure(options, &server, load, round, options.workers, &unpinned)?;
                 progress(&sample_line(&sample, options.rounds));
                 out.samples.push(sample);
@@ -299,8 +308,15 @@ pub fn run(options: &Options) -> anyhow::Result<Measurements> {
             let len = order.len().max(1);
             order.rotate_left(i % len);
             for kind in order {
-                let server = start_warm(options, kind, workers, &pin, &format!("w{workers}"))?;
-                for load in plan.loads.iter().filter(|l| l.served_by(kind)) {
+                let server = start_warm(
+                    options,
+                    kind,
+                    workers,
+                    &pin,
+                    &format!("w{workers}"),
+                    &mut out,
+                )?;
+                for load in plan.loads.iter().filter(|l| server.serves(l)) {
                     let sample = measure(options, &server, load, 0, workers, &pin)?;
                     progress(&sample_line(&sample, 1));
                     out.scaling.push(sample);
@@ -314,7 +330,14 @@ pub fn run(options: &Options) -> anyhow::Result<Measurements> {
     }
     for &kind in &options.servers {
         let unpinned = Pinning::default();
-        let server = start_warm(options, kind, options.workers, &unpinned, "latency")?;
+        let server = start_warm(
+            options,
+            kind,
+            options.workers,
+            &unpinned,
+            "latency",
+            &mut out,
+        )?;
         if let Some(plan) = &options.latency {
             let mut peak = peak_of(&out.samples, kind, options.workers, &plan.load);
             if peak <= 0.0 {
@@ -372,10 +395,16 @@ pub fn run(options: &Options) -> anyhow::Result<Measurements> {
             }
         }
         if let Some(plan) = &options.idle {
-            let measured =
-                idle::measure(server.addr, &plan.route, &idle_steps, plan.probes, &|| {
-                    server.rss_kib()
-                });
+            // A server without the plan's route (the Python ones have no
+            // `/plaintext`) is asked for its ready route instead.
+            let route = if server.answers(&plan.route).is_ok() {
+                plan.route.as_str()
+            } else {
+                kind.ready_path()
+            };
+            let measured = idle::measure(server.addr, route, &idle_steps, plan.probes, &|| {
+                server.rss_kib()
+            });
             let steps = measured.unwrap_or_else(|e| {
                 let note = format!("{}: the idle-connection run failed: {e:#}", kind.label());
                 progress(&note);
@@ -417,23 +446,56 @@ fn peak_of(samples: &[Sample], kind: ServerKind, workers: usize, load: &Load) ->
     report::median(&rps)
 }
 
-/// Starts `kind` with `workers` workers, checks every route it serves and
-/// warms each one up.
+/// A server started for a part of the run, with the plain routes it turned
+/// out not to answer (see [`ServerKind::answers_some_routes`]).
+struct WarmServer {
+    server: RunningServer,
+    unanswered: Vec<String>,
+}
+
+impl WarmServer {
+    /// Whether it serves `load`.
+    fn serves(&self, load: &Load) -> bool {
+        load.served_by(self.server.kind) && !self.unanswered.contains(&load.route)
+    }
+
+    fn stop(self) -> anyhow::Result<()> {
+        self.server.stop()
+    }
+}
+
+impl std::ops::Deref for WarmServer {
+    type Target = RunningServer;
+
+    fn deref(&self) -> &RunningServer {
+        &self.server
+    }
+}
+
+/// The body every server's `/json` must answer with, byte for byte.
+pub const JSON_BODY: &str = r#"{"message":"Hello, World!"}"#;
+
+/// Starts `kind` with `workers` workers, checks every route it serves (and
+/// that its `/json` body is [`JSON_BODY`]) and warms each one up. A route
+/// that a server answering only some routes does not answer is left out,
+/// with a note in `out` (once per server and route).
 fn start_warm(
     options: &Options,
     kind: ServerKind,
     workers: usize,
     pin: &Pinning,
     tag: &str,
-) -> anyhow::Result<RunningServer> {
+    out: &mut Measurements,
+) -> anyhow::Result<WarmServer> {
     let server = RunningServer::start(
         kind,
         &options.paths,
         workers,
         &pin.server,
-        "/plaintext",
+        kind.ready_path(),
         tag,
     )?;
+    let mut unanswered = Vec::new();
     for route in options.routes() {
         let load = options
             .loads
@@ -444,7 +506,31 @@ fn start_warm(
             continue;
         }
         if wiki_mode(route).is_none() {
-            server.check(route)?;
+            if kind.answers_some_routes() {
+                if let Err(status) = server.answers(route) {
+                    let note = format!(
+                        "{} does not answer {route} ({status}): left out of its {route} loads",
+                        kind.label()
+                    );
+                    if !out.notes.contains(&note) {
+                        eprintln!("load: {note}");
+                        out.notes.push(note);
+                    }
+                    unanswered.push(route.to_owned());
+                    continue;
+                }
+            } else {
+                server.check(route)?;
+            }
+            if route == "/json" {
+                let body = body_of(&server.check(route)?);
+                anyhow::ensure!(
+                    body == JSON_BODY,
+                    "{} answered GET /json with {body:?}, not {JSON_BODY:?}: the servers must \
+                     answer with the same bytes",
+                    kind.label()
+                );
+            }
         }
         if !options.warmup.is_zero() {
             let mut warm = wrk_run(
@@ -459,7 +545,41 @@ fn start_warm(
             warm.run()?;
         }
     }
-    Ok(server)
+    Ok(WarmServer { server, unanswered })
+}
+
+/// The body of a whole HTTP/1.1 response (read to the end of a
+/// `Connection: close`), de-chunked when it was sent chunked.
+pub fn body_of(response: &str) -> String {
+    let Some((head, body)) = response.split_once("\r\n\r\n") else {
+        return String::new();
+    };
+    let chunked = head.lines().any(|line| {
+        line.split_once(':').is_some_and(|(name, value)| {
+            name.trim().eq_ignore_ascii_case("transfer-encoding")
+                && value.trim().eq_ignore_ascii_case("chunked")
+        })
+    });
+    if !chunked {
+        return body.to_owned();
+    }
+    let mut out = String::new();
+    let mut rest = body;
+    while let Some((size, after)) = rest.split_once("\r\n") {
+        let size = size.split(';').next().unwrap_or("").trim();
+        let Ok(size) = usize::from_str_radix(size, 16) else {
+            break;
+        };
+        let (Some(chunk), Some(next)) = (after.get(..size), after.get(size..)) else {
+            break;
+        };
+        if size == 0 {
+            break;
+        }
+        out.push_str(chunk);
+        rest = next.strip_prefix("\r\n").unwrap_or(next);
+    }
+    out
 }
 
 /// The wrk command for `route` (the wiki route through its script), pinned
@@ -555,4 +675,35 @@ fn measure(
         rss_kib: server.rss_kib()?,
         pinning: pin.clone(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bodies_are_read_plain_or_chunked() {
+        let plain = "HTTP/1.1 200 OK\r\ncontent-length: 27\r\n\r\n{\"message\":\"Hello, World!\"}";
+        assert_eq!(body_of(plain), JSON_BODY);
+        let chunked = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n\
+                       b\r\n{\"message\":\r\n10\r\n\"Hello, World!\"}\r\n0\r\n\r\n";
+        assert_eq!(body_of(chunked), JSON_BODY);
+        assert_eq!(body_of("HTTP/1.1 200 OK\r\n"), "");
+    }
+
+    #[test]
+    fn wiki_loads_go_to_the_servers_that_serve_them() {
+        let load = |route: &str| Load {
+            route: route.into(),
+            connections: 64,
+            depth: 1,
+        };
+        assert!(load(OFFSETS_ROUTE).served_by(ServerKind::PythonCore));
+        assert!(load(WIKI_ROUTE).served_by(ServerKind::PythonRequest));
+        assert!(!load(READ_ROUTE).served_by(ServerKind::PythonCore));
+        assert!(load(READ_ROUTE).served_by(ServerKind::PercoreCore));
+        assert!(!load(WIKI_ROUTE).served_by(ServerKind::Granian));
+        assert!(!load(OFFSETS_ROUTE).served_by(ServerKind::WasiCore));
+        assert!(load("/json").served_by(ServerKind::Granian));
+    }
 }

@@ -169,11 +169,34 @@ pub fn markdown(rows: &[Row]) -> String {
 /// Lines saying whether percore reached the issue's targets: core ≥ 0.8×
 /// and request ≥ 0.5× native hyper, and core ≥ 8× and request ≥ 5×
 /// `wasmtime serve` (each for the same load and workers, when measured);
-/// and core with metrics on ≥ 0.98× core with them off (the operations
-/// issue's target).
+/// core with metrics on ≥ 0.98× core with them off (the operations
+/// issue's target); and each server with a [`ServerKind::baseline`]
+/// target against that server on the `/json` throughput loads (16
+/// connections or more: fewer measure latency).
 pub fn verdicts(rows: &[Row]) -> Vec<String> {
     let mut lines = Vec::new();
     for r in rows {
+        if let Some((base, target)) = r.kind.baseline() {
+            let ratio = median_of_kind(rows, base, r)
+                .filter(|&b| b > 0.0)
+                .map(|b| r.median_rps / b);
+            if let (Some(ratio), Some(target)) = (ratio, target)
+                && r.load.route == "/json"
+                && r.load.connections >= 16
+            {
+                lines.push(format!(
+                    "{} {} c{} d{} w{}: {ratio:.2}× {} (target {target}×: {})",
+                    r.kind.label(),
+                    r.load.route,
+                    r.load.connections,
+                    r.load.depth,
+                    r.workers,
+                    base.label(),
+                    if ratio >= target { "met" } else { "MISSED" }
+                ));
+            }
+            continue;
+        }
         let (vs_native, vs_wasmtime) = match r.kind {
             ServerKind::PercoreCore => (0.8, 8.0),
             ServerKind::PercoreRequest => (0.5, 5.0),
@@ -194,7 +217,14 @@ pub fn verdicts(rows: &[Row]) -> Vec<String> {
                 }
                 continue;
             }
-            ServerKind::Native | ServerKind::WasmtimeServe | ServerKind::PercoreCoreNoDeadlines => {
+            ServerKind::Native
+            | ServerKind::WasmtimeServe
+            | ServerKind::PercoreCoreNoDeadlines
+            | ServerKind::WasiCore
+            | ServerKind::WasiRequest
+            | ServerKind::PythonCore
+            | ServerKind::PythonRequest
+            | ServerKind::Granian => {
                 continue;
             }
         };
@@ -225,6 +255,109 @@ fn median_of_kind(rows: &[Row], kind: ServerKind, like: &Row) -> Option<f64> {
     rows.iter()
         .find(|r| r.kind == kind && r.load == like.load && r.workers == like.workers)
         .map(|r| r.median_rps)
+}
+
+/// Each server that has a [`ServerKind::baseline`] against that server on
+/// the same load and workers: req/s, the ratio, and CPU per request. Empty
+/// when no such pair was measured.
+pub fn baseline_markdown(rows: &[Row]) -> String {
+    let mut out = String::new();
+    for r in rows {
+        let Some((base_kind, target)) = r.kind.baseline() else {
+            continue;
+        };
+        let Some(base) = rows
+            .iter()
+            .find(|b| b.kind == base_kind && b.load == r.load && b.workers == r.workers)
+        else {
+            continue;
+        };
+        if out.is_empty() {
+            out.push_str(
+                "| server | against | workers | route | conns | depth | req/s | its req/s | ratio | target | CPU/req | its CPU/req | p50 | its p50 |\n\
+                 | --- | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n",
+            );
+        }
+        let ratio = if base.median_rps > 0.0 {
+            format!("{:.2}×", r.median_rps / base.median_rps)
+        } else {
+            "–".to_owned()
+        };
+        let target = match target {
+            Some(t) if r.load.route == "/json" && r.load.connections >= 16 => format!("≥ {t}×"),
+            _ => "–".to_owned(),
+        };
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} | {} | {:.0} | {:.0} | {ratio} | {target} | {:.1} µs | {:.1} µs | {} | {} |",
+            r.kind.label(),
+            base.kind.label(),
+            r.workers,
+            r.load.route,
+            r.load.connections,
+            r.load.depth,
+            r.median_rps,
+            base.median_rps,
+            r.cpu_per_request_us,
+            base.cpu_per_request_us,
+            latency(r.p50_us),
+            latency(base.p50_us),
+        );
+    }
+    out
+}
+
+/// What a fresh instance costs: each `request` isolation server beside the
+/// same component in `core` isolation ([`ServerKind::core_twin`]), same
+/// load and workers. At one connection the difference of the p50
+/// latencies is the time one request spends instantiating (and dropping)
+/// its instance; under concurrency the difference of CPU per request is
+/// what instantiation costs the CPU. Empty when no such pair was measured.
+pub fn instantiation_markdown(rows: &[Row]) -> String {
+    let mut out = String::new();
+    for r in rows {
+        let Some(twin_kind) = r.kind.core_twin() else {
+            continue;
+        };
+        let Some(twin) = rows
+            .iter()
+            .find(|t| t.kind == twin_kind && t.load == r.load && t.workers == r.workers)
+        else {
+            continue;
+        };
+        if out.is_empty() {
+            out.push_str(
+                "| request isolation | core isolation | workers | route | conns | depth | p50 request | p50 core | p50 difference | CPU/req request | CPU/req core | CPU/req difference |\n\
+                 | --- | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n",
+            );
+        }
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.1} µs | {:.1} µs | {:.1} µs |",
+            r.kind.label(),
+            twin.kind.label(),
+            r.workers,
+            r.load.route,
+            r.load.connections,
+            r.load.depth,
+            latency(r.p50_us),
+            latency(twin.p50_us),
+            signed_latency(r.p50_us - twin.p50_us),
+            r.cpu_per_request_us,
+            twin.cpu_per_request_us,
+            r.cpu_per_request_us - twin.cpu_per_request_us,
+        );
+    }
+    out
+}
+
+/// [`latency`] with a sign for a negative difference.
+fn signed_latency(us: f64) -> String {
+    if us < 0.0 {
+        format!("−{}", latency(-us))
+    } else {
+        latency(us)
+    }
 }
 
 /// Above this CPU use per second by other processes (0.1 = a tenth of a
@@ -563,6 +696,78 @@ mod tests {
                 "percore request /json c256 d1 w2: 4.00× wasmtime serve (target 5×: MISSED)",
             ]
         );
+    }
+
+    #[test]
+    fn verdicts_and_tables_against_the_stock_servers() {
+        let mut samples = vec![
+            sample(ServerKind::WasmtimeServe, "/json", 0, 10.0),
+            sample(ServerKind::WasiCore, "/json", 0, 90.0),
+            sample(ServerKind::WasiRequest, "/json", 0, 25.0),
+            sample(ServerKind::Granian, "/json", 0, 100.0),
+            sample(ServerKind::PythonCore, "/json", 0, 60.0),
+            sample(ServerKind::PythonRequest, "/json", 0, 5.0),
+            // No granian row for this load: no comparison.
+            sample(ServerKind::PythonCore, "/offsets/<random prefix>", 0, 50.0),
+        ];
+        // One connection: a ratio in the table, no verdict.
+        let mut single = sample(ServerKind::WasiCore, "/json", 0, 9.0);
+        single.load.connections = 1;
+        let mut base = sample(ServerKind::WasmtimeServe, "/json", 0, 3.0);
+        base.load.connections = 1;
+        samples.extend([single, base]);
+        let rows = rows(&samples);
+        assert_eq!(
+            verdicts(&rows),
+            [
+                "percore core, wasi:http /json c256 d1 w2: 9.00× wasmtime serve (target 8×: met)",
+                "percore request, wasi:http /json c256 d1 w2: 2.50× wasmtime serve (target 3×: MISSED)",
+                "percore core, Python /json c256 d1 w2: 0.60× granian, Python (target 0.5×: met)",
+            ]
+        );
+        let table = baseline_markdown(&rows);
+        assert!(
+            table.contains(
+                "| percore core, wasi:http | wasmtime serve | 2 | /json | 256 | 1 | 90 | 10 | 9.00× | ≥ 8× |"
+            ),
+            "{table}"
+        );
+        assert!(
+            table.contains("| percore request, Python | granian, Python | 2 | /json | 256 | 1 | 5 | 100 | 0.05× | – |"),
+            "{table}"
+        );
+        assert!(
+            table.contains("| percore core, wasi:http | wasmtime serve | 2 | /json | 1 | 1 | 9 | 3 | 3.00× | – |"),
+            "{table}"
+        );
+        assert!(!table.contains("/offsets"), "{table}");
+        assert_eq!(instantiation_markdown(&rows[..1]), "");
+    }
+
+    #[test]
+    fn instantiation_is_request_minus_core_isolation() {
+        let one = |kind: ServerKind, p50_us: f64, requests: u64| {
+            let mut s = sample(kind, "/json", 0, 1000.0);
+            s.load.connections = 1;
+            s.wrk.latency_us[0] = p50_us;
+            // 18 s of CPU over the requests.
+            s.wrk.requests = requests;
+            s
+        };
+        let rows = rows(&[
+            one(ServerKind::PythonCore, 500.0, 2_000_000),
+            one(ServerKind::PythonRequest, 2500.0, 1_000_000),
+            one(ServerKind::WasiRequest, 100.0, 1_000_000),
+        ]);
+        let costs = instantiation_markdown(&rows);
+        assert!(
+            costs.contains(
+                "| percore request, Python | percore core, Python | 2 | /json | 1 | 1 | 2.50 ms | 500 µs | 2.00 ms | 18.0 µs | 9.0 µs | 9.0 µs |"
+            ),
+            "{costs}"
+        );
+        // No wasi-core row to pair with.
+        assert!(!costs.contains("wasi:http"), "{costs}");
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The servers under test: how each one is started, how the harness knows
 //! it is ready (it answers a real HTTP request with 200), what it costs
-//! (CPU time and memory from `/proc`), and how it is stopped. To compare
+//! (CPU time and memory from `/proc`, summed over the server's process
+//! tree: granian forks its workers), and how it is stopped. To compare
 //! another server, add a [`ServerKind`] and its command line.
 
 use std::fs::File;
@@ -19,6 +20,11 @@ use super::wrk::WikiScript;
 /// How long a server may take to answer its first request (percore
 /// compiles the guest with Cranelift before it listens).
 const READY_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// The same for the Python component (about 20 MB): 10 to 25 s to compile
+/// on a quiet 2-core machine, more while others build; later starts take it
+/// from the compile cache in the state directory.
+const PYTHON_READY_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// How long a server may take to exit after SIGTERM before it is killed.
 const STOP_GRACE: Duration = Duration::from_secs(10);
@@ -43,17 +49,37 @@ pub enum ServerKind {
     /// percore core isolation with the ops listener on (`--ops`), so that
     /// every request is timed and counted: what metrics cost.
     PercoreCoreMetrics,
+    /// percore serving `wasmtime serve`'s component (`wasi_hello.wasm`, a
+    /// standard `wasi:http/proxy` component) in `core` isolation: the same
+    /// `.wasm` on both hosts.
+    WasiCore,
+    /// The same in `request` isolation: a fresh instance per request, as
+    /// `wasmtime serve` does.
+    WasiRequest,
+    /// percore serving the Python handler (`guests/python-wiki`, built with
+    /// componentize-py) on `/` over the wiki index, `core` isolation.
+    PythonCore,
+    /// The same in `request` isolation.
+    PythonRequest,
+    /// granian serving `benches/granian_json.py` (the Python handler's
+    /// `/json`, natively in CPython): the Python baseline.
+    Granian,
 }
 
 impl ServerKind {
     /// Every kind, in table order.
-    pub const ALL: [ServerKind; 6] = [
+    pub const ALL: [ServerKind; 11] = [
         ServerKind::Native,
         ServerKind::PercoreCore,
         ServerKind::PercoreRequest,
         ServerKind::WasmtimeServe,
         ServerKind::PercoreCoreNoDeadlines,
         ServerKind::PercoreCoreMetrics,
+        ServerKind::WasiCore,
+        ServerKind::WasiRequest,
+        ServerKind::PythonCore,
+        ServerKind::PythonRequest,
+        ServerKind::Granian,
     ];
 
     /// The name in the table and on the command line.
@@ -65,18 +91,85 @@ impl ServerKind {
             ServerKind::WasmtimeServe => "wasmtime-serve",
             ServerKind::PercoreCoreNoDeadlines => "core-nodeadline",
             ServerKind::PercoreCoreMetrics => "core-metrics",
+            ServerKind::WasiCore => "wasi-core",
+            ServerKind::WasiRequest => "wasi-request",
+            ServerKind::PythonCore => "python-core",
+            ServerKind::PythonRequest => "python-request",
+            ServerKind::Granian => "granian",
         }
     }
 
-    /// Whether it serves the wiki demo (only percore does).
-    pub fn serves_wiki(self) -> bool {
+    /// Whether it serves the wiki load of `mode` (`wiki`, `read` or
+    /// `offsets`, see [`wiki_mode`](super::wiki_mode)): percore's Rust wiki
+    /// guest serves all three, the Python handler `wiki` and `offsets`.
+    pub fn serves_wiki(self, mode: &str) -> bool {
+        match self {
+            ServerKind::PercoreCore
+            | ServerKind::PercoreRequest
+            | ServerKind::PercoreCoreNoDeadlines
+            | ServerKind::PercoreCoreMetrics => true,
+            ServerKind::PythonCore | ServerKind::PythonRequest => mode != "read",
+            _ => false,
+        }
+    }
+
+    /// Whether it runs the Python handler component.
+    pub fn is_python(self) -> bool {
+        matches!(self, ServerKind::PythonCore | ServerKind::PythonRequest)
+    }
+
+    /// Whether it serves only some of the plain routes (`/json` always): a
+    /// route it does not answer with 200 (the Python handler has no
+    /// `/plaintext`; a `wasi:http` guest may have none) is left out of its
+    /// loads with a note instead of failing the run. The TechEmpower guest's
+    /// servers must answer every route.
+    pub fn answers_some_routes(self) -> bool {
         matches!(
             self,
-            ServerKind::PercoreCore
-                | ServerKind::PercoreRequest
-                | ServerKind::PercoreCoreNoDeadlines
-                | ServerKind::PercoreCoreMetrics
+            ServerKind::WasmtimeServe
+                | ServerKind::WasiCore
+                | ServerKind::WasiRequest
+                | ServerKind::PythonCore
+                | ServerKind::PythonRequest
+                | ServerKind::Granian
         )
+    }
+
+    /// The route whose 200 says the server is ready: `/json`, which every
+    /// server answers, for those that answer only some routes.
+    pub fn ready_path(self) -> &'static str {
+        if self.answers_some_routes() {
+            "/json"
+        } else {
+            "/plaintext"
+        }
+    }
+
+    /// The server it is compared with, and the target ratio of its req/s to
+    /// that one's on `/json` (the `wasi:http` issue's targets: the same
+    /// `.wasm` on percore ≥ 8× `wasmtime serve` in core isolation, ≥ 3× in
+    /// request isolation; the Python handler on percore ≥ 0.5× granian).
+    /// `None` as the target: the ratio is shown, with no target.
+    pub fn baseline(self) -> Option<(ServerKind, Option<f64>)> {
+        match self {
+            ServerKind::WasiCore => Some((ServerKind::WasmtimeServe, Some(8.0))),
+            ServerKind::WasiRequest => Some((ServerKind::WasmtimeServe, Some(3.0))),
+            ServerKind::PythonCore => Some((ServerKind::Granian, Some(0.5))),
+            ServerKind::PythonRequest => Some((ServerKind::Granian, None)),
+            _ => None,
+        }
+    }
+
+    /// The same component in `core` isolation, for a `request` isolation
+    /// server: the difference between the two is what a fresh instance
+    /// costs.
+    pub fn core_twin(self) -> Option<ServerKind> {
+        match self {
+            ServerKind::PercoreRequest => Some(ServerKind::PercoreCore),
+            ServerKind::WasiRequest => Some(ServerKind::WasiCore),
+            ServerKind::PythonRequest => Some(ServerKind::PythonCore),
+            _ => None,
+        }
     }
 
     /// The label in the table.
@@ -88,6 +181,11 @@ impl ServerKind {
             ServerKind::WasmtimeServe => "wasmtime serve",
             ServerKind::PercoreCoreNoDeadlines => "percore core, no deadlines",
             ServerKind::PercoreCoreMetrics => "percore core, metrics on",
+            ServerKind::WasiCore => "percore core, wasi:http",
+            ServerKind::WasiRequest => "percore request, wasi:http",
+            ServerKind::PythonCore => "percore core, Python",
+            ServerKind::PythonRequest => "percore request, Python",
+            ServerKind::Granian => "granian, Python",
         }
     }
 
@@ -97,10 +195,8 @@ impl ServerKind {
             .into_iter()
             .find(|k| k.name() == name)
             .ok_or_else(|| {
-                format!(
-                    "unknown server {name:?}: use native, core, request, wasmtime-serve, \
-                     core-nodeadline or core-metrics"
-                )
+                let names: Vec<&str> = ServerKind::ALL.iter().map(|k| k.name()).collect();
+                format!("unknown server {name:?}: use {}", names.join(", "))
             })
     }
 
@@ -111,8 +207,10 @@ impl ServerKind {
     ///
     /// # Panics
     ///
-    /// For [`ServerKind::WasmtimeServe`] when `paths.wasmtime` is `None`: the
-    /// driver drops that server before it starts anything.
+    /// For [`ServerKind::WasmtimeServe`] when `paths.wasmtime` is `None`,
+    /// for [`ServerKind::Granian`] when `paths.granian` is `None`, and for
+    /// the Python kinds when `paths.wiki` is `None`: the driver drops those
+    /// servers before it starts anything.
     pub fn command(self, paths: &Paths, addr: SocketAddr, workers: usize) -> Command {
         let percore_with = |binary: &Path, isolation: &str| {
             let mut cmd = Command::new(binary);
@@ -123,28 +221,59 @@ impl ServerKind {
                 .arg(workers.to_string())
                 .arg("--isolation")
                 .arg(isolation)
+                // Nothing balances load over these hosts: stop at once
+                // instead of serving on for the default drain delay (5 s).
+                .arg("--drain-delay-ms")
+                .arg("0")
                 .env("PERCORE_LOG", "warn");
-            match &paths.wiki {
-                // The wiki guest on `/` over the shared index, the
-                // TechEmpower guest on its two routes.
-                Some(wiki) => {
-                    cmd.arg("--index")
-                        .arg(&wiki.index)
-                        .arg("--route")
-                        .arg(format!("/={}", wiki.guest.display()));
-                    for route in ["/json", "/plaintext"] {
-                        cmd.arg("--route")
-                            .arg(format!("{route}={}", paths.guest.display()));
-                    }
-                }
-                None => {
-                    cmd.arg("--route")
-                        .arg(format!("/={}", paths.guest.display()));
-                }
-            }
             cmd
         };
-        let percore = |isolation: &str| percore_with(&paths.percore, isolation);
+        // The wiki guest on `/` over the shared index, the TechEmpower
+        // guest on its two routes; or the TechEmpower guest alone on `/`.
+        let techempower = |cmd: &mut Command| match &paths.wiki {
+            Some(wiki) => {
+                cmd.arg("--index")
+                    .arg(&wiki.index)
+                    .arg("--route")
+                    .arg(format!("/={}", wiki.guest.display()));
+                for route in ["/json", "/plaintext"] {
+                    cmd.arg("--route")
+                        .arg(format!("{route}={}", paths.guest.display()));
+                }
+            }
+            None => {
+                cmd.arg("--route")
+                    .arg(format!("/={}", paths.guest.display()));
+            }
+        };
+        let percore = |isolation: &str| {
+            let mut cmd = percore_with(&paths.percore, isolation);
+            techempower(&mut cmd);
+            cmd
+        };
+        let wasi_http = |isolation: &str| {
+            let mut cmd = percore_with(&paths.percore, isolation);
+            cmd.arg("--route")
+                .arg(format!("/={}", paths.wasi_guest.display()));
+            cmd
+        };
+        let python = |isolation: &str| {
+            let wiki = paths
+                .wiki
+                .as_ref()
+                .expect("the driver drops the Python servers without the wiki index");
+            let mut cmd = percore_with(&paths.percore, isolation);
+            // The handler imports `percore:host/wiki`: it needs the index.
+            // The state directory keeps the compiled component, so that
+            // only the first start of a run (or none) compiles it.
+            cmd.arg("--index")
+                .arg(&wiki.index)
+                .arg("--route")
+                .arg(format!("/={}", paths.python_guest.display()))
+                .arg("--state")
+                .arg(paths.log_dir.join(format!("state-{}", self.name())));
+            cmd
+        };
         match self {
             ServerKind::Native => {
                 let mut cmd = Command::new(&paths.native);
@@ -185,13 +314,60 @@ impl ServerKind {
                     .env("TOKIO_WORKER_THREADS", workers.to_string());
                 cmd
             }
-            ServerKind::PercoreCoreNoDeadlines => percore_with(&paths.percore_nodeadline, "core"),
+            ServerKind::PercoreCoreNoDeadlines => {
+                let mut cmd = percore_with(&paths.percore_nodeadline, "core");
+                techempower(&mut cmd);
+                cmd
+            }
             ServerKind::PercoreCoreMetrics => {
                 let mut cmd = percore("core");
                 // A free loopback port; nothing scrapes it during the run.
                 cmd.arg("--ops").arg("127.0.0.1:0");
                 cmd
             }
+            ServerKind::WasiCore => wasi_http("core"),
+            ServerKind::WasiRequest => wasi_http("request"),
+            ServerKind::PythonCore => python("core"),
+            ServerKind::PythonRequest => python("request"),
+            ServerKind::Granian => {
+                let granian = paths
+                    .granian
+                    .as_ref()
+                    .expect("the driver drops granian when it is not installed");
+                let mut cmd = Command::new(&paths.python3);
+                // granian's defaults (RSGI, its own interface; one runtime
+                // thread per worker; the event loop it picks), but for the
+                // worker count, HTTP/1 only (all the harness speaks; `auto`
+                // would look for an HTTP/2 preface on every connection)
+                // and no websockets (nothing here upgrades).
+                cmd.arg("-m")
+                    .arg("granian")
+                    .arg("--interface")
+                    .arg("rsgi")
+                    .arg("--workers")
+                    .arg(workers.to_string())
+                    .arg("--http")
+                    .arg("1")
+                    .arg("--no-ws")
+                    .arg("--log-level")
+                    .arg("warning")
+                    .arg("--host")
+                    .arg(addr.ip().to_string())
+                    .arg("--port")
+                    .arg(addr.port().to_string())
+                    .arg(format!("{}:app", paths.granian_app.display()))
+                    .env("PYTHONPATH", granian);
+                cmd
+            }
+        }
+    }
+
+    /// How long it may take to answer its first request.
+    fn ready_timeout(self) -> Duration {
+        if self.is_python() {
+            PYTHON_READY_TIMEOUT
+        } else {
+            READY_TIMEOUT
         }
     }
 }
@@ -212,8 +388,20 @@ pub struct Paths {
     /// is not installed.
     pub wasmtime: Option<PathBuf>,
     /// The same responses as a `wasi:http/proxy` component
-    /// (`wasi_hello.wasm`, from `guests/wasi-hello`), for `wasmtime serve`.
+    /// (`wasi_hello.wasm`, from `guests/wasi-hello`), for `wasmtime serve`
+    /// and percore's `wasi-core` and `wasi-request`.
     pub wasi_guest: PathBuf,
+    /// The Python handler component (`guests/python-wiki/build.sh` builds
+    /// it; `benches/load` into `target/load/python_wiki.wasm`).
+    pub python_guest: PathBuf,
+    /// The Python interpreter granian runs in (`python3`).
+    pub python3: PathBuf,
+    /// granian's install (`$PERCORE_TOOLS/granian-VERSION`, put there by
+    /// `benches/load` with `guests/pip-tool.sh`), the `PYTHONPATH` of
+    /// [`ServerKind::Granian`]; `None` when it is not installed.
+    pub granian: Option<PathBuf>,
+    /// granian's app (`benches/granian_json.py`).
+    pub granian_app: PathBuf,
     /// The fixed-rate latency client (`TOOLS/bin/oha`, installed by
     /// `benches/load`; checked with [`oha::ready`](super::oha::ready)).
     pub oha: PathBuf,
@@ -252,6 +440,10 @@ impl Paths {
             guest: guests.join("hello.wasm"),
             wasmtime: wasmtime.exists().then_some(wasmtime),
             wasi_guest: guests.join("wasi_hello.wasm"),
+            python_guest: target.join("load/python_wiki.wasm"),
+            python3: PathBuf::from("python3"),
+            granian: None,
+            granian_app: workspace.join("benches/granian_json.py"),
             oha: tools_dir.join("bin/oha"),
             pipeline_script: workspace.join("benches/pipeline.lua"),
             log_dir: target.join("load"),
@@ -272,6 +464,14 @@ impl Paths {
                 mode: "wiki",
             },
         });
+        self
+    }
+
+    /// Looks for granian in `python_tools` (`$PERCORE_TOOLS`, default
+    /// `~/.cache/percore-tools`), at the version the harness pins.
+    pub fn with_granian(mut self, python_tools: &Path) -> Self {
+        let dir = python_tools.join(format!("granian-{GRANIAN_VERSION}"));
+        self.granian = dir.join("granian").is_dir().then_some(dir);
         self
     }
 
@@ -310,6 +510,52 @@ impl Paths {
         }
         std::fs::create_dir_all(&self.log_dir)
             .with_context(|| format!("creating {}", self.log_dir.display()))
+    }
+}
+
+/// The granian version `benches/load` installs (from PyPI, with
+/// `guests/pip-tool.sh`) and the harness runs.
+pub const GRANIAN_VERSION: &str = "2.8.7";
+
+/// Where the repo's PyPI tools live when `$PERCORE_TOOLS` is unset:
+/// `$HOME/.cache/percore-tools` (granian is `granian-VERSION` in it).
+pub fn default_python_tools_dir() -> PathBuf {
+    let home = std::env::var_os("HOME").unwrap_or_else(|| ".".into());
+    Path::new(&home).join(".cache/percore-tools")
+}
+
+/// Whether the Python servers can run with `paths`: the Python handler is
+/// built and the wiki index is there (the handler imports
+/// `percore:host/wiki`). `Err` says why not.
+pub fn python_ready(paths: &Paths) -> Result<(), String> {
+    if !paths.python_guest.exists() {
+        return Err(format!(
+            "{} is missing (benches/load builds it with guests/python-wiki/build.sh, which \
+             needs python3 and pip)",
+            paths.python_guest.display()
+        ));
+    }
+    if paths.wiki.is_none() {
+        return Err(
+            "the Python handler imports percore:host/wiki and needs the wiki index: run \
+             without --no-wiki"
+                .to_owned(),
+        );
+    }
+    Ok(())
+}
+
+/// Whether [`ServerKind::Granian`] can run with `paths`.
+pub fn granian_ready(paths: &Paths, python_tools: &Path) -> Result<(), String> {
+    match &paths.granian {
+        Some(_) => Ok(()),
+        None => Err(format!(
+            "granian {GRANIAN_VERSION} is not installed in {} (benches/load installs it \
+             there with guests/pip-tool.sh, which needs python3 and pip)",
+            python_tools
+                .join(format!("granian-{GRANIAN_VERSION}"))
+                .display()
+        )),
     }
 }
 
@@ -434,13 +680,14 @@ impl RunningServer {
                     self.kind.label(),
                     response.lines().next().unwrap_or("")
                 ),
-                Err(_) if start.elapsed() < READY_TIMEOUT => {
+                Err(_) if start.elapsed() < self.kind.ready_timeout() => {
                     std::thread::sleep(Duration::from_millis(50));
                 }
                 Err(e) => anyhow::bail!(
-                    "{} did not answer on {} within {READY_TIMEOUT:?} ({e}); its log ({}):\n{}",
+                    "{} did not answer on {} within {:?} ({e}); its log ({}):\n{}",
                     self.kind.label(),
                     self.addr,
+                    self.kind.ready_timeout(),
                     self.log.display(),
                     log_tail(&self.log)
                 ),
@@ -461,21 +708,48 @@ impl RunningServer {
         Ok(response)
     }
 
-    /// The server's CPU time so far (all threads), from `/proc/PID/stat`.
-    pub fn cpu_time(&self) -> anyhow::Result<CpuTime> {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id()))?;
-        CpuTime::from_proc_stat(&stat, clock_ticks())
+    /// `GET path`: whether the server answers it with 200, and its status
+    /// line when not (or why the request failed).
+    pub fn answers(&self, path: &str) -> Result<(), String> {
+        match get(self.addr, path) {
+            Ok(response) if response.starts_with("HTTP/1.1 200") => Ok(()),
+            Ok(response) => Err(response.lines().next().unwrap_or("").to_owned()),
+            Err(e) => Err(e.to_string()),
+        }
     }
 
-    /// Resident memory now, in KiB, from `/proc/PID/status`.
+    /// The server's CPU time so far (all threads of its process and of
+    /// every process under it), from `/proc/PID/stat`.
+    pub fn cpu_time(&self) -> anyhow::Result<CpuTime> {
+        let mut total = CpuTime::default();
+        for pid in process_tree(self.child.id()) {
+            // A worker that has just exited is no longer there to read.
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+                continue;
+            };
+            let cpu = CpuTime::from_proc_stat(&stat, clock_ticks())?;
+            total.user += cpu.user;
+            total.system += cpu.system;
+        }
+        Ok(total)
+    }
+
+    /// Resident memory now, in KiB, from `/proc/PID/status`: the sum over
+    /// the server's processes (pages they share count once per process).
     pub fn rss_kib(&self) -> anyhow::Result<u64> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))?;
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.split_whitespace().next())
-            .and_then(|v| v.parse().ok())
-            .context("no VmRSS in /proc/PID/status")
+        let mut total = 0;
+        for pid in process_tree(self.child.id()) {
+            let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
+                continue;
+            };
+            total += status
+                .lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.split_whitespace().next())
+                .and_then(|v| v.parse::<u64>().ok())
+                .context("no VmRSS in /proc/PID/status")?;
+        }
+        Ok(total)
     }
 
     /// Stops the server (SIGTERM, then SIGKILL after a grace period).
@@ -491,6 +765,30 @@ impl RunningServer {
         }
         Ok(())
     }
+}
+
+/// `pid` and every process under it (`/proc/PID/task/TID/children`), in
+/// the order found.
+fn process_tree(pid: u32) -> Vec<u32> {
+    let mut found = vec![pid];
+    let mut at = 0;
+    while at < found.len() {
+        let parent = found[at];
+        at += 1;
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{parent}/task")) else {
+            continue;
+        };
+        for task in tasks.flatten() {
+            let children =
+                std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
+            found.extend(
+                children
+                    .split_whitespace()
+                    .filter_map(|c| c.parse::<u32>().ok()),
+            );
+        }
+    }
+    found
 }
 
 /// User and system CPU time of a process.
