@@ -19,10 +19,40 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use crate::engine::{MAX_CORE_INSTANCES, MAX_MEMORIES, MAX_TABLES};
 use crate::stats::WorkerCounters;
 
-/// Instances one route version holds on one worker.
+/// Instances one route version holds on one worker, and the requests
+/// waiting for one of them to be free (`core` isolation).
 #[derive(Debug, Default)]
 pub struct RouteUsage {
     in_use: Cell<u32>,
+    /// Requests waiting in [`RouteUsage::wait_for_free`].
+    waiters: Cell<u32>,
+    /// Woken when an instance is given back or dropped while requests wait.
+    freed: tokio::sync::Notify,
+}
+
+impl RouteUsage {
+    /// Instances the route version holds on this worker.
+    pub fn in_use(&self) -> u32 {
+        self.in_use.get()
+    }
+
+    /// Waits until an instance of the route is given back or dropped (or a
+    /// spurious wake: the caller looks again), or `deadline` passes
+    /// (`false`).
+    pub async fn wait_for_free(&self, deadline: std::time::Instant) -> bool {
+        self.waiters.set(self.waiters.get() + 1);
+        let woke = tokio::time::timeout_at(deadline.into(), self.freed.notified()).await;
+        self.waiters.set(self.waiters.get() - 1);
+        woke.is_ok()
+    }
+
+    /// Wakes one request waiting for an instance, if any waits (costs
+    /// nothing otherwise).
+    pub fn wake_one(&self) {
+        if self.waiters.get() > 0 {
+            self.freed.notify_one();
+        }
+    }
 }
 
 /// One worker's share of the host's instances and guest memory.
@@ -174,6 +204,7 @@ impl Drop for InstanceSlot {
     fn drop(&mut self) {
         self.budget.in_use.set(self.budget.in_use.get() - 1);
         self.route.in_use.set(self.route.in_use.get() - 1);
+        self.route.wake_one();
     }
 }
 

@@ -43,10 +43,13 @@ use crate::host_functions::{HostState, WorkerIndex};
 use crate::routes::Route;
 use crate::stats::{Discard, RouteMetrics};
 
-/// Most idle instances a worker keeps for one `core` route. Usually one is
-/// enough; more are only created while a call is suspended at a deadline
-/// check and another request for the same route arrives.
-const MAX_IDLE: usize = 4;
+/// Most instances a worker holds for one `core` route, busy or idle.
+/// Usually one is enough; more are only created while a call is suspended
+/// (at a deadline check, or a `wasi:http` call while its body is sent) and
+/// another request for the same route arrives. Past this, a request waits
+/// for one of them (until its deadline: then 503) rather than pay for an
+/// instantiation that `core` isolation exists to avoid.
+const MAX_CORE_INSTANCES: u32 = 4;
 
 /// A request as the pool takes it: the guest's request, borrowing from
 /// hyper's, but with the header fields by value: the pool lends them to the
@@ -488,23 +491,32 @@ impl InstancePool {
     /// An instance for a call that must end by `deadline`: this worker's
     /// idle one in `core` isolation, else a new one.
     async fn take(&self, deadline: Instant) -> Result<Live, RequestError> {
-        let idle = if self.route.isolation == Isolation::Core {
-            self.idle.borrow_mut().pop()
-        } else {
-            None
-        };
-        match idle {
-            Some(mut live) => {
-                live.store.data_mut().deadline = deadline;
-                if self.route.component.deadlines {
-                    live.store.set_epoch_deadline(1);
+        if self.route.isolation == Isolation::Core {
+            loop {
+                if let Some(mut live) = self.idle.borrow_mut().pop() {
+                    live.store.data_mut().deadline = deadline;
+                    if self.route.component.deadlines {
+                        live.store.set_epoch_deadline(1);
+                    }
+                    return Ok(live);
                 }
-                Ok(live)
+                if self.usage.in_use() < MAX_CORE_INSTANCES {
+                    break;
+                }
+                // Boxed: kept out of every call's future (see `call`).
+                if !Box::pin(self.usage.wait_for_free(deadline)).await {
+                    return Err(RequestError::Overloaded {
+                        route: self.route.prefix.clone(),
+                        detail: format!(
+                            "its {MAX_CORE_INSTANCES} core instances on this worker stayed busy until the request's deadline"
+                        ),
+                    });
+                }
             }
-            // Boxed: an instantiation's future is large, and it would
-            // otherwise be part of every call's (see `call`).
-            None => Box::pin(self.instantiate(deadline)).await,
         }
+        // Boxed: an instantiation's future is large, and it would
+        // otherwise be part of every call's (see `call`).
+        Box::pin(self.instantiate(deadline)).await
     }
 
     /// Takes back an instance whose call succeeded: kept for the next call
@@ -519,10 +531,8 @@ impl InstancePool {
             self.discard(Discard::ReuseLimit);
         }
         if self.route.isolation == Isolation::Core && !worn_out {
-            let mut idle = self.idle.borrow_mut();
-            if idle.len() < MAX_IDLE {
-                idle.push(live);
-            }
+            self.idle.borrow_mut().push(live);
+            self.usage.wake_one();
         }
     }
 

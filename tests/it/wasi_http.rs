@@ -918,3 +918,34 @@ fn a_reused_wasi_http_instance_holds_no_resources_from_earlier_requests() {
     assert!(count > 1, "{count}");
     host.shutdown();
 }
+
+#[test]
+fn core_isolation_holds_a_few_instances_however_many_requests_wait() {
+    // One worker, core isolation, 32 connections at once: a wasi:http call
+    // holds its instance while its body is sent, so requests find it busy;
+    // they wait for one of the route's few core instances instead of each
+    // instantiating its own (what `request` isolation is for).
+    let host = host(|c| c.isolation = Isolation::Core);
+    std::thread::scope(|scope| {
+        for _ in 0..32 {
+            scope.spawn(|| {
+                let mut client = host.client();
+                let batch: Vec<u8> = (0..20)
+                    .flat_map(|_| Client::get_request("/te/json"))
+                    .collect();
+                for _ in 0..5 {
+                    client.send(&batch);
+                    for _ in 0..20 {
+                        assert_eq!(client.read_response(false).status, 200);
+                    }
+                }
+            });
+        }
+    });
+    let created = host.server().stats().instances_created();
+    assert!(
+        (1..=4).contains(&created),
+        "{created} instances for 3,200 requests on one worker"
+    );
+    host.shutdown();
+}
