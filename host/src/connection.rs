@@ -14,8 +14,19 @@
 //! output) only while the client accepts bytes
 //! (`http.response_write_timeout_ms`); then the connection is closed and
 //! all of it freed.
+//!
+//! What an idle keep-alive connection holds: its task (this module's
+//! future, with hyper's connection state in it), hyper's read buffer and
+//! header write buffer, the header read timer (`http.header_read_timeout_ms`
+//! closes a connection that sends no request), and the 16 bytes of a
+//! [`RequestSlot`] that stand for a request future. A request's future
+//! (the whole of [`http::serve`]'s state, a few KB) and the connection's
+//! output buffer are the worker's ([`Shared`]), lent to the connection
+//! only while it answers a request.
 
 use std::cell::RefCell;
+use std::future::Future;
+use std::pin::Pin;
 use std::rc::Rc;
 use std::task::Poll;
 use std::time::Duration;
@@ -25,6 +36,7 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::sync::{OwnedSemaphorePermit, watch};
 
+use crate::config::HttpConfig;
 use crate::error::RequestError;
 use crate::http;
 use crate::worker::WorkerContext;
@@ -40,10 +52,11 @@ pub fn refuse(stream: &tokio::net::TcpStream, limit: usize) {
 
 /// Serves one connection until the client closes it, an error ends it, or
 /// the host shuts down; `permit` is released when it returns.
-pub async fn serve(
+pub async fn serve<F: Future<Output = Answer>>(
     stream: tokio::net::TcpStream,
     permit: OwnedSemaphorePermit,
     context: Rc<WorkerContext>,
+    shared: Rc<Shared<F>>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let _permit = permit;
@@ -55,24 +68,17 @@ pub async fn serve(
         stream,
         out: Vec::new(),
         blocked: false,
+        shared: shared.clone(),
     }));
     let service = {
         let context = context.clone();
-        service_fn(move |req| http::serve(context.clone(), req))
+        let shared = shared.clone();
+        service_fn(move |req| RequestSlot::start(&shared, context.clone(), req))
     };
-    let mut builder = http1::Builder::new();
-    builder
-        .timer(TokioTimer::new())
-        .keep_alive(true)
-        // Not `pipeline_flush`: it makes hyper copy every body into its own
-        // buffer (its "flatten" strategy), however large, with no bound (a
-        // whole dump: +600 MB/s of RSS). `Io` coalesces the responses of
-        // pipelined requests into one write instead.
-        .pipeline_flush(false)
-        .max_headers(http.max_headers)
-        .max_buf_size(http.max_header_bytes.max(8192))
-        .header_read_timeout(Duration::from_millis(http.header_read_timeout_ms));
-    let conn = builder.serve_connection(TokioIo::new(Io(socket.clone())), service);
+    let conn = shared
+        .builder
+        .serve_connection(TokioIo::new(Io(socket.clone())), service);
+    drop(shared);
     tokio::pin!(conn);
     // Poll the connection, then write what it left in the output: the
     // responses to every request it could answer in this poll, in one
@@ -133,6 +139,138 @@ pub async fn serve(
     }
 }
 
+/// What a request future gives hyper: the response (errors are responses).
+pub type Answer = Result<http::HttpResponse, std::convert::Infallible>;
+
+/// Free request-future boxes, and free output buffers, that a worker
+/// keeps for its next requests: enough for what a core has in flight at
+/// once in any ordinary load, so that no request allocates one; past it,
+/// what a request gives back is freed.
+const KEPT: usize = 64;
+
+/// What the connections of one worker share: hyper's connection settings
+/// (with its timer), and the memory a connection needs only while it is
+/// busy, kept here in between so that an idle keep-alive connection holds
+/// none of it and a request allocates none of it.
+///
+/// hyper's HTTP/1 dispatcher keeps, for every connection, a box the size of
+/// its service's future (`Box::pin(None)`, allocated with the connection
+/// and kept while it is idle). [`http::serve`]'s future is a few KB (the
+/// whole request's state), so the service's future is a [`RequestSlot`]
+/// instead: two pointers, with [`http::serve`]'s future in a box taken
+/// from here when the request starts and handed back when it ends. The
+/// output of a connection ([`COALESCE`]) is taken from here at its first
+/// write and handed back once it is on the socket.
+pub struct Shared<F> {
+    /// hyper's settings, from the `[http]` configuration.
+    builder: http1::Builder,
+    /// Makes a request's future ([`http::serve`]).
+    make: fn(Rc<WorkerContext>, hyper::Request<hyper::body::Incoming>) -> F,
+    /// Empty request-future boxes, at most [`KEPT`].
+    futures: RefCell<Vec<Pin<Box<Option<F>>>>>,
+    /// Empty output buffers (of at most [`COALESCE`] bytes), at most
+    /// [`KEPT`].
+    outputs: RefCell<Vec<Vec<u8>>>,
+}
+
+impl<F: Future<Output = Answer>> Shared<F> {
+    /// What the connections of a worker limited by `http` share; their
+    /// requests are `make`'s futures.
+    pub fn new(
+        http: &HttpConfig,
+        make: fn(Rc<WorkerContext>, hyper::Request<hyper::body::Incoming>) -> F,
+    ) -> Self {
+        let mut builder = http1::Builder::new();
+        builder
+            .timer(TokioTimer::new())
+            .keep_alive(true)
+            // Not `pipeline_flush`: it makes hyper copy every body into its
+            // own buffer (its "flatten" strategy), however large, with no
+            // bound (a whole dump: +600 MB/s of RSS). `Io` coalesces the
+            // responses of pipelined requests into one write instead.
+            .pipeline_flush(false)
+            .max_headers(http.max_headers)
+            .max_buf_size(http.max_header_bytes.max(8192))
+            .header_read_timeout(Duration::from_millis(http.header_read_timeout_ms));
+        Shared {
+            builder,
+            make,
+            futures: RefCell::new(Vec::new()),
+            outputs: RefCell::new(Vec::new()),
+        }
+    }
+}
+
+/// One request's future, in a box of its worker's [`Shared`] that
+/// goes back there when the request is answered or dropped.
+struct RequestSlot<F> {
+    /// `None` once the future has finished.
+    slot: Option<Pin<Box<Option<F>>>>,
+    shared: Rc<Shared<F>>,
+}
+
+impl<F: Future<Output = Answer>> RequestSlot<F> {
+    /// Starts `req` in a free box (or a new one when none is free).
+    fn start(
+        shared: &Rc<Shared<F>>,
+        context: Rc<WorkerContext>,
+        req: hyper::Request<hyper::body::Incoming>,
+    ) -> Self {
+        let future = (shared.make)(context, req);
+        let mut slot = shared
+            .futures
+            .borrow_mut()
+            .pop()
+            .unwrap_or_else(|| Box::pin(None));
+        slot.set(Some(future));
+        RequestSlot {
+            slot: Some(slot),
+            shared: shared.clone(),
+        }
+    }
+}
+
+impl<F: Future<Output = Answer>> Future for RequestSlot<F> {
+    type Output = Answer;
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<Answer> {
+        // Unpin: the future itself is pinned in its box.
+        let this = self.get_mut();
+        let Some(future) = this
+            .slot
+            .as_mut()
+            .and_then(|slot| slot.as_mut().as_pin_mut())
+        else {
+            panic!("a request future polled after it finished");
+        };
+        let answer = std::task::ready!(future.poll(cx));
+        this.finish();
+        Poll::Ready(answer)
+    }
+}
+
+impl<F> RequestSlot<F> {
+    /// Drops the future and hands its box back.
+    fn finish(&mut self) {
+        if let Some(mut slot) = self.slot.take() {
+            // Dropped before the free list is borrowed: a drop that ran
+            // code of this worker could not find it borrowed.
+            slot.set(None);
+            let mut free = self.shared.futures.borrow_mut();
+            if free.len() < KEPT {
+                free.push(slot);
+            }
+        }
+    }
+}
+
+impl<F> Drop for RequestSlot<F> {
+    fn drop(&mut self) {
+        self.finish();
+    }
+}
+
 /// Why a connection ended before the client closed it.
 enum Ended {
     /// hyper's error (a request it could not parse, a read timeout...).
@@ -150,17 +288,20 @@ const COALESCE: usize = 16 << 10;
 /// A connection's socket and the small writes not yet sent on it. Shared
 /// by hyper's handle ([`Io`]) and the connection's task, on one thread,
 /// one at a time: the `RefCell` is never contended.
-struct Connection {
+struct Connection<F> {
     stream: tokio::net::TcpStream,
     /// Bytes hyper wrote that are not on the socket yet (at most
-    /// [`COALESCE`]).
+    /// [`COALESCE`]), in a buffer of the worker's [`Shared`] while there
+    /// are any; empty, with no capacity, otherwise.
     out: Vec<u8>,
     /// Whether the last write found the socket full: the client is not
     /// reading (what the write-stall watchdog watches).
     blocked: bool,
+    /// Where `out` comes from and goes back to.
+    shared: Rc<Shared<F>>,
 }
 
-impl Connection {
+impl<F> Connection<F> {
     /// Whether the client has sent bytes that nobody has read yet. Asks
     /// the socket itself: tokio's readiness of a connection accepted a
     /// moment ago is not known until the reactor runs.
@@ -188,9 +329,15 @@ impl Connection {
                 }
             }
         }
-        // An idle keep-alive connection keeps no large buffer.
-        if self.out.capacity() > COALESCE {
-            self.out = Vec::new();
+        // An idle keep-alive connection keeps no buffer: the worker keeps
+        // it for the next connection's output (unless a large write made it
+        // large).
+        if self.out.capacity() > 0 {
+            let out = std::mem::take(&mut self.out);
+            let mut free = self.shared.outputs.borrow_mut();
+            if out.capacity() <= COALESCE && free.len() < KEPT {
+                free.push(out);
+            }
         }
         Poll::Ready(Ok(()))
     }
@@ -207,6 +354,9 @@ impl Connection {
             std::task::ready!(self.poll_drain(cx))?;
         }
         if len <= COALESCE {
+            if self.out.capacity() == 0 {
+                self.out = self.shared.outputs.borrow_mut().pop().unwrap_or_default();
+            }
             for buf in bufs {
                 self.out.extend_from_slice(buf);
             }
@@ -226,9 +376,9 @@ impl Connection {
 /// the connection's output (sent when the task's poll ends; see
 /// [`COALESCE`]). Its `shutdown` does nothing: closing the socket on drop
 /// sends the FIN instead, after the task has written what is left.
-struct Io(Rc<RefCell<Connection>>);
+struct Io<F>(Rc<RefCell<Connection<F>>>);
 
-impl tokio::io::AsyncRead for Io {
+impl<F> tokio::io::AsyncRead for Io<F> {
     #[inline]
     fn poll_read(
         self: std::pin::Pin<&mut Self>,
@@ -243,7 +393,7 @@ impl tokio::io::AsyncRead for Io {
     }
 }
 
-impl tokio::io::AsyncWrite for Io {
+impl<F> tokio::io::AsyncWrite for Io<F> {
     #[inline]
     fn poll_write(
         self: std::pin::Pin<&mut Self>,
@@ -285,5 +435,34 @@ impl tokio::io::AsyncWrite for Io {
         _cx: &mut std::task::Context<'_>,
     ) -> Poll<std::io::Result<()>> {
         Poll::Ready(Ok(()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The size of the future a function of five arguments returns.
+    fn future_size<A, B, C, D, E, F: Future>(_: fn(A, B, C, D, E) -> F) -> usize {
+        std::mem::size_of::<F>()
+    }
+
+    /// The size of a connection's task for the request futures `make`
+    /// returns.
+    fn connection_size<F: Future<Output = Answer>>(
+        _make: fn(Rc<WorkerContext>, hyper::Request<hyper::body::Incoming>) -> F,
+    ) -> usize {
+        future_size(serve::<F>)
+    }
+
+    /// What every idle connection holds for its request future: two
+    /// pointers, whatever the size of [`http::serve`]'s.
+    #[test]
+    fn a_connection_holds_two_pointers_for_its_request() {
+        let slot = std::mem::size_of::<Option<RequestSlot<std::future::Ready<Answer>>>>();
+        assert_eq!(slot, 2 * std::mem::size_of::<usize>());
+        let size = connection_size(http::serve);
+        eprintln!("connection task future: {size} bytes");
+        assert!(size <= 2 << 10, "the connection future is {size} bytes");
     }
 }

@@ -33,9 +33,9 @@ use tokio::task::JoinSet;
 use crate::access_log::{self, WorkerLog};
 use crate::budget::WorkerBudget;
 use crate::config::HttpConfig;
-use crate::connection;
 use crate::routes::{LocalRoutes, SharedRoutes};
 use crate::stats::{RouteRecorder, WorkerCounters};
+use crate::{connection, http};
 
 /// What every connection of a worker shares (through an `Rc`: only this
 /// worker's thread touches it).
@@ -198,6 +198,8 @@ async fn run(setup: WorkerSetup) {
         access_log,
         draining: Cell::new(false),
     });
+    // hyper's settings, and the memory that only busy connections need.
+    let shared = Rc::new(connection::Shared::new(&context.http, http::serve));
     let mut flush = tokio::time::interval(access_log::FLUSH_INTERVAL);
     flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     // This worker's own: never touched by another core.
@@ -214,6 +216,7 @@ async fn run(setup: WorkerSetup) {
                     stream,
                     permit,
                     context.clone(),
+                    shared.clone(),
                     shutdown,
                 ));
             }
