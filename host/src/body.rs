@@ -204,16 +204,7 @@ impl Body for ResponseBody {
                 Poll::Ready(match frame {
                     None => None,
                     Some(Err(e)) => Some(Err(BodyError::Guest(format!("{e:?}")))),
-                    Some(Ok(frame)) => {
-                        let len = frame.data_ref().map_or(0, |data| data.len() as u64);
-                        if len > *remaining {
-                            *remaining = 0;
-                            Some(Err(BodyError::TooLarge))
-                        } else {
-                            *remaining -= len;
-                            Some(Ok(frame))
-                        }
-                    }
+                    Some(Ok(frame)) => Some(within(frame, remaining)),
                 })
             }
             ResponseBody::WasiHttpP3 { body, remaining } => {
@@ -227,16 +218,7 @@ impl Body for ResponseBody {
                         None
                     }
                     Some(Err(e)) => Some(Err(BodyError::Guest(format!("{e:?}")))),
-                    Some(Ok(frame)) => {
-                        let len = frame.data_ref().map_or(0, |data| data.len() as u64);
-                        if len > *remaining {
-                            *remaining = 0;
-                            Some(Err(BodyError::TooLarge))
-                        } else {
-                            *remaining -= len;
-                            Some(Ok(frame))
-                        }
-                    }
+                    Some(Ok(frame)) => Some(within(frame, remaining)),
                 })
             }
             ResponseBody::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
@@ -523,5 +505,18 @@ impl Body for RequestBody {
         self.incoming
             .as_ref()
             .map_or_else(|| SizeHint::with_exact(0), Incoming::size_hint)
+    }
+}
+
+/// A frame of a guest's body, or [`BodyError::TooLarge`] once the body
+/// would pass the bytes `remaining` to it (which it counts down).
+fn within(frame: Frame<Bytes>, remaining: &mut u64) -> Result<Frame<Bytes>, BodyError> {
+    let len = frame.data_ref().map_or(0, |data| data.len() as u64);
+    if len > *remaining {
+        *remaining = 0;
+        Err(BodyError::TooLarge)
+    } else {
+        *remaining -= len;
+        Ok(frame)
     }
 }

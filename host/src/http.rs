@@ -426,45 +426,25 @@ fn check_head(
     Ok(head_bytes)
 }
 
-/// Turns a `wasi:http` guest's response into an HTTP response: the same
-/// checks as a percore guest's, the host's own header fields, and a body
-/// that is cut off past the route's limit.
+/// Turns a `wasi:http` (0.2) guest's response into an HTTP response: the
+/// head as [`wasi_head`] makes it, and a body that is cut off past the
+/// route's limit.
 fn wasi_into_http(
     local: &LocalRoute,
     response: hyper::Response<HyperOutgoingBody>,
 ) -> Result<HttpResponse, RequestError> {
-    let route = &local.route;
     let (mut parts, body) = response.into_parts();
-    let head_bytes = check_head(
-        route,
-        parts.status.as_u16(),
-        parts.headers.len(),
-        parts
-            .headers
-            .iter()
-            .map(|(name, value)| (name.as_str().len(), value.len())),
-    )?;
-    // A wasi:http guest's `Content-Length` stays: wasmtime-wasi-http holds
-    // the body it writes to it, and hyper sends the body with it instead of
-    // in chunks.
-    for name in HOST_HEADERS
-        .iter()
-        .filter(|&name| name != header::CONTENT_LENGTH)
-    {
-        parts.headers.remove(name);
-    }
-    parts.headers.insert(header::SERVER, SERVER);
-    let body = ResponseBody::WasiHttp {
-        body,
-        remaining: route.limits.max_response_bytes - head_bytes,
-    };
+    let remaining = wasi_head(&local.route, &mut parts)?;
+    let body = ResponseBody::WasiHttp { body, remaining };
     Ok(hyper::Response::from_parts(parts, body))
 }
 
-/// Checks a `wasi:http` guest's status and header fields as
-/// [`wasi_into_http`] does, puts the host's own header fields in place,
-/// and returns the bytes its body may have (`max_response_bytes` less the
-/// header fields).
+/// Checks a `wasi:http` guest's status and header fields as a percore
+/// guest's are checked, puts the host's own header fields in place, and
+/// returns the bytes its body may have (`max_response_bytes` less the
+/// header fields). A wasi:http guest's `Content-Length` stays:
+/// wasmtime-wasi-http holds the body it writes to it, and hyper sends the
+/// body with it instead of in chunks.
 fn wasi_head(
     route: &crate::routes::Route,
     parts: &mut hyper::http::response::Parts,

@@ -322,14 +322,25 @@ impl InstancePool {
         if let Some(fault) = fault {
             return Err(self.body_fault(fault));
         }
-        match answer.map(|(response, _)| response) {
+        self.wasi_answer(answer.map(|(response, _)| response), task)
+            .await
+    }
+
+    /// What the client of a `wasi:http` call (0.2 or 0.3) gets: the
+    /// response the guest set, or, when it set none, why: the error code it
+    /// answered with, or how its call (`task`) ended (a trap, the deadline,
+    /// or a return without answering).
+    async fn wasi_answer<R>(
+        &self,
+        answer: Result<Result<R, impl std::fmt::Debug>, tokio::sync::oneshot::error::RecvError>,
+        task: tokio::task::JoinHandle<Result<(), RequestError>>,
+    ) -> Result<R, RequestError> {
+        match answer {
             Ok(Ok(response)) => Ok(response),
             Ok(Err(code)) => Err(RequestError::BadResponse {
                 route: self.route.prefix.clone(),
                 why: format!("the handler answered with the error {code:?}"),
             }),
-            // The guest never set a response: its call ended (trapped, ran
-            // past its deadline, or returned without answering).
             Err(_) => Err(match task.await {
                 Ok(Err(e)) => e,
                 Ok(Ok(())) => RequestError::BadResponse {
@@ -466,26 +477,7 @@ impl InstancePool {
             }
             result
         });
-        match receiver.await {
-            Ok(Ok(response)) => Ok(response),
-            Ok(Err(code)) => Err(RequestError::BadResponse {
-                route: self.route.prefix.clone(),
-                why: format!("the handler answered with the error {code:?}"),
-            }),
-            // The guest never returned a response: its call ended (trapped
-            // or ran past its deadline).
-            Err(_) => Err(match task.await {
-                Ok(Err(e)) => e,
-                Ok(Ok(())) => RequestError::BadResponse {
-                    route: self.route.prefix.clone(),
-                    why: "the handler returned without a response".into(),
-                },
-                Err(e) => RequestError::Trap {
-                    route: self.route.prefix.clone(),
-                    detail: format!("the handler's task failed: {e}"),
-                },
-            }),
-        }
+        self.wasi_answer(receiver.await, task).await
     }
 
     /// An instance for a call that must end by `deadline`: this worker's
