@@ -159,14 +159,13 @@ async fn handle(
             };
             let called = local.recorder.as_ref().map(|_| Instant::now());
             let response = local.pool.call(guest_request).await;
-            if let (Some(recorder), Some(called)) = (&local.recorder, called) {
-                recorder.metrics.guest_calls.observe(called.elapsed());
-            }
+            observe_call(&local, called);
             into_http(&local, routes.index(), response?)
         }
-        World::WasiHttp => {
-            // The body is the guest's to read as it arrives: only a length
-            // declared past the route's limit is refused before the call.
+        World::WasiHttp | World::WasiHttpP3 => {
+            // The body is the guest's to read as it arrives (0.2 and 0.3
+            // alike): only a length declared past the route's limit is
+            // refused before the call.
             check_declared_length(&local, &parts.headers)?;
             set_mount_headers(&mut parts.headers, &local.route.prefix, parts.uri.path());
             let limit = local.route.limits.max_request_body_bytes;
@@ -175,26 +174,13 @@ async fn handle(
             // Boxed: kept out of the percore world's request future, which
             // every connection holds (see `InstancePool::call`).
             let called = local.recorder.as_ref().map(|_| Instant::now());
-            let response = Box::pin(local.pool.call_wasi_http(request)).await;
-            if let (Some(recorder), Some(called)) = (&local.recorder, called) {
-                recorder.metrics.guest_calls.observe(called.elapsed());
+            if local.route.component.world == World::WasiHttp {
+                let response = Box::pin(local.pool.call_wasi_http(request)).await;
+                observe_call(&local, called);
+                return wasi_into_http(&local, response?);
             }
-            wasi_into_http(&local, response?)
-        }
-        World::WasiHttpP3 => {
-            // Streamed as for 0.2: past the limit or stalled, the guest's
-            // read fails with the error code.
-            check_declared_length(&local, &parts.headers)?;
-            set_mount_headers(&mut parts.headers, &local.route.prefix, parts.uri.path());
-            let limit = local.route.limits.max_request_body_bytes;
-            let body = RequestBody::new(body, limit, context.http.request_body_timeout());
-            let request = hyper::Request::from_parts(parts, body);
-            // Boxed, as the 0.2 call is.
-            let called = local.recorder.as_ref().map(|_| Instant::now());
             let response = Box::pin(local.pool.call_wasi_http_p3(request)).await;
-            if let (Some(recorder), Some(called)) = (&local.recorder, called) {
-                recorder.metrics.guest_calls.observe(called.elapsed());
-            }
+            observe_call(&local, called);
             let (mut parts, body) = response?.into_parts();
             let remaining = wasi_head(&local.route, &mut parts)?;
             Ok(hyper::Response::from_parts(
@@ -202,6 +188,14 @@ async fn handle(
                 ResponseBody::WasiHttpP3 { body, remaining },
             ))
         }
+    }
+}
+
+/// Records a guest call's duration in the route's metrics, when they are
+/// kept (`called` is `None` otherwise).
+fn observe_call(local: &LocalRoute, called: Option<Instant>) {
+    if let (Some(recorder), Some(called)) = (&local.recorder, called) {
+        recorder.metrics.guest_calls.observe(called.elapsed());
     }
 }
 
