@@ -98,6 +98,11 @@ struct Args {
     /// no latency runs [default: 0.5,0.8; 0.5 with --quick].
     #[arg(long, value_name = "F,..", value_delimiter = ',')]
     latency_fractions: Option<Vec<f64>>,
+    /// Absolute rates (req/s) to hold every server at, comma-separated, so
+    /// that tails compare at the same load (after the fractions of the
+    /// peak) [default: none].
+    #[arg(long, value_name = "REQ/S,..", value_delimiter = ',')]
+    latency_rates: Vec<f64>,
     /// Idle keep-alive connections to open, ascending, comma-separated; 0
     /// for none [default: 10000,50000; 10000 with --quick].
     #[arg(long, value_name = "N,..", value_delimiter = ',')]
@@ -172,8 +177,8 @@ fn run(args: Args) -> anyhow::Result<()> {
             .latency
             .as_ref()
             .map_or("off".to_owned(), |l| format!(
-                "{}@{} at {:?} of peak",
-                l.load.route, l.load.connections, l.fractions
+                "{}@{} at {:?} of peak and {:?} req/s",
+                l.load.route, l.load.connections, l.fractions, l.rates
             )),
         options
             .idle
@@ -501,17 +506,25 @@ fn options(args: &Args) -> anyhow::Result<(Options, Vec<String>)> {
         fractions.iter().all(|&f| f <= 1.5),
         "--latency-fractions are fractions of the peak, e.g. 0.5"
     );
-    let mut latency =
-        (parts.contains(&Part::Latency) && !fractions.is_empty()).then(|| load::LatencyPlan {
-            load: Load {
-                route: args.latency_route.clone(),
-                connections: args.latency_connections,
-                depth: 1,
-            },
-            fractions,
-            duration: secs(args.duration, 5, 2).max(Duration::from_secs(1)),
-            threads: 2,
-        });
+    let rates: Vec<f64> = args
+        .latency_rates
+        .iter()
+        .copied()
+        .filter(|&r| r > 0.0)
+        .collect();
+    let mut latency = (parts.contains(&Part::Latency)
+        && !(fractions.is_empty() && rates.is_empty()))
+    .then(|| load::LatencyPlan {
+        load: Load {
+            route: args.latency_route.clone(),
+            connections: args.latency_connections,
+            depth: 1,
+        },
+        fractions,
+        rates,
+        duration: secs(args.duration, 5, 2).max(Duration::from_secs(1)),
+        threads: 2,
+    });
     if latency.is_some() {
         match oha::ready(&paths.oha) {
             Ok(version) => eprintln!("load: the latency client is {version}"),

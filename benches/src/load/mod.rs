@@ -107,6 +107,9 @@ pub struct LatencyPlan {
     pub load: Load,
     /// Fractions of the peak, e.g. 0.5 and 0.8.
     pub fractions: Vec<f64>,
+    /// Absolute rates (req/s) every server is held at, so that their tails
+    /// compare at the same load rather than at each one's own half-peak.
+    pub rates: Vec<f64>,
     /// Length of each fixed-rate run.
     pub duration: Duration,
     /// oha's threads.
@@ -135,7 +138,7 @@ impl Options {
             (per_start + self.duration * s.loads.len() as u32) * servers * s.workers.len() as u32
         });
         let latency = self.latency.as_ref().map_or(Duration::ZERO, |l| {
-            (per_start + l.duration * l.fractions.len() as u32) * servers
+            (per_start + l.duration * (l.fractions.len() + l.rates.len()) as u32) * servers
         });
         let idle = self.idle.as_ref().map_or(Duration::ZERO, |i| {
             // About 10 s per 50,000 connections, opened and closed.
@@ -226,6 +229,10 @@ pub struct LatencySample {
     pub load: Load,
     /// The fraction of `peak` asked for.
     pub fraction: f64,
+    /// The absolute rate asked for, when the run was one of
+    /// [`LatencyPlan::rates`] (then `fraction` is that rate over `peak`);
+    /// `None` for a fraction of the server's own peak.
+    pub fixed_rate: Option<f64>,
     /// The server's median req/s on `load` in the throughput rounds.
     pub peak: f64,
     /// What oha measured.
@@ -346,11 +353,16 @@ pub fn run(options: &Options) -> anyhow::Result<Measurements> {
                 progress(&sample_line(&sample, 1));
                 peak = sample.wrk.requests_per_sec;
             }
-            for &fraction in &plan.fractions {
+            let asked = plan
+                .fractions
+                .iter()
+                .map(|&f| (f, None))
+                .chain(plan.rates.iter().map(|&r| (r / peak.max(1.0), Some(r))));
+            for (fraction, fixed_rate) in asked {
                 let run = OhaRun {
                     oha: options.paths.oha.clone(),
                     url: format!("http://{}{}", server.addr, plan.load.route),
-                    rate: (peak * fraction).max(1.0),
+                    rate: fixed_rate.unwrap_or(peak * fraction).max(1.0),
                     connections: plan.load.connections,
                     threads: plan.threads,
                     duration: plan.duration,
@@ -388,6 +400,7 @@ pub fn run(options: &Options) -> anyhow::Result<Measurements> {
                     workers: options.workers,
                     load: plan.load.clone(),
                     fraction,
+                    fixed_rate,
                     peak,
                     result,
                     cpu,

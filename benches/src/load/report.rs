@@ -394,7 +394,8 @@ pub fn latency(us: f64) -> String {
     }
 }
 
-/// The fixed-rate latency table: each server at fractions of its own peak.
+/// The fixed-rate latency table: each server at fractions of its own peak,
+/// then at the absolute rates asked for (`fixed` in the "% of peak" column).
 pub fn latency_markdown(samples: &[LatencySample]) -> String {
     let mut out = String::from(
         "| server | workers | route | conns | % of peak | peak req/s | asked req/s | achieved req/s | p50 | p90 | p99 | p99.9 | max | errors | p99 × native | server CPU |\n\
@@ -406,12 +407,17 @@ pub fn latency_markdown(samples: &[LatencySample]) -> String {
         let seconds = s.result.requests.max(1) as f64 / s.result.achieved_rate.max(1e-9);
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {} | {:.0}% | {:.0} | {:.0} | {:.0} | {} | {} | {} | {} | {} | {} | {} | {:.0}% |",
+            "| {} | {} | {} | {} | {:.0}%{} | {:.0} | {:.0} | {:.0} | {} | {} | {} | {} | {} | {} | {} | {:.0}% |",
             s.kind.label(),
             s.workers,
             s.load.route,
             s.load.connections,
             s.fraction * 100.0,
+            if s.fixed_rate.is_some() {
+                " (fixed)"
+            } else {
+                ""
+            },
             s.peak,
             s.result.target_rate,
             s.result.achieved_rate,
@@ -428,7 +434,8 @@ pub fn latency_markdown(samples: &[LatencySample]) -> String {
     out
 }
 
-/// Native hyper's p99 at the same fraction, route and workers as `like`.
+/// Native hyper's p99 at the same route and workers as `like`, and at the
+/// same fraction of its own peak, or the same absolute rate.
 fn native_p99(samples: &[LatencySample], like: &LatencySample) -> Option<f64> {
     samples
         .iter()
@@ -436,7 +443,11 @@ fn native_p99(samples: &[LatencySample], like: &LatencySample) -> Option<f64> {
             s.kind == ServerKind::Native
                 && s.workers == like.workers
                 && s.load == like.load
-                && (s.fraction - like.fraction).abs() < 1e-9
+                && match (s.fixed_rate, like.fixed_rate) {
+                    (None, None) => (s.fraction - like.fraction).abs() < 1e-9,
+                    (Some(a), Some(b)) => (a - b).abs() < 1e-9,
+                    _ => false,
+                }
         })
         .map(|s| s.result.p99_us)
         .filter(|&p| p > 0.0)
@@ -567,6 +578,7 @@ pub fn extra_verdicts(fixed_rate: &[LatencySample], idle: &[IdleSample]) -> Vec<
     let mut lines = Vec::new();
     for s in fixed_rate.iter().filter(|s| {
         matches!(s.kind, ServerKind::PercoreCore | ServerKind::PercoreRequest)
+            && s.fixed_rate.is_none()
             && (s.fraction - 0.5).abs() < 1e-9
     }) {
         if let Some(native) = native_p99(fixed_rate, s) {
@@ -793,6 +805,7 @@ mod tests {
                 depth: 1,
             },
             fraction,
+            fixed_rate: None,
             peak: 1000.0,
             result: crate::load::oha::LatencyResult {
                 target_rate: 1000.0 * fraction,
@@ -807,6 +820,27 @@ mod tests {
             },
             cpu: CpuTime::default(),
         }
+    }
+
+    #[test]
+    fn fixed_rates_pair_with_natives_at_the_same_rate() {
+        let at = |kind, peak: f64, rate: f64, p99_us| LatencySample {
+            fixed_rate: Some(rate),
+            peak,
+            ..fixed_rate(kind, rate / peak, p99_us)
+        };
+        let samples = [
+            fixed_rate(ServerKind::Native, 0.5, 1000.0),
+            at(ServerKind::Native, 2000.0, 400.0, 300.0),
+            at(ServerKind::PercoreCore, 800.0, 400.0, 600.0),
+            fixed_rate(ServerKind::PercoreCore, 0.5, 1200.0),
+        ];
+        assert_eq!(native_p99(&samples, &samples[2]), Some(300.0));
+        assert_eq!(native_p99(&samples, &samples[3]), Some(1000.0));
+        let table = latency_markdown(&samples);
+        assert!(table.contains("| 50% (fixed) | 800 |"), "{table}");
+        // The verdicts are about each server's own half-peak only.
+        assert_eq!(extra_verdicts(&samples, &[]).len(), 1);
     }
 
     fn idle(kind: ServerKind, connections: u32, bytes: f64, closed: u32) -> IdleSample {
