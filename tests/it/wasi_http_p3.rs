@@ -75,6 +75,23 @@ fn a_core_p3_instance_is_replaced_after_max_reuse() {
 }
 
 #[test]
+fn a_head_request_gives_its_core_p3_instance_back() {
+    // hyper sends a `HEAD` response's head only and drops its body unread;
+    // the guest writes it all the same (and traps if the host stops
+    // reading it): the instance must be reused as after a `GET`.
+    let host = host(|c| c.isolation = Isolation::Core);
+    let mut client = host.client();
+    for _ in 0..5 {
+        client.send(b"HEAD /p3/count HTTP/1.1\r\nHost: test\r\n\r\n");
+        let response = client.read_response(true);
+        assert_eq!(response.status, 200);
+        assert_eq!(response.text(), "");
+    }
+    assert_eq!(client.get("/p3/count").text(), "6");
+    assert_eq!(host.server().stats().instances_created(), 1);
+}
+
+#[test]
 fn a_p3_guest_reads_the_request_body_and_streams_its_own() {
     for isolation in [Isolation::Request, Isolation::Core] {
         let host = host(|c| c.isolation = isolation);
