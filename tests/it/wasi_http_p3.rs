@@ -51,13 +51,16 @@ fn a_p3_component_serves_beside_a_percore_and_a_p2_one() {
         assert!(p2.text().starts_with("GET /p2/echo"), "{}", p2.text());
         assert_eq!(client.read_response(false).text(), "Hello, World!");
         // One instance per request in `request` isolation; in `core`
-        // isolation the worker's one instance counts every request.
+        // isolation an instance counts every request it serves. (A p3
+        // instance is given back by its call's task once its body was
+        // sent: the pipelined `/p3/hello` may find it not yet back, and
+        // get a second instance, so the first count is 2 or more.)
         let counts: Vec<String> = (0..3).map(|_| client.get("/p3/count").text()).collect();
         match isolation {
             Isolation::Request => assert_eq!(counts, ["1", "1", "1"]),
             Isolation::Core => {
                 let first: u64 = counts[0].parse().unwrap();
-                assert!(first >= 3, "{counts:?}");
+                assert!(first >= 2, "{counts:?}");
                 assert_eq!(counts, [first, first + 1, first + 2].map(|n| n.to_string()));
             }
         }
