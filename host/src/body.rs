@@ -70,13 +70,19 @@ pub enum ResponseBody {
 /// ([`crate::pool::InstancePool::call_wasi_http_p3`]). The guest writes it
 /// through its store's event loop, which the call keeps running until this
 /// body says it was read to its end (or was dropped before: the client
-/// left, or the body ran over the route's limit).
+/// left, or the body ran over the route's limit). The body of a response
+/// to `HEAD`, which hyper drops unread, goes back to the call instead,
+/// which reads it to its end there: the guest writes it as for a `GET`,
+/// and its instance is reused as after a `GET`.
 pub struct P3Body {
     /// The stream from the guest.
     body: wasmtime_wasi_http::WasiBody,
-    /// Sent once the body was read to its end; dropped unsent when the
-    /// body is dropped before (the call then drops the instance).
-    done: Option<tokio::sync::oneshot::Sender<()>>,
+    /// Sent (`None`) once the body was read to its end, or with the body
+    /// when a `HEAD` response's is dropped before; dropped unsent when any
+    /// other body is dropped before (the call then drops the instance).
+    done: Option<tokio::sync::oneshot::Sender<Option<wasmtime_wasi_http::WasiBody>>>,
+    /// The body of a response to `HEAD`.
+    head: bool,
     /// Set by the call when it failed (a trap, its deadline) before the
     /// body ended: the stream then ends early, which must reach the
     /// client as an error (a cut connection), not as a complete body.
@@ -85,32 +91,43 @@ pub struct P3Body {
 
 impl P3Body {
     /// The body `body` of a call that signals `done` when it was read to
-    /// its end, and sets `failed` when the call failed.
+    /// its end (or hands it back there, for a response to `HEAD`), and
+    /// sets `failed` when the call failed.
     pub fn new(
         body: wasmtime_wasi_http::WasiBody,
-        done: tokio::sync::oneshot::Sender<()>,
+        done: tokio::sync::oneshot::Sender<Option<wasmtime_wasi_http::WasiBody>>,
         failed: Arc<AtomicBool>,
+        head: bool,
     ) -> Self {
         P3Body {
             body,
             done: Some(done),
+            head,
             failed,
         }
     }
 
     fn finished(&mut self) {
         if let Some(done) = self.done.take() {
-            let _ = done.send(());
+            let _ = done.send(None);
         }
     }
 }
 
 /// hyper may drop a body without polling its end once it says it is at
-/// its end (`is_end_stream`): that counts as read to its end.
+/// its end (`is_end_stream`): that counts as read to its end. It drops a
+/// `HEAD` response's body unread: that one goes back to the call.
 impl Drop for P3Body {
     fn drop(&mut self) {
-        if self.body.is_end_stream() && !self.failed.load(Ordering::Relaxed) {
+        if self.failed.load(Ordering::Relaxed) {
+            return;
+        }
+        if self.body.is_end_stream() {
             self.finished();
+        } else if self.head
+            && let Some(done) = self.done.take()
+        {
+            let _ = done.send(Some(std::mem::take(&mut self.body)));
         }
     }
 }

@@ -956,6 +956,92 @@ mod tests {
         ));
     }
 
+    /// A minimal component exporting an instance `export` with one
+    /// function `handle: func()` (no imports): enough to be told a world
+    /// by its export name and to fail linking as that world.
+    fn component_exporting(export: &str) -> Vec<u8> {
+        use wasm_encoder as enc;
+        let mut module = enc::Module::new();
+        let mut types = enc::TypeSection::new();
+        types.ty().function([], []);
+        let mut funcs = enc::FunctionSection::new();
+        funcs.function(0);
+        let mut exports = enc::ExportSection::new();
+        exports.export("f", enc::ExportKind::Func, 0);
+        let mut code = enc::CodeSection::new();
+        let mut body = enc::Function::new([]);
+        body.instructions().end();
+        code.function(&body);
+        module
+            .section(&types)
+            .section(&funcs)
+            .section(&exports)
+            .section(&code);
+
+        let mut component = enc::Component::new();
+        component.section(&enc::ModuleSection(&module));
+        let mut instances = enc::InstanceSection::new();
+        instances.instantiate(0, Vec::<(&str, enc::ModuleArg)>::new());
+        component.section(&instances);
+        let mut aliases = enc::ComponentAliasSection::new();
+        aliases.alias(enc::Alias::CoreInstanceExport {
+            instance: 0,
+            kind: enc::ExportKind::Func,
+            name: "f",
+        });
+        component.section(&aliases);
+        let mut types = enc::ComponentTypeSection::new();
+        types
+            .function()
+            .params(Vec::<(&str, enc::ComponentValType)>::new())
+            .result(None);
+        component.section(&types);
+        let mut canon = enc::CanonicalFunctionSection::new();
+        canon.lift(0, 0, []);
+        component.section(&canon);
+        let mut instance = enc::ComponentInstanceSection::new();
+        instance.export_items([("handle", enc::ComponentExportKind::Func, 0)]);
+        component.section(&instance);
+        let mut exports = enc::ComponentExportSection::new();
+        exports.export(export, enc::ComponentExportKind::Instance, 0, None);
+        component.section(&exports);
+        component.finish()
+    }
+
+    #[test]
+    fn a_p3_release_candidate_is_refused_with_the_version_percore_links() {
+        let engine = HostEngine::new(EngineOptions {
+            max_instances: 1,
+            ..EngineOptions::default()
+        })
+        .unwrap();
+        let rc = "wasi:http/handler@0.3.0-rc-2026-02-09";
+        let bytes = component_exporting(rc);
+        assert_eq!(detect_world("rc.wasm", &bytes).unwrap(), World::WasiHttpP3);
+        let Err(refusal) = engine.compile("rc.wasm", &bytes) else {
+            panic!("a component exporting {rc} was accepted");
+        };
+        let text = refusal.to_string();
+        assert!(
+            matches!(
+                refusal,
+                CompileError::WrongWorld {
+                    world: World::WasiHttpP3,
+                    ..
+                }
+            ),
+            "{text}"
+        );
+        assert!(text.contains(&format!("it exports {rc}")), "{text}");
+        assert!(
+            text.contains(&format!("percore links {P3_HANDLER} exactly")),
+            "{text}"
+        );
+        // The same component under 0.2's export name is told apart by it.
+        let p2 = component_exporting("wasi:http/incoming-handler@0.2.6");
+        assert_eq!(detect_world("p2.wasm", &p2).unwrap(), World::WasiHttp);
+    }
+
     #[test]
     fn only_the_p3_engine_has_concurrency_support() {
         let engine = |concurrency| Engine::new(&codegen_config(true, concurrency)).unwrap();

@@ -296,21 +296,32 @@ impl InstancePool {
                 Err(e) => Err(pool.failed(&mut live, e)),
             }
         };
-        let pool = self.clone();
-        // The call goes on in a task of its own: it carries the request's
-        // trace id, for the lines logged meanwhile (its output among them).
-        let task = tokio::task::spawn_local(crate::trace::InTrace::inherit(async move {
-            if !pool.route.component.deadlines {
-                return call.await;
+        // Polled here first: most guests set their response and write and
+        // finish its body within that poll, and their call then costs
+        // neither a task nor a deadline timer. One that is not done goes on
+        // in a task of its own, under a timer for the rest of its deadline
+        // (the epoch interrupt covered the first poll). Either way it
+        // carries the request's trace id, for the lines logged meanwhile
+        // (its output among them).
+        let mut call = Box::pin(crate::trace::InTrace::inherit(call));
+        let end = match poll_once(call.as_mut()).await {
+            Poll::Ready(result) => CallEnd::Done(result),
+            Poll::Pending => {
+                let pool = self.clone();
+                CallEnd::Running(tokio::task::spawn_local(async move {
+                    if !pool.route.component.deadlines {
+                        return call.await;
+                    }
+                    match tokio::time::timeout_at(deadline.into(), call).await {
+                        Ok(result) => result,
+                        Err(_elapsed) => {
+                            pool.discard(Discard::Deadline);
+                            Err(pool.deadline_passed())
+                        }
+                    }
+                }))
             }
-            match tokio::time::timeout_at(deadline.into(), call).await {
-                Ok(result) => result,
-                Err(_elapsed) => {
-                    pool.discard(Discard::Deadline);
-                    Err(pool.deadline_passed())
-                }
-            }
-        }));
+        };
         let answer = receiver.await;
         // A body past the limit (or stalled) before the guest answered, or
         // in a call that never answered: the host answers for it, whatever
@@ -322,7 +333,7 @@ impl InstancePool {
         if let Some(fault) = fault {
             return Err(self.body_fault(fault));
         }
-        self.wasi_answer(answer.map(|(response, _)| response), task)
+        self.wasi_answer(answer.map(|(response, _)| response), end)
             .await
     }
 
@@ -333,7 +344,7 @@ impl InstancePool {
     async fn wasi_answer<R>(
         &self,
         answer: Result<Result<R, impl std::fmt::Debug>, tokio::sync::oneshot::error::RecvError>,
-        task: tokio::task::JoinHandle<Result<(), RequestError>>,
+        call: CallEnd,
     ) -> Result<R, RequestError> {
         match answer {
             Ok(Ok(response)) => Ok(response),
@@ -341,7 +352,7 @@ impl InstancePool {
                 route: self.route.prefix.clone(),
                 why: format!("the handler answered with the error {code:?}"),
             }),
-            Err(_) => Err(match task.await {
+            Err(_) => Err(match call.ended().await {
                 Ok(Err(e)) => e,
                 Ok(Ok(())) => RequestError::BadResponse {
                     route: self.route.prefix.clone(),
@@ -379,8 +390,9 @@ impl InstancePool {
     /// event loop (`run_concurrent`), which moves the body from the guest
     /// while hyper sends it. Under the route's deadline, as a whole, from
     /// outside the event loop (a guest that loops holds the loop). The
-    /// instance is given back once the body was read to its end and the
-    /// guest's tasks have all exited (also after an error code); it is
+    /// instance is given back once the body was read to its end (by hyper,
+    /// or by the call for a `HEAD` request, whose body hyper does not send)
+    /// and the guest's tasks have all exited (also after an error code); it is
     /// dropped after a trap, the deadline, or a body not read to its end
     /// (counted as kept resources: the guest may still be writing it).
     pub async fn call_wasi_http_p3(
@@ -397,6 +409,7 @@ impl InstancePool {
             .data_mut()
             .allow_outbound(self.route.allow_outbound.as_ref(), deadline);
         let (sender, receiver) = tokio::sync::oneshot::channel();
+        let head = req.method() == hyper::Method::HEAD;
         let (request, request_io) =
             wasmtime_wasi_http::p3::Request::from_http(live.store.data_mut().http().hooks, req);
         let failed = Arc::new(AtomicBool::new(false));
@@ -416,7 +429,7 @@ impl InstancePool {
                         // Answered with an error code: no body to send.
                         Err(code) => {
                             let _ = sender.send(Err(code));
-                            let _ = done.send(());
+                            let _ = done.send(None);
                         }
                         Ok(response) => {
                             let response = accessor.with(|mut store| {
@@ -427,15 +440,27 @@ impl InstancePool {
                                 )
                             })?;
                             let response =
-                                response.map(|body| P3Body::new(body, done, body_failed));
+                                response.map(|body| P3Body::new(body, done, body_failed, head));
                             if sender.send(Ok(response)).is_err() {
                                 return Ok(false);
                             }
                         }
                     }
                     // The body comes from the guest through this loop.
-                    if read.await.is_err() {
-                        return Ok(false);
+                    match read.await {
+                        Err(_) => return Ok(false),
+                        Ok(None) => {}
+                        // A response to `HEAD`: hyper sent its head only;
+                        // the guest's body is read here, as a `GET`'s would
+                        // have been sent, and dropped.
+                        Ok(Some(mut body)) => {
+                            use http_body_util::BodyExt as _;
+                            while let Some(frame) = body.frame().await {
+                                if frame.is_err() {
+                                    return Ok(false);
+                                }
+                            }
+                        }
                     }
                     // The guest may go on after it answered (a task that
                     // wrote the body, then exits): the instance is reused
@@ -477,7 +502,8 @@ impl InstancePool {
             }
             result
         });
-        self.wasi_answer(receiver.await, task).await
+        self.wasi_answer(receiver.await, CallEnd::Running(task))
+            .await
     }
 
     /// An instance for a call that must end by `deadline`: this worker's
@@ -637,6 +663,25 @@ impl InstancePool {
         RequestError::Deadline {
             route: self.route.prefix.clone(),
             deadline_ms: self.route.limits.deadline_ms,
+        }
+    }
+}
+
+/// How a `wasi:http` call that answers through a channel ended, or the
+/// task it goes on in.
+enum CallEnd {
+    /// It ended within its first poll.
+    Done(Result<(), RequestError>),
+    /// It goes on in this task.
+    Running(tokio::task::JoinHandle<Result<(), RequestError>>),
+}
+
+impl CallEnd {
+    /// How the call ended, once it has (or how its task failed).
+    async fn ended(self) -> Result<Result<(), RequestError>, tokio::task::JoinError> {
+        match self {
+            CallEnd::Done(result) => Ok(result),
+            CallEnd::Running(task) => task.await,
         }
     }
 }

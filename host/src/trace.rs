@@ -48,12 +48,24 @@ pub fn take_or_make(headers: &mut HeaderMap) -> TraceId {
         }
         (TraceId(id), parent)
     });
-    let value = format!("00-{:032x}-{parent:016x}-00", id.0);
+    // Written by hand into the value's 55 bytes: `format!` would grow a
+    // string through the formatting machinery on every request.
+    let mut value = *b"00-00000000000000000000000000000000-0000000000000000-00";
+    hex_into(&mut value[3..35], id.0);
+    hex_into(&mut value[36..52], u128::from(parent));
     headers.insert(
         TRACEPARENT.clone(),
-        HeaderValue::try_from(value).expect("hex digits and dashes"),
+        HeaderValue::from_bytes(&value).expect("hex digits and dashes"),
     );
     id
+}
+
+/// Writes `n`'s low `out.len()` hex digits (lower case) into `out`.
+fn hex_into(out: &mut [u8], mut n: u128) {
+    for digit in out.iter_mut().rev() {
+        *digit = b"0123456789abcdef"[(n & 0xf) as usize];
+        n >>= 4;
+    }
 }
 
 /// Parses a `traceparent` value (W3C Trace Context, level 1): version 00
@@ -243,6 +255,13 @@ mod tests {
     fn made_ids_differ() {
         let mut a = HeaderMap::new();
         let mut b = HeaderMap::new();
-        assert_ne!(take_or_make(&mut a), take_or_make(&mut b));
+        let id = take_or_make(&mut a);
+        assert_ne!(id, take_or_make(&mut b));
+        // Version 00, the id as `Display` writes it, a parent, not sampled.
+        let made = a[&TRACEPARENT].to_str().unwrap();
+        assert_eq!(made.len(), 55, "{made}");
+        assert!(made.starts_with(&format!("00-{id}-")), "{made}");
+        assert!(made.ends_with("-00"), "{made}");
+        assert_ne!(&made[36..52], "0000000000000000", "{made}");
     }
 }
