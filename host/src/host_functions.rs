@@ -29,8 +29,8 @@ use crate::bindings::percore::host::{types, wiki};
 use crate::budget::GuestLimiter;
 use crate::config::Origins;
 use crate::guest_log::{GuestOutput, RouteLog};
-use crate::pool::Deadline;
 use crate::http::{X_PERCORE_PATH_INFO, X_PERCORE_ROUTE};
+use crate::pool::Deadline;
 use crate::stats::RouteMetrics;
 
 /// A worker's handle on the shared index: an `Arc` of its own around the

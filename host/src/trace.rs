@@ -253,7 +253,10 @@ mod tests {
 
     #[test]
     fn a_made_traceparent_is_the_ids_in_hex() {
-        let value = traceparent(TraceId(0x4bf9_2f35_77b3_4da6_a3ce_929d_0e0e_4736), 0xf067aa0ba902b7);
+        let value = traceparent(
+            TraceId(0x4bf9_2f35_77b3_4da6_a3ce_929d_0e0e_4736),
+            0xf067aa0ba902b7,
+        );
         assert_eq!(
             value,
             "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00"
