@@ -30,6 +30,7 @@ use crate::budget::GuestLimiter;
 use crate::config::Origins;
 use crate::guest_log::{GuestOutput, RouteLog};
 use crate::http::{X_PERCORE_PATH_INFO, X_PERCORE_ROUTE};
+use crate::pool::Deadline;
 use crate::stats::RouteMetrics;
 
 /// A worker's handle on the shared index: an `Arc` of its own around the
@@ -48,7 +49,7 @@ pub struct HostState {
     /// guest-memory budget.
     pub(crate) limits: GuestLimiter,
     /// When the current call must end; checked at every epoch tick.
-    pub(crate) deadline: Instant,
+    pub(crate) deadline: Deadline,
     /// The shared, read-only title index, if the host has one.
     index: Option<WorkerIndex>,
     /// The header fields of the call in progress, lent to the guest as its
@@ -96,7 +97,8 @@ impl HostState {
             wasi,
             table,
             limits,
-            deadline: Instant::now(),
+            // Set before every call.
+            deadline: Deadline::Within(Duration::ZERO),
             index,
             fields: None,
             path: None,

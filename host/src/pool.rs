@@ -14,7 +14,8 @@
 //!
 //! Every call runs under a deadline: the engine's epoch ticks every few
 //! milliseconds, and at each tick the running guest yields to the worker's
-//! other connections and is interrupted once its deadline has passed.
+//! other connections and is interrupted once its deadline has passed. A
+//! percore-world call reads no clock to set its deadline ([`Deadline`]).
 
 use std::cell::RefCell;
 use std::future::Future;
@@ -22,7 +23,7 @@ use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::task::Poll;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use hyper::HeaderMap;
 use wasmtime::{Store, Trap, UpdateDeadline};
@@ -50,6 +51,42 @@ use crate::stats::{Discard, RouteMetrics};
 /// for one of them (until its deadline: then 503) rather than pay for an
 /// instantiation that `core` isolation exists to avoid.
 const MAX_CORE_INSTANCES: u32 = 4;
+
+/// When a call must end.
+///
+/// A percore-world call that finishes before the next epoch tick (almost
+/// all of them: a tick is [`crate::engine::EPOCH_TICK`]) never needs its
+/// deadline as a time, so it does not read the clock for it: its deadline
+/// starts as the route's time limit ([`Deadline::Within`]) and is fixed
+/// ([`Deadline::fix`]) when something first needs it: the first epoch tick
+/// the call sees, the first time the call waits (for an instance, or in a
+/// host call), whichever comes first. Both happen within one tick of the
+/// call's start (a tick that passed during the call has run the epoch
+/// callback), so the deadline is the limit counted from the call's start,
+/// up to one tick later. (`clock_gettime` for every call was 1.5% of the
+/// server's CPU on pipelined `/plaintext`, half of it this; see
+/// benches/RESULTS.md, "A cheaper call".)
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Deadline {
+    /// A time.
+    At(Instant),
+    /// This long from when it is fixed.
+    Within(Duration),
+}
+
+impl Deadline {
+    /// The deadline as a time, fixing it now if it was a time limit.
+    pub(crate) fn fix(&mut self) -> Instant {
+        match *self {
+            Deadline::At(at) => at,
+            Deadline::Within(limit) => {
+                let at = Instant::now() + limit;
+                *self = Deadline::At(at);
+                at
+            }
+        }
+    }
+}
 
 /// A request as the pool takes it: the guest's request, borrowing from
 /// hyper's, but with the header fields by value: the pool lends them to the
@@ -161,7 +198,8 @@ impl InstancePool {
     /// code that runs past it, and a timer drops the call when the guest is
     /// waiting in a host call (a sleep) instead. The timer is only created
     /// when the call does not finish in its first poll, so the calls that
-    /// do (almost all of them) never build, register or drop one.
+    /// do (almost all of them) never build, register or drop one, nor read
+    /// the clock ([`Deadline`]).
     ///
     /// This future is part of every connection's memory: hyper keeps a box
     /// the size of the request's future for each connection, idle or not.
@@ -169,14 +207,18 @@ impl InstancePool {
     /// where it is needed, and the call is pinned once (see
     /// `http::tests::a_connection_holds_a_small_request_future`).
     pub async fn call(&self, req: GuestRequest<'_>) -> Result<Response, RequestError> {
-        let deadline = Instant::now() + self.route.limits.deadline();
-        let mut call = std::pin::pin!(self.call_until(req, deadline));
+        let limit = self.route.limits.deadline();
+        let mut call = std::pin::pin!(self.call_until(req, Deadline::Within(limit)));
         if !self.route.component.deadlines {
             return call.await;
         }
         if let Poll::Ready(result) = poll_once(call.as_mut()).await {
             return result;
         }
+        // The call waits for the first time: within one epoch tick of its
+        // start, or at the tick that fixed the instance's deadline a moment
+        // ago (see `Deadline`).
+        let deadline = Instant::now() + limit;
         let mut timer = Box::pin(tokio::time::sleep_until(deadline.into()));
         std::future::poll_fn(|cx| {
             if let Poll::Ready(result) = call.as_mut().poll(cx) {
@@ -195,7 +237,7 @@ impl InstancePool {
     async fn call_until(
         &self,
         req: GuestRequest<'_>,
-        deadline: Instant,
+        deadline: Deadline,
     ) -> Result<Response, RequestError> {
         let mut live = self.take(deadline).await?;
         let Bindings::Percore(bindings) = &live.bindings else {
@@ -252,7 +294,7 @@ impl InstancePool {
         req: hyper::Request<RequestBody>,
     ) -> Result<hyper::Response<HyperOutgoingBody>, RequestError> {
         let deadline = Instant::now() + self.route.limits.deadline();
-        let mut live = self.take(deadline).await?;
+        let mut live = self.take(Deadline::At(deadline)).await?;
         if !matches!(live.bindings, Bindings::WasiHttp(_)) {
             return Err(self.not_this_world());
         }
@@ -401,7 +443,7 @@ impl InstancePool {
     ) -> Result<hyper::Response<P3Body>, RequestError> {
         use std::sync::atomic::{AtomicBool, Ordering};
         let deadline = Instant::now() + self.route.limits.deadline();
-        let mut live = self.take(deadline).await?;
+        let mut live = self.take(Deadline::At(deadline)).await?;
         if !matches!(live.bindings, Bindings::WasiHttpP3(_)) {
             return Err(self.not_this_world());
         }
@@ -508,7 +550,7 @@ impl InstancePool {
 
     /// An instance for a call that must end by `deadline`: this worker's
     /// idle one in `core` isolation, else a new one.
-    async fn take(&self, deadline: Instant) -> Result<Live, RequestError> {
+    async fn take(&self, mut deadline: Deadline) -> Result<Live, RequestError> {
         if self.route.isolation == Isolation::Core {
             loop {
                 if let Some(mut live) = self.idle.borrow_mut().pop() {
@@ -522,7 +564,7 @@ impl InstancePool {
                     break;
                 }
                 // Boxed: kept out of every call's future (see `call`).
-                if !Box::pin(self.usage.wait_for_free(deadline)).await {
+                if !Box::pin(self.usage.wait_for_free(deadline.fix())).await {
                     return Err(RequestError::Overloaded {
                         route: self.route.prefix.clone(),
                         detail: format!(
@@ -566,7 +608,7 @@ impl InstancePool {
         }
     }
 
-    async fn instantiate(&self, deadline: Instant) -> Result<Live, RequestError> {
+    async fn instantiate(&self, deadline: Deadline) -> Result<Live, RequestError> {
         let slot =
             self.budget
                 .try_acquire(&self.usage)
@@ -631,8 +673,8 @@ impl InstancePool {
     /// before it.
     fn arm_deadline(&self, store: &mut Store<HostState>) {
         store.set_epoch_deadline(1);
-        store.epoch_deadline_callback(|cx| {
-            if Instant::now() >= cx.data().deadline {
+        store.epoch_deadline_callback(|mut cx| {
+            if Instant::now() >= cx.data_mut().deadline.fix() {
                 Ok(UpdateDeadline::Interrupt)
             } else {
                 // tokio's yield_now lets the worker poll its sockets before
@@ -690,4 +732,20 @@ impl CallEnd {
 /// has registered the current task's waker and can be polled again.
 fn poll_once<F: Future>(mut future: Pin<&mut F>) -> impl Future<Output = Poll<F::Output>> + '_ {
     std::future::poll_fn(move |cx| Poll::Ready(future.as_mut().poll(cx)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_time_limit_is_fixed_once_from_when_it_is_first_needed() {
+        let before = Instant::now();
+        let mut deadline = Deadline::Within(Duration::from_secs(10));
+        let at = deadline.fix();
+        assert!(at >= before + Duration::from_secs(10));
+        assert!(matches!(deadline, Deadline::At(fixed) if fixed == at));
+        // Fixed: it no longer moves.
+        assert_eq!(deadline.fix(), at);
+    }
 }
