@@ -82,7 +82,15 @@ fn a_head_request_gives_its_core_p3_instance_back() {
     // hyper sends a `HEAD` response's head only and drops its body unread;
     // the guest writes it all the same (and traps if the host stops
     // reading it): the instance must be reused as after a `GET`.
-    let host = host(|c| c.isolation = Isolation::Core);
+    // A `HEAD`'s call ends a little after its head reached the client, so
+    // the next request may find the instance still busy and get another:
+    // counted here as instances created (a few at most, against one per
+    // request when each `HEAD` cost its instance) and as instances
+    // discarded (none; route metrics need the ops listener).
+    let host = host(|c| {
+        c.isolation = Isolation::Core;
+        c.ops = Some("127.0.0.1:0".parse().unwrap());
+    });
     let mut client = host.client();
     for _ in 0..5 {
         client.send(b"HEAD /p3/count HTTP/1.1\r\nHost: test\r\n\r\n");
@@ -90,8 +98,17 @@ fn a_head_request_gives_its_core_p3_instance_back() {
         assert_eq!(response.status, 200);
         assert_eq!(response.text(), "");
     }
-    assert_eq!(client.get("/p3/count").text(), "6");
-    assert_eq!(host.server().stats().instances_created(), 1);
+    assert_eq!(client.get("/p3/count").status, 200);
+    let created = host.server().stats().instances_created();
+    assert!(created <= 3, "{created} instances for 6 requests");
+    let routes = host.server().stats().routes();
+    let route = routes.iter().find(|r| r.prefix == "/p3").unwrap();
+    assert_eq!(
+        route.discarded.iter().sum::<u64>(),
+        0,
+        "{:?}",
+        route.discarded
+    );
 }
 
 #[test]
