@@ -3,23 +3,23 @@
 //! server, which measures what deadlines cost. A bench-only binary: the
 //! `percore` binary has no flag or config key that turns deadlines off.
 //!
-//! It takes `percore serve`'s flags: `percore-nodeadline --listen ADDR
-//! --route /=hello.wasm --isolation core ...`.
+//! It takes `percore serve`'s command line: `percore-nodeadline serve
+//! --listen ADDR --route /=hello.wasm --isolation core ...`.
 
 use clap::Parser as _;
 
-/// `percore serve`'s flags.
+/// `percore serve`, the only command.
 #[derive(Debug, clap::Parser)]
 #[command(name = "percore-nodeadline")]
-struct Args {
-    #[command(flatten)]
-    serve: percore::cli::ServeArgs,
+enum Command {
+    /// Serve, as `percore serve` does, without deadlines.
+    Serve(percore::cli::ServeArgs),
 }
 
 fn main() -> anyhow::Result<()> {
     percore::cli::init_logging();
-    let args = Args::parse();
-    let config = percore::cli::serve_config(args.serve)?;
+    let Command::Serve(args) = Command::parse();
+    let config = percore::cli::serve_config(args)?;
     // No admin uploads in a benchmark: nothing to compile in a child.
     let server = percore::Server::new(config).without_deadlines().start()?;
     percore::cli::wait_for_signal(server)
