@@ -410,8 +410,9 @@ pub fn serve_config(args: ServeArgs) -> anyhow::Result<Config> {
 
 fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let config = serve_config(args)?;
+    let signals = Signals::listen()?;
     let server = with_compiler(Server::new(config))?.start()?;
-    wait_for_signal(server)
+    signals.wait(server)
 }
 
 fn admin_client(args: &AdminArgs) -> anyhow::Result<AdminClient> {
@@ -615,6 +616,7 @@ fn up(args: UpArgs) -> anyhow::Result<()> {
         },
         ..Config::default()
     };
+    let signals = Signals::listen()?;
     let server = with_compiler(Server::new(config))?
         .start()
         .with_context(|| format!("serving {}", built.wasm.display()))?;
@@ -636,7 +638,7 @@ fn up(args: UpArgs) -> anyhow::Result<()> {
             .context("cannot start the watcher thread")?;
     }
     println!("Press Ctrl-C to stop.");
-    let result = wait_for_signal(server);
+    let result = signals.wait(server);
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     result
 }
@@ -797,6 +799,7 @@ fn demo(args: DemoArgs) -> anyhow::Result<()> {
         index,
         python.clone(),
     );
+    let signals = Signals::listen()?;
     let server = with_compiler(Server::new(config))?.start().context(
         "starting the demo (is something else listening on that address? try --listen 127.0.0.1:0)",
     )?;
@@ -817,7 +820,7 @@ fn demo(args: DemoArgs) -> anyhow::Result<()> {
     println!("  TechEmpower JSON:      {base}/json");
     println!("  TechEmpower plaintext: {base}/plaintext");
     println!("Press Ctrl-C to stop.");
-    wait_for_signal(server)
+    signals.wait(server)
 }
 
 /// The compiler process a deploy compiles in: this very binary, within
@@ -839,31 +842,58 @@ fn with_compiler(server: Server) -> anyhow::Result<Server> {
     Ok(server.with_compiler(program))
 }
 
-/// Blocks until SIGINT or SIGTERM, then drains for `http.drain_delay_ms`
-/// and shuts the server down gracefully.
-pub fn wait_for_signal(server: RunningServer) -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    runtime.block_on(async {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-        tokio::select! {
-            r = tokio::signal::ctrl_c() => r?,
-            _ = term.recv() => {}
-        }
-        // Drain: not ready, connections closed after their response, for
-        // drain_delay_ms (a second signal cuts it short).
-        server.drain();
-        tokio::select! {
-            () = tokio::time::sleep(server.drain_delay()) => {}
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
-        }
-        anyhow::Ok(())
-    })?;
-    tracing::info!("shutting down: finishing in-flight requests");
-    server.shutdown();
-    Ok(())
+/// SIGINT and SIGTERM, listened for from before the server starts: one
+/// that arrives while it starts (its listeners may already be accepting)
+/// stops it gracefully, where the default action would kill the process.
+pub struct Signals {
+    runtime: tokio::runtime::Runtime,
+    interrupt: tokio::signal::unix::Signal,
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    /// Starts listening; a signal from now on is kept for [`Signals::wait`].
+    pub fn listen() -> anyhow::Result<Signals> {
+        use tokio::signal::unix::{SignalKind, signal};
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let _in_runtime = runtime.enter();
+        let interrupt = signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?;
+        let terminate = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
+        Ok(Signals {
+            runtime,
+            interrupt,
+            terminate,
+        })
+    }
+
+    /// Blocks until SIGINT or SIGTERM, then drains for
+    /// `http.drain_delay_ms` (a second signal cuts it short) and shuts the
+    /// server down gracefully.
+    pub fn wait(self, server: RunningServer) -> anyhow::Result<()> {
+        let Signals {
+            runtime,
+            mut interrupt,
+            mut terminate,
+        } = self;
+        runtime.block_on(async {
+            tokio::select! {
+                _ = interrupt.recv() => {}
+                _ = terminate.recv() => {}
+            }
+            // Drain: not ready, connections closed after their response.
+            server.drain();
+            tokio::select! {
+                () = tokio::time::sleep(server.drain_delay()) => {}
+                _ = interrupt.recv() => {}
+                _ = terminate.recv() => {}
+            }
+        });
+        tracing::info!("shutting down: finishing in-flight requests");
+        server.shutdown();
+        Ok(())
+    }
 }
 
 #[cfg(test)]

@@ -20,7 +20,8 @@ fn main() -> anyhow::Result<()> {
     percore::cli::init_logging();
     let Command::Serve(args) = Command::parse();
     let config = percore::cli::serve_config(args)?;
+    let signals = percore::cli::Signals::listen()?;
     // No admin uploads in a benchmark: nothing to compile in a child.
     let server = percore::Server::new(config).without_deadlines().start()?;
-    percore::cli::wait_for_signal(server)
+    signals.wait(server)
 }
