@@ -868,31 +868,43 @@ impl Signals {
         })
     }
 
+    /// Blocks until SIGINT or SIGTERM (or one that came since
+    /// [`Signals::listen`]).
+    pub fn next(&mut self) {
+        let Signals {
+            runtime,
+            interrupt,
+            terminate,
+        } = self;
+        runtime.block_on(either(interrupt, terminate));
+    }
+
     /// Blocks until SIGINT or SIGTERM, then drains for
     /// `http.drain_delay_ms` (a second signal cuts it short) and shuts the
     /// server down gracefully.
-    pub fn wait(self, server: RunningServer) -> anyhow::Result<()> {
+    pub fn wait(mut self, server: RunningServer) -> anyhow::Result<()> {
+        self.next();
+        // Drain: not ready, connections closed after their response.
+        server.drain();
         let Signals {
             runtime,
             mut interrupt,
             mut terminate,
         } = self;
-        runtime.block_on(async {
-            tokio::select! {
-                _ = interrupt.recv() => {}
-                _ = terminate.recv() => {}
-            }
-            // Drain: not ready, connections closed after their response.
-            server.drain();
-            tokio::select! {
-                () = tokio::time::sleep(server.drain_delay()) => {}
-                _ = interrupt.recv() => {}
-                _ = terminate.recv() => {}
-            }
+        let _ = runtime.block_on(async {
+            tokio::time::timeout(server.drain_delay(), either(&mut interrupt, &mut terminate)).await
         });
         tracing::info!("shutting down: finishing in-flight requests");
         server.shutdown();
         Ok(())
+    }
+}
+
+/// The next of two signals.
+async fn either(a: &mut tokio::signal::unix::Signal, b: &mut tokio::signal::unix::Signal) {
+    tokio::select! {
+        _ = a.recv() => {}
+        _ = b.recv() => {}
     }
 }
 

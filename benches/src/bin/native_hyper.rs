@@ -34,12 +34,15 @@ fn run(args: Args) -> anyhow::Result<()> {
     let workers = args
         .workers
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    // Listened for before the server starts, as percore does: a signal
+    // while it starts stops it rather than killing the process.
+    let mut signals = percore::cli::Signals::listen()?;
     let server = NativeServer::start(args.listen, workers)?;
     eprintln!(
         "native-hyper: serving http://{} with {workers} workers",
         server.local_addr()
     );
-    percore_benches::wait_for_signal()?;
+    signals.next();
     server.shutdown();
     Ok(())
 }
