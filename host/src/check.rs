@@ -38,6 +38,10 @@ pub struct CheckReport {
     /// Whether it imports `percore:host/wiki` (the host then needs
     /// `--index DIR`).
     pub needs_index: bool,
+    /// Why its instances answer one request each (the tool that built it),
+    /// when they do: a host serves it in `request` isolation.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub one_request_per_instance: Option<String>,
     /// How long compiling took, in milliseconds.
     pub compile_ms: u64,
     /// Why it cannot be deployed, and what to do.
@@ -76,6 +80,7 @@ pub fn check(path: &Path, compiler: Option<ChildCompiler>) -> anyhow::Result<Che
         imports: Vec::new(),
         unsatisfied: Vec::new(),
         needs_index: false,
+        one_request_per_instance: None,
         compile_ms,
         error: None,
     };
@@ -84,6 +89,7 @@ pub fn check(path: &Path, compiler: Option<ChildCompiler>) -> anyhow::Result<Che
             report.deployable = true;
             report.world = Some(component.world);
             report.needs_index = component.imports_wiki;
+            report.one_request_per_instance = component.one_request_per_instance.clone();
             report.imports = imports_of(&engine, component.pre.component());
         }
         Err(e) => {
@@ -190,6 +196,12 @@ impl std::fmt::Display for CheckReport {
                 f,
                 "  it imports {}: serve it with --index DIR (`percore index DUMP.xml --out DIR` builds one)",
                 crate::engine::WIKI_INTERFACE
+            )?;
+        }
+        if let Some(tool) = &self.one_request_per_instance {
+            writeln!(
+                f,
+                "  built by {tool}, whose instances answer one request each: served in request isolation"
             )?;
         }
         // An error is not repeated here: the command prints it last, as

@@ -268,43 +268,84 @@ impl std::fmt::Display for World {
     }
 }
 
-/// The names a component exports (its top level only), read from its
-/// bytes without compiling it. Nested modules and components are skipped,
-/// not parsed.
-pub fn export_names(bytes: &[u8]) -> Result<Vec<String>, String> {
-    use wasmparser::{Chunk, Parser, Payload};
-    let mut parser = Parser::new(0);
-    let mut at = 0usize;
-    let mut names = Vec::new();
-    loop {
-        let rest = bytes.get(at..).ok_or("a section runs past the end")?;
-        let (consumed, payload) = match parser.parse(rest, true).map_err(|e| e.to_string())? {
-            Chunk::Parsed { consumed, payload } => (consumed, payload),
-            Chunk::NeedMoreData(_) => return Err("the component is truncated".into()),
-        };
-        at += consumed;
-        match payload {
-            // The nested module's or component's bytes follow its section
-            // header; the outer parser goes on after them.
-            Payload::ModuleSection {
-                unchecked_range, ..
-            }
-            | Payload::ComponentSection {
-                unchecked_range, ..
-            } => {
-                at = usize::try_from(unchecked_range.end)
-                    .ok()
-                    .filter(|&end| end <= bytes.len())
-                    .ok_or("a nested module runs past the end")?;
-            }
-            Payload::ComponentExportSection(reader) => {
-                for export in reader {
-                    names.push(export.map_err(|e| e.to_string())?.name.name.to_owned());
+/// What a component's top level says of it, read from its bytes without
+/// compiling it: what it exports and which tools made it. Nested modules
+/// and components are skipped, not parsed.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct TopLevel {
+    /// The names it exports.
+    pub exports: Vec<String>,
+    /// The `processed-by` entries of its own `producers` section: (tool,
+    /// version), as `wit-component` and the language tools record them.
+    pub processed_by: Vec<(String, String)>,
+}
+
+impl TopLevel {
+    /// Reads the top level of the component `bytes`.
+    pub fn read(bytes: &[u8]) -> Result<TopLevel, String> {
+        use wasmparser::{Chunk, KnownCustom, Parser, Payload};
+        let mut parser = Parser::new(0);
+        let mut at = 0usize;
+        let mut top = TopLevel::default();
+        loop {
+            let rest = bytes.get(at..).ok_or("a section runs past the end")?;
+            let (consumed, payload) = match parser.parse(rest, true).map_err(|e| e.to_string())? {
+                Chunk::Parsed { consumed, payload } => (consumed, payload),
+                Chunk::NeedMoreData(_) => return Err("the component is truncated".into()),
+            };
+            at += consumed;
+            match payload {
+                // The nested module's or component's bytes follow its section
+                // header; the outer parser goes on after them.
+                Payload::ModuleSection {
+                    unchecked_range, ..
                 }
+                | Payload::ComponentSection {
+                    unchecked_range, ..
+                } => {
+                    at = usize::try_from(unchecked_range.end)
+                        .ok()
+                        .filter(|&end| end <= bytes.len())
+                        .ok_or("a nested module runs past the end")?;
+                }
+                Payload::ComponentExportSection(reader) => {
+                    for export in reader {
+                        let name = export.map_err(|e| e.to_string())?.name.name;
+                        top.exports.push(name.to_owned());
+                    }
+                }
+                // Only what it says is kept: a malformed `producers`
+                // section is no reason to refuse a component.
+                Payload::CustomSection(section) => {
+                    if let KnownCustom::Producers(fields) = section.as_known() {
+                        for field in fields.into_iter().flatten() {
+                            if field.name == "processed-by" {
+                                top.processed_by
+                                    .extend(field.values.into_iter().flatten().map(|value| {
+                                        (value.name.to_owned(), value.version.to_owned())
+                                    }));
+                            }
+                        }
+                    }
+                }
+                Payload::End(_) => return Ok(top),
+                _ => {}
             }
-            Payload::End(_) => return Ok(names),
-            _ => {}
         }
+    }
+
+    /// Why an instance of this component answers only its first request,
+    /// when the tool that built it says so: componentize-js (its engine,
+    /// StarlingMonkey, keeps one `FetchEvent`, whose `respondWith` throws
+    /// from the second request on: "FetchEvent#respondWith can't be
+    /// called twice on the same event", and the call never answers). Such
+    /// a component is served in `request` isolation whatever its route
+    /// asks ([`crate::routes::Route::new`]).
+    pub fn one_request_per_instance(&self) -> Option<String> {
+        self.processed_by
+            .iter()
+            .find(|(tool, _)| tool == "ComponentizeJS")
+            .map(|(_, version)| format!("componentize-js {version}"))
     }
 }
 
@@ -313,10 +354,12 @@ pub fn export_names(bytes: &[u8]) -> Result<Vec<String>, String> {
 /// check` and the registry's compiles share it.
 pub fn detect_world(name: &str, bytes: &[u8]) -> Result<World, CompileError> {
     check_kind(name, bytes)?;
-    let exports = export_names(bytes).map_err(|detail| CompileError::Invalid {
-        name: name.into(),
-        detail,
-    })?;
+    let exports = TopLevel::read(bytes)
+        .map_err(|detail| CompileError::Invalid {
+            name: name.into(),
+            detail,
+        })?
+        .exports;
     World::of_exports(&exports).ok_or_else(|| CompileError::UnknownWorld {
         name: name.into(),
         exports: if exports.is_empty() {
@@ -392,6 +435,10 @@ pub struct CompiledComponent {
     pub imports_wiki: bool,
     /// Whether calls run under deadlines ([`EngineOptions::deadlines`]).
     pub deadlines: bool,
+    /// Why its instances answer one request each (the tool that built it),
+    /// when they do ([`TopLevel::one_request_per_instance`]): its routes
+    /// are then served in `request` isolation.
+    pub one_request_per_instance: Option<String>,
 }
 
 /// The engines, linkers and epoch ticker, shared by every worker.
@@ -683,6 +730,9 @@ impl HostEngine {
             hash: sha256_hex(bytes),
             imports_wiki,
             deadlines: self.options.deadlines,
+            one_request_per_instance: TopLevel::read(bytes)
+                .ok()
+                .and_then(|top| top.one_request_per_instance()),
         }))
     }
 }
@@ -943,13 +993,13 @@ mod tests {
     }
 
     #[test]
-    fn export_names_are_read_without_compiling() {
+    fn the_top_level_is_read_without_compiling() {
         // Components with exports are the integration tests' (the test
         // guests); here the parser's edges: an empty component, and one
         // cut off inside a section.
         let empty = b"\0asm\x0d\0\x01\0";
-        assert_eq!(export_names(empty), Ok(Vec::new()));
-        assert!(export_names(b"\0asm\x0d\0\x01\0\x0b\x05").is_err());
+        assert_eq!(TopLevel::read(empty), Ok(TopLevel::default()));
+        assert!(TopLevel::read(b"\0asm\x0d\0\x01\0\x0b\x05").is_err());
         assert!(matches!(
             detect_world("empty.wasm", empty),
             Err(CompileError::UnknownWorld { .. })
@@ -1006,6 +1056,43 @@ mod tests {
         exports.export(export, enc::ComponentExportKind::Instance, 0, None);
         component.section(&exports);
         component.finish()
+    }
+
+    #[test]
+    fn a_componentize_js_component_is_known_by_its_producers() {
+        use wasm_encoder::{ComponentSection as _, ProducersField, ProducersSection};
+        let plain = component_exporting("wasi:http/incoming-handler@0.2.10");
+        let made_by = |tool: &str| {
+            let mut bytes = plain.clone();
+            let mut field = ProducersField::new();
+            field
+                .value("wit-component", "0.259.0")
+                .value(tool, "0.23.0");
+            let mut producers = ProducersSection::new();
+            producers.field("processed-by", &field);
+            producers.append_to_component(&mut bytes);
+            TopLevel::read(&bytes).unwrap()
+        };
+        assert_eq!(TopLevel::read(&plain).unwrap().processed_by, []);
+        assert_eq!(
+            TopLevel::read(&plain).unwrap().one_request_per_instance(),
+            None
+        );
+        // As componentize-js 0.23.0 writes it (after wit-component).
+        let js = made_by("ComponentizeJS");
+        assert_eq!(
+            js.processed_by,
+            [
+                ("wit-component".to_owned(), "0.259.0".to_owned()),
+                ("ComponentizeJS".to_owned(), "0.23.0".to_owned())
+            ]
+        );
+        assert_eq!(js.exports, ["wasi:http/incoming-handler@0.2.10"]);
+        assert_eq!(
+            js.one_request_per_instance().as_deref(),
+            Some("componentize-js 0.23.0")
+        );
+        assert_eq!(made_by("componentize-py").one_request_per_instance(), None);
     }
 
     #[test]

@@ -48,7 +48,10 @@ impl Route {
     /// A new version of route `prefix`: `component` with these settings,
     /// under a [`Route::version`] no other route of the process has. The
     /// registry ([`crate::registry::Registry`]) is the only caller in the
-    /// host.
+    /// host. A component whose instances answer one request each
+    /// ([`CompiledComponent::one_request_per_instance`]) is served in
+    /// `request` isolation, with a warning, when `core` is asked: a reused
+    /// instance would hold every later request until its deadline.
     pub fn new(
         prefix: &str,
         component: Arc<CompiledComponent>,
@@ -56,6 +59,17 @@ impl Route {
         limits: Limits,
     ) -> Route {
         static NEXT: AtomicU64 = AtomicU64::new(1);
+        let isolation = match (&component.one_request_per_instance, isolation) {
+            (Some(tool), Isolation::Core) => {
+                tracing::warn!(
+                    route = prefix,
+                    component = component.name,
+                    "served in request isolation, not core: an instance of a component built by {tool} answers only its first request"
+                );
+                Isolation::Request
+            }
+            _ => isolation,
+        };
         Route {
             prefix: prefix.to_owned(),
             component,

@@ -595,16 +595,22 @@ const PAGES: &[&str] = &[
     "/wiki/%ff",
 ];
 
-/// Serves `name` beside the demo's Rust side in each of `isolations` over
-/// the sample index; every request of `requests` must be answered alike.
+/// Serves `name` beside the demo's Rust side in `request` and `core`
+/// isolation over the sample index; every request of `requests` must be
+/// answered alike. `served_in`: the isolation its route reports when
+/// `core` is asked (`request` for a handler whose instances answer one
+/// request each).
 fn answers_as_the_rust_guest(
     name: &'static str,
-    isolations: &[Isolation],
+    served_in: Isolation,
     requests: &[(&str, &str)],
 ) -> Option<Vec<Answer>> {
     let wasm = script_guest(name)?;
     let mut answers = None;
-    for &isolation in isolations {
+    for (isolation, served) in [
+        (Isolation::Request, Isolation::Request),
+        (Isolation::Core, served_in),
+    ] {
         let host = beside_the_demo(&wasm, isolation, crate::wiki::sample_index());
         answers = Some(same_answers(
             &host,
@@ -615,6 +621,7 @@ fn answers_as_the_rust_guest(
         let list = host.server().registry().list();
         let route = list.routes.iter().find(|r| r.prefix == "/h").unwrap();
         assert_eq!(route.world, World::WasiHttp);
+        assert_eq!(route.isolation, served, "{name} asked for {isolation}");
     }
     answers
 }
@@ -625,11 +632,7 @@ fn a_python_handler_answers_as_the_rust_wiki_guest() {
     requests.extend(OFFSETS.iter().map(|&path| ("GET", path)));
     requests.extend(PAGES.iter().map(|&path| ("GET", path)));
     requests.push(("HEAD", "/wiki/AT%26T"));
-    let Some(answers) = answers_as_the_rust_guest(
-        "python-wiki",
-        &[Isolation::Request, Isolation::Core],
-        &requests,
-    ) else {
+    let Some(answers) = answers_as_the_rust_guest("python-wiki", Isolation::Core, &requests) else {
         return;
     };
     // The requests cover what they claim to: found pages, a redirect,
@@ -730,12 +733,13 @@ fn a_restart_serves_the_python_handler_without_compiling_it_again() {
 fn a_javascript_handler_answers_as_the_rust_wiki_guest() {
     // StarlingMonkey, componentize-js's engine, answers one request per
     // instance (as `wasmtime serve` assumes of wasi:http 0.2 components): a
-    // reused instance never answers its second. Such a component belongs in
-    // `request` isolation.
+    // reused instance would never answer its second. The host knows such a
+    // component by its `producers` section and serves it in `request`
+    // isolation when `core` is asked; every request below is answered in
+    // both.
     let mut requests = vec![("GET", "/json"), ("POST", "/offsets/Py")];
     requests.extend(OFFSETS.iter().map(|&path| ("GET", path)));
-    let Some(answers) = answers_as_the_rust_guest("js-wiki", &[Isolation::Request], &requests)
-    else {
+    let Some(answers) = answers_as_the_rust_guest("js-wiki", Isolation::Request, &requests) else {
         return;
     };
     assert_eq!(answers[0].body, br#"{"message":"Hello, World!"}"#);
