@@ -46,6 +46,18 @@ pub struct Row {
     pub pinning: Pinning,
 }
 
+impl Row {
+    /// wrk's CPU time per completed request, microseconds (its CPU per
+    /// second of load over the median req/s); 0 when nothing completed.
+    pub fn wrk_cpu_per_request_us(&self) -> f64 {
+        if self.median_rps > 0.0 {
+            self.wrk_cpu * 1e6 / self.median_rps
+        } else {
+            0.0
+        }
+    }
+}
+
 /// Groups samples into rows, in the order loads and servers first appear.
 pub fn rows(samples: &[Sample]) -> Vec<Row> {
     let mut keys: Vec<(Load, usize, ServerKind)> = Vec::new();
@@ -186,8 +198,15 @@ pub fn verdicts(rows: &[Row]) -> Vec<String> {
                 && r.load.route == "/json"
                 && r.load.connections >= 16
             {
+                let cpu = rows
+                    .iter()
+                    .find(|b| b.kind == base && b.load == r.load && b.workers == r.workers)
+                    .and_then(|b| cpu_ratio(r, b))
+                    .map_or(String::new(), |x| {
+                        format!("; by server CPU per request: {x:.2}×")
+                    });
                 lines.push(format!(
-                    "{} {} c{} d{} w{}: {ratio:.2}× {} (target {target}×: {})",
+                    "{} {} c{} d{} w{}: {ratio:.2}× {} (target {target}×: {}{cpu})",
                     r.kind.label(),
                     r.load.route,
                     r.load.connections,
@@ -252,6 +271,15 @@ pub fn verdicts(rows: &[Row]) -> Vec<String> {
     lines
 }
 
+/// How many times `r`'s server CPU per request `base`'s is: the ratio of
+/// the servers' costs, without the load client's share of the machine
+/// (on cores it shares with the servers, the client's CPU per request
+/// bounds the throughput ratio). `None` when either was not measured.
+fn cpu_ratio(r: &Row, base: &Row) -> Option<f64> {
+    (r.cpu_per_request_us > 0.0 && base.cpu_per_request_us > 0.0)
+        .then(|| base.cpu_per_request_us / r.cpu_per_request_us)
+}
+
 /// The median req/s of `kind`'s row for the same load and workers as `like`.
 fn median_of_kind(rows: &[Row], kind: ServerKind, like: &Row) -> Option<f64> {
     rows.iter()
@@ -276,8 +304,8 @@ pub fn baseline_markdown(rows: &[Row]) -> String {
         };
         if out.is_empty() {
             out.push_str(
-                "| server | against | workers | route | conns | depth | req/s | its req/s | ratio | target | CPU/req | its CPU/req | p50 | its p50 |\n\
-                 | --- | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n",
+                "| server | against | workers | route | conns | depth | req/s | its req/s | ratio | target | CPU/req | its CPU/req | CPU ratio | wrk CPU/req | its wrk CPU/req | p50 | its p50 |\n\
+                 | --- | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n",
             );
         }
         let ratio = if base.median_rps > 0.0 {
@@ -291,7 +319,7 @@ pub fn baseline_markdown(rows: &[Row]) -> String {
         };
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {} | {} | {} | {:.0} | {:.0} | {ratio} | {target} | {:.1} µs | {:.1} µs | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {:.0} | {:.0} | {ratio} | {target} | {:.1} µs | {:.1} µs | {} | {:.1} µs | {:.1} µs | {} | {} |",
             r.kind.label(),
             base.kind.label(),
             r.workers,
@@ -302,6 +330,9 @@ pub fn baseline_markdown(rows: &[Row]) -> String {
             base.median_rps,
             r.cpu_per_request_us,
             base.cpu_per_request_us,
+            cpu_ratio(r, base).map_or("–".to_owned(), |x| format!("{x:.2}×")),
+            r.wrk_cpu_per_request_us(),
+            base.wrk_cpu_per_request_us(),
             latency(r.p50_us),
             latency(base.p50_us),
         );
@@ -639,6 +670,7 @@ mod tests {
             seconds: 10.0,
             wrk: WrkResult {
                 requests_per_sec: rps,
+                requests: (rps * 10.0) as u64,
                 latency_us: [100.0 * rps / 1000.0, 0.0, 0.0, 1000.0],
                 ..WrkResult::default()
             },
@@ -646,7 +678,10 @@ mod tests {
                 user: 12.0,
                 system: 6.0,
             },
-            wrk_cpu: CpuTime::default(),
+            wrk_cpu: CpuTime {
+                user: 1.0,
+                system: 1.0,
+            },
             other_cpu: 0.0,
             rss_kib: 2048,
             pinning: Pinning::default(),
@@ -734,15 +769,15 @@ mod tests {
         assert_eq!(
             verdicts(&rows),
             [
-                "percore core, wasi:http /json c256 d1 w2: 9.00× wasmtime serve (target 8×: met)",
-                "percore request, wasi:http /json c256 d1 w2: 2.50× wasmtime serve (target 3×: MISSED)",
-                "percore core, Python /json c256 d1 w2: 0.60× granian, Python (target 0.5×: met)",
+                "percore core, wasi:http /json c256 d1 w2: 9.00× wasmtime serve (target 8×: met; by server CPU per request: 9.00×)",
+                "percore request, wasi:http /json c256 d1 w2: 2.50× wasmtime serve (target 3×: MISSED; by server CPU per request: 2.50×)",
+                "percore core, Python /json c256 d1 w2: 0.60× granian, Python (target 0.5×: met; by server CPU per request: 0.60×)",
             ]
         );
         let table = baseline_markdown(&rows);
         assert!(
             table.contains(
-                "| percore core, wasi:http | wasmtime serve | 2 | /json | 256 | 1 | 90 | 10 | 9.00× | ≥ 8× |"
+                "| percore core, wasi:http | wasmtime serve | 2 | /json | 256 | 1 | 90 | 10 | 9.00× | ≥ 8× | 20000.0 µs | 180000.0 µs | 9.00× | 2222.2 µs | 20000.0 µs |"
             ),
             "{table}"
         );
