@@ -843,8 +843,8 @@ fn build_engine(configure: impl Fn(bool) -> Config) -> anyhow::Result<(Engine, b
 
 /// A linker with what every handler may import: the whole of WASI 0.2
 /// (each interface without authority; see `host_functions`), as language
-/// runtimes (Python, JavaScript) import it, `wasi:http` 0.2, and percore's
-/// own world (`wiki`).
+/// runtimes (Python, JavaScript) import it, `wasi:http` 0.2 with percore's
+/// one-call response (`respond`), and percore's own world (`wiki`).
 fn base_linker(engine: &Engine) -> anyhow::Result<Linker<HostState>> {
     let mut linker = Linker::new(engine);
     // The whole of WASI 0.2 (each interface without authority; see
@@ -856,6 +856,7 @@ fn base_linker(engine: &Engine) -> anyhow::Result<Linker<HostState>> {
     crate::guest_log::add_to_linker(&mut linker)?;
     linker.allow_shadowing(false);
     wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
+    crate::respond::add_to_linker(&mut linker)?;
     bindings::Handler::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)?;
     Ok(linker)
 }

@@ -25,6 +25,8 @@
 //!             host_functions.rs  WASI without authority, `fields`, `wiki`
 //!             guest_log.rs       guest stdout/stderr → the host's log,
 //!                                bounded per request, rate-limited
+//!             respond.rs         a wasi:http guest's whole response in
+//!                                one call (`percore:http-wiki/respond`)
 //!               percore-index    the shared, memory-mapped title index
 //!     body.rs        the response body: guest bytes, or the dump streamed
 //!                    from its mapping (range checks, read-ahead); a
@@ -86,6 +88,7 @@ pub mod oci;
 pub mod ops;
 pub mod pool;
 pub mod registry;
+pub mod respond;
 pub mod router;
 pub mod routes;
 pub mod server;
