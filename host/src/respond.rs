@@ -132,7 +132,7 @@ mod tests {
     #[test]
     fn what_wasi_http_refuses_is_refused_with_why() {
         let refused = |status, fields: &[(&str, &[u8])], body: &[u8]| {
-            answer(status, fields, body).err().expect("refused")
+            answer(status, fields, body).expect_err("refused")
         };
         assert!(refused(42, &[], b"").contains("42 is not an HTTP status"));
         assert!(refused(200, &[("bad name", b"x")], b"").contains("\"bad name\""));
