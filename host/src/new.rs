@@ -20,6 +20,11 @@ use std::path::{Path, PathBuf};
 /// percore's WIT world, as the host was built with it.
 pub const HANDLER_WIT: &str = include_str!("../../wit/handler.wit");
 
+/// The `percore:http-wiki` package: wasi:http/proxy plus `wiki`, and
+/// `respond` (a whole response in one call), which the Python scaffold
+/// imports.
+pub const HTTP_WIKI_WIT: &str = include_str!("../../wit/http-wiki/world.wit");
+
 /// The `wit-bindgen` version the SDK uses (the one the repo's guests are
 /// built with; a test ties the two).
 pub const WIT_BINDGEN_VERSION: &str = "0.61";
@@ -356,7 +361,7 @@ fn script_files(name: &str, lang: Lang) -> Vec<(String, String)> {
     let mut files = vec![
         (app.to_owned(), source.to_owned()),
         ("build.sh".to_owned(), build.replace("__WASM__", &wasm)),
-        ("wit/world.wit".to_owned(), world_wit(version)),
+        ("wit/world.wit".to_owned(), world_wit(lang, version)),
         (
             "wit/deps/percore-host.wit".to_owned(),
             HANDLER_WIT.to_owned(),
@@ -364,6 +369,12 @@ fn script_files(name: &str, lang: Lang) -> Vec<(String, String)> {
         ("README.md".to_owned(), script_readme(name, lang)),
         (".gitignore".to_owned(), format!("/{wasm}\n")),
     ];
+    if lang == Lang::Python {
+        files.push((
+            "wit/deps/percore-http-wiki.wit".to_owned(),
+            HTTP_WIKI_WIT.to_owned(),
+        ));
+    }
     if lang == Lang::Js {
         files.push((
             "componentize.mjs".to_owned(),
@@ -392,10 +403,23 @@ fn wasi_http_version() -> &'static str {
         .expect("WASI's http.wit names its package")
 }
 
-fn world_wit(version: Option<&str>) -> String {
+/// The scaffold's world: wasi:http/proxy at `version` (this binary's
+/// WASI by default), and for Python percore's `respond` too.
+fn world_wit(lang: Lang, version: Option<&str>) -> String {
     let version = version.unwrap_or_else(|| wasi_http_version());
+    let (respond_doc, respond) = if lang == Lang::Python {
+        (
+            "\n///\n\
+             /// It also imports percore's `respond` (deps/percore-http-wiki.wit): a\n\
+             /// whole response in one call, far cheaper in Python than the four\n\
+             /// wasi:http resources of a response with a body.",
+            "\n    import percore:http-wiki/respond@0.2.0;",
+        )
+    } else {
+        ("", "")
+    };
     format!(
-        r#"/// The handler's world: a standard wasi:http/proxy component.
+        r#"/// The handler's world: a standard wasi:http/proxy component.{respond_doc}
 ///
 /// To read percore's shared Wikipedia index (the host must then be started
 /// with --index), add `import percore:host/wiki@0.2.0;` (deps/percore-host.wit
@@ -403,7 +427,7 @@ fn world_wit(version: Option<&str>) -> String {
 package local:app;
 
 world handler {{
-    include wasi:http/proxy@{version};
+    include wasi:http/proxy@{version};{respond}
 }}
 "#
     )
@@ -489,12 +513,21 @@ curl http://127.0.0.1:8080/{name}
 percore rollback /{name}
 ```
 
-`wit/deps` holds WASI's WIT at the versions the `percore` binary that
+{respond_note}`wit/deps` holds WASI's WIT at the versions the `percore` binary that
 created this project links, and percore's (`percore-host.wit`): add
 `import percore:host/wiki@0.2.0;` to the world in `wit/world.wit` to read
 the shared Wikipedia index (a host started without `--index` then refuses
 the handler).{wiki_note}
 "#,
+        respond_note = if lang == Lang::Python {
+            "`app.py` answers with percore's `respond`\n\
+             (`wit/deps/percore-http-wiki.wit`): a whole response in one call, which\n\
+             in componentize-py costs a fraction of the four `wasi:http` resources\n\
+             (each a Python object with a finalizer) and dozen calls of a response\n\
+             built with `wasi:http/types`. A body streamed as it is made takes those.\n\n"
+        } else {
+            ""
+        },
         wiki_note = if lang == Lang::Python {
             " The world then has two `types` interfaces, and componentize-py\n\
              names them by package: import from `wit_world.imports.wasi_http_types`\n\
@@ -622,6 +655,11 @@ mod tests {
             wasi_wit_at(text, "0.2.10"),
             "package wasi:x@0.2.10;\ninterface i {\n  @since(version = 0.2.0)\n  a: func();\n}\n"
         );
-        assert!(world_wit(None).contains(&format!("wasi:http/proxy@{}", wasi_http_version())));
+        let python = world_wit(Lang::Python, None);
+        assert!(python.contains(&format!("wasi:http/proxy@{}", wasi_http_version())));
+        assert!(python.contains("import percore:http-wiki/respond@0.2.0;"));
+        let js = world_wit(Lang::Js, Some("0.2.10"));
+        assert!(js.contains("wasi:http/proxy@0.2.10"));
+        assert!(!js.contains("respond"));
     }
 }
