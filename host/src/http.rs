@@ -438,11 +438,15 @@ fn wasi_into_http(
 /// returns the bytes its body may have (`max_response_bytes` less the
 /// header fields). A wasi:http guest's `Content-Length` stays:
 /// wasmtime-wasi-http holds the body it writes to it, and hyper sends the
-/// body with it instead of in chunks.
+/// body with it instead of in chunks; one over what the body may have is
+/// refused before anything is sent (500, as a percore guest's oversized
+/// body), rather than cut off after the head (a body without a length
+/// still is).
 fn wasi_head(
     route: &crate::routes::Route,
     parts: &mut hyper::http::response::Parts,
 ) -> Result<u64, RequestError> {
+    let limit = route.limits.max_response_bytes;
     let head_bytes = check_head(
         route,
         parts.status.as_u16(),
@@ -458,8 +462,22 @@ fn wasi_head(
     {
         parts.headers.remove(name);
     }
+    let promised = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok()?.parse::<u64>().ok());
+    if let Some(body_bytes) = promised
+        && head_bytes + body_bytes > limit
+    {
+        return Err(RequestError::BadResponse {
+            route: route.prefix.clone(),
+            why: format!(
+                "{head_bytes} bytes of header fields and {body_bytes} of body exceed the route's {limit}-byte limit (max_response_bytes)"
+            ),
+        });
+    }
     parts.headers.insert(header::SERVER, SERVER);
-    Ok(route.limits.max_response_bytes - head_bytes)
+    Ok(limit - head_bytes)
 }
 
 /// The response for a request that failed before or inside the guest.

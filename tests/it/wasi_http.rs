@@ -106,6 +106,12 @@ fn a_wasi_http_guest_is_held_to_its_routes_limits() {
         received.len()
     );
     assert_eq!(host.get("/t/echo").status, 200);
+    // One whose `content-length` promises more than that is refused
+    // before anything is sent.
+    let too_long = host.get("/t/stream?kib=4096&length=1");
+    assert_eq!(too_long.status, 500, "{}", too_long.text());
+    assert_eq!(host.get("/t/stream?kib=64&length=1").body.len(), 64 << 10);
+    assert_eq!(host.get("/t/echo").status, 200);
 }
 
 /// Reads from `client` until `needle` has arrived (failing at the

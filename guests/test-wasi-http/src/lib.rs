@@ -6,7 +6,7 @@
 //! - `/echo`: `METHOD PATH?QUERY x-test=VALUE body=BODY`, from what it got;
 //! - `/stream?kib=N`: a body of N KiB written in 64 KiB writes after the
 //!   response is set (more than the host buffers: it must be sent while
-//!   the guest writes);
+//!   the guest writes); with `&length=1` it sets that `content-length`;
 //! - `/outgoing?url=http://HOST:PORT/PATH`: sends a GET to the URL (or to
 //!   `127.0.0.1:9` without one) and answers `sent: STATUS BODY` or
 //!   `refused: ERROR`;
@@ -170,7 +170,12 @@ impl Guest for TestWasiHttp {
             }
             "stream" => {
                 let kib = param(query, "kib").unwrap_or(1024) as usize;
-                let response = OutgoingResponse::new(Fields::new());
+                let headers = Fields::new();
+                if param(query, "length").is_some() {
+                    let length = (kib << 10).to_string().into_bytes();
+                    let _ = headers.set("content-length", &[length]);
+                }
+                let response = OutgoingResponse::new(headers);
                 let outgoing = response.body().expect("a new response has a body");
                 ResponseOutparam::set(out, Ok(response));
                 let piece = vec![b'x'; 64 << 10];
