@@ -354,7 +354,12 @@ impl TopLevel {
 /// check` and the registry's compiles share it.
 pub fn detect_world(name: &str, bytes: &[u8]) -> Result<World, CompileError> {
     check_kind(name, bytes)?;
-    let exports = TopLevel::read(bytes)
+    world_of(name, TopLevel::read(bytes))
+}
+
+/// The world of the component `name` whose top level reads as `top`.
+fn world_of(name: &str, top: Result<TopLevel, String>) -> Result<World, CompileError> {
+    let exports = top
         .map_err(|detail| CompileError::Invalid {
             name: name.into(),
             detail,
@@ -370,20 +375,38 @@ pub fn detect_world(name: &str, bytes: &[u8]) -> Result<World, CompileError> {
     })
 }
 
-/// The world whose engine compiles `bytes`, and the refusal to give once
-/// it compiled. A component whose world cannot be told (it exports none,
-/// or its exports cannot be read) is compiled all the same, on the first
-/// engine, so that one that is also invalid, or too dear to compile, is
-/// refused for that first (wasmtime's message, the compile budget), as
-/// before there were two engines; then for its world.
-fn world_to_compile(
-    name: &str,
-    bytes: &[u8],
-) -> Result<(World, Option<CompileError>), CompileError> {
+/// What the bytes of a component to compile say before it is compiled.
+struct ToCompile {
+    /// The world whose engine compiles it.
+    world: World,
+    /// The refusal to give once it compiled. A component whose world
+    /// cannot be told (it exports none, or its exports cannot be read) is
+    /// compiled all the same, on the first engine, so that one that is
+    /// also invalid, or too dear to compile, is refused for that first
+    /// (wasmtime's message, the compile budget), as before there were two
+    /// engines; then for its world.
+    refusal: Option<CompileError>,
+    /// [`TopLevel::one_request_per_instance`].
+    one_request_per_instance: Option<String>,
+}
+
+/// Reads the top level of `bytes` once: its world and what its producers
+/// say.
+fn to_compile(name: &str, bytes: &[u8]) -> Result<ToCompile, CompileError> {
     check_kind(name, bytes)?;
-    Ok(match detect_world(name, bytes) {
+    let top = TopLevel::read(bytes);
+    let one_request_per_instance = top
+        .as_ref()
+        .ok()
+        .and_then(TopLevel::one_request_per_instance);
+    let (world, refusal) = match world_of(name, top) {
         Ok(world) => (world, None),
         Err(refusal) => (World::Percore, Some(refusal)),
+    };
+    Ok(ToCompile {
+        world,
+        refusal,
+        one_request_per_instance,
     })
 }
 
@@ -589,9 +612,9 @@ impl HostEngine {
         name: &str,
         bytes: &[u8],
     ) -> Result<Arc<CompiledComponent>, CompileError> {
-        let (world, refusal) = world_to_compile(name, bytes)?;
+        let mut plan = to_compile(name, bytes)?;
         let (engine, _) = self
-            .engine_for(world)
+            .engine_for(plan.world)
             .map_err(|e| self.no_engine(name, e))?;
         let component = self
             .compile_pool
@@ -600,10 +623,10 @@ impl HostEngine {
                 name: name.into(),
                 detail: format!("{e:#}"),
             })?;
-        if let Some(refusal) = refusal {
+        if let Some(refusal) = plan.refusal.take() {
             return Err(refusal);
         }
-        self.link(name, bytes, world, component)
+        self.link(name, bytes, plan, component)
     }
 
     /// Compiles and links a component from an untrusted source (an upload):
@@ -618,13 +641,13 @@ impl HostEngine {
         let Some(child) = &self.options.child_compiler else {
             return self.compile(name, bytes);
         };
-        let (world, refusal) = world_to_compile(name, bytes)?;
+        let mut plan = to_compile(name, bytes)?;
         let (engine, _) = self
-            .engine_for(world)
+            .engine_for(plan.world)
             .map_err(|e| self.no_engine(name, e))?;
         let settings = ChildSettings {
             deadlines: self.options.deadlines,
-            concurrency: world.needs_concurrency(),
+            concurrency: plan.world.needs_concurrency(),
             cache_dir: self.options.cache_dir.clone(),
         };
         let output = child.compile(&settings, bytes).map_err(|e| match e {
@@ -640,7 +663,7 @@ impl HostEngine {
         if self.cache.is_some() {
             self.child_cache[usize::from(!output.cache_hit)].fetch_add(1, Ordering::Relaxed);
         }
-        if let Some(refusal) = refusal {
+        if let Some(refusal) = plan.refusal.take() {
             return Err(refusal);
         }
         #[expect(
@@ -660,7 +683,7 @@ impl HostEngine {
                     detail: format!("the compiled code could not be loaded: {e:#}"),
                 }
             })?;
-        self.link(name, bytes, world, component)
+        self.link(name, bytes, plan, component)
     }
 
     /// The error for a component whose engine could not be built.
@@ -671,15 +694,16 @@ impl HostEngine {
         }
     }
 
-    /// Links a compiled `component` (of `bytes`, serving `world`) against
-    /// the host's imports.
+    /// Links a compiled `component` (of `bytes`, as `plan` read them)
+    /// against the host's imports.
     fn link(
         &self,
         name: &str,
         bytes: &[u8],
-        world: World,
+        plan: ToCompile,
         component: Component,
     ) -> Result<Arc<CompiledComponent>, CompileError> {
+        let world = plan.world;
         let (engine, linker) = self
             .engine_for(world)
             .map_err(|e| self.no_engine(name, e))?;
@@ -730,9 +754,7 @@ impl HostEngine {
             hash: sha256_hex(bytes),
             imports_wiki,
             deadlines: self.options.deadlines,
-            one_request_per_instance: TopLevel::read(bytes)
-                .ok()
-                .and_then(|top| top.one_request_per_instance()),
+            one_request_per_instance: plan.one_request_per_instance,
         }))
     }
 }
