@@ -330,7 +330,6 @@ fn into_http(
         route: route.prefix.clone(),
         why,
     };
-    let limits = &route.limits;
     // Header names and values count against the response's size, as the
     // body does.
     let head_bytes = check_head(
@@ -347,12 +346,7 @@ fn into_http(
         bindings::Body::Bytes(bytes) => bytes.len() as u64,
         bindings::Body::Dump(_) => 0,
     };
-    if head_bytes + body_bytes > limits.max_response_bytes {
-        return Err(bad(format!(
-            "{head_bytes} bytes of header fields and {body_bytes} of body exceed the route's {}-byte limit (max_response_bytes)",
-            limits.max_response_bytes
-        )));
-    }
+    check_fits(route, head_bytes, body_bytes)?;
     let mut builder = hyper::Response::builder().status(status);
     let headers = builder.headers_mut().expect("builder has no error yet");
     headers.reserve(response.headers.len() + 1);
@@ -420,6 +414,26 @@ fn check_head(
     Ok(head_bytes)
 }
 
+/// Refuses a response whose header fields (`head_bytes`, as
+/// [`check_head`] counts them) and body are over the route's
+/// `max_response_bytes`.
+fn check_fits(
+    route: &crate::routes::Route,
+    head_bytes: u64,
+    body_bytes: u64,
+) -> Result<(), RequestError> {
+    let limit = route.limits.max_response_bytes;
+    if head_bytes + body_bytes > limit {
+        return Err(RequestError::BadResponse {
+            route: route.prefix.clone(),
+            why: format!(
+                "{head_bytes} bytes of header fields and {body_bytes} of body exceed the route's {limit}-byte limit (max_response_bytes)"
+            ),
+        });
+    }
+    Ok(())
+}
+
 /// Turns a `wasi:http` (0.2) guest's response into an HTTP response: the
 /// head as [`wasi_head`] makes it, and a body that is cut off past the
 /// route's limit.
@@ -446,7 +460,6 @@ fn wasi_head(
     route: &crate::routes::Route,
     parts: &mut hyper::http::response::Parts,
 ) -> Result<u64, RequestError> {
-    let limit = route.limits.max_response_bytes;
     let head_bytes = check_head(
         route,
         parts.status.as_u16(),
@@ -466,18 +479,11 @@ fn wasi_head(
         .headers
         .get(header::CONTENT_LENGTH)
         .and_then(|value| value.to_str().ok()?.parse::<u64>().ok());
-    if let Some(body_bytes) = promised
-        && head_bytes + body_bytes > limit
-    {
-        return Err(RequestError::BadResponse {
-            route: route.prefix.clone(),
-            why: format!(
-                "{head_bytes} bytes of header fields and {body_bytes} of body exceed the route's {limit}-byte limit (max_response_bytes)"
-            ),
-        });
+    if let Some(body_bytes) = promised {
+        check_fits(route, head_bytes, body_bytes)?;
     }
     parts.headers.insert(header::SERVER, SERVER);
-    Ok(limit - head_bytes)
+    Ok(route.limits.max_response_bytes - head_bytes)
 }
 
 /// The response for a request that failed before or inside the guest.
