@@ -191,16 +191,16 @@ pub fn verdicts(rows: &[Row]) -> Vec<String> {
     let mut lines = Vec::new();
     for r in rows {
         if let Some((base, target)) = r.kind.baseline() {
-            let ratio = median_of_kind(rows, base, r)
+            let base_row = row_of_kind(rows, base, r);
+            let ratio = base_row
+                .map(|b| b.median_rps)
                 .filter(|&b| b > 0.0)
                 .map(|b| r.median_rps / b);
             if let (Some(ratio), Some(target)) = (ratio, target)
                 && r.load.route == "/json"
                 && r.load.connections >= 16
             {
-                let cpu = rows
-                    .iter()
-                    .find(|b| b.kind == base && b.load == r.load && b.workers == r.workers)
+                let cpu = base_row
                     .and_then(|b| cpu_ratio(r, b))
                     .map_or(String::new(), |x| {
                         format!("; by server CPU per request: {x:.2}×")
@@ -280,11 +280,15 @@ fn cpu_ratio(r: &Row, base: &Row) -> Option<f64> {
         .then(|| base.cpu_per_request_us / r.cpu_per_request_us)
 }
 
-/// The median req/s of `kind`'s row for the same load and workers as `like`.
-fn median_of_kind(rows: &[Row], kind: ServerKind, like: &Row) -> Option<f64> {
+/// `kind`'s row for the same load and workers as `like`.
+fn row_of_kind<'a>(rows: &'a [Row], kind: ServerKind, like: &Row) -> Option<&'a Row> {
     rows.iter()
         .find(|r| r.kind == kind && r.load == like.load && r.workers == like.workers)
-        .map(|r| r.median_rps)
+}
+
+/// The median req/s of `kind`'s row for the same load and workers as `like`.
+fn median_of_kind(rows: &[Row], kind: ServerKind, like: &Row) -> Option<f64> {
+    row_of_kind(rows, kind, like).map(|r| r.median_rps)
 }
 
 /// Each server that has a [`ServerKind::baseline`] against that server on
@@ -296,10 +300,7 @@ pub fn baseline_markdown(rows: &[Row]) -> String {
         let Some((base_kind, target)) = r.kind.baseline() else {
             continue;
         };
-        let Some(base) = rows
-            .iter()
-            .find(|b| b.kind == base_kind && b.load == r.load && b.workers == r.workers)
-        else {
+        let Some(base) = row_of_kind(rows, base_kind, r) else {
             continue;
         };
         if out.is_empty() {
@@ -352,10 +353,7 @@ pub fn instantiation_markdown(rows: &[Row]) -> String {
         let Some(twin_kind) = r.kind.core_twin() else {
             continue;
         };
-        let Some(twin) = rows
-            .iter()
-            .find(|t| t.kind == twin_kind && t.load == r.load && t.workers == r.workers)
-        else {
+        let Some(twin) = row_of_kind(rows, twin_kind, r) else {
             continue;
         };
         if out.is_empty() {
@@ -575,10 +573,7 @@ pub fn scaling_markdown(rows: &[Row]) -> String {
             continue;
         }
         seen.push((&r.load, r.workers));
-        let find = |kind: ServerKind| {
-            rows.iter()
-                .find(|x| x.kind == kind && x.load == r.load && x.workers == r.workers)
-        };
+        let find = |kind: ServerKind| row_of_kind(rows, kind, r);
         let _ = write!(
             out,
             "| {} | {} | {} | {} | {} |",
